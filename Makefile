@@ -1,0 +1,40 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_TEXT := Deepfake Studio runs entirely on this computer. This sentence was never spoken by the person you hear.
+
+.PHONY: install demo test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools<81" wheel
+	# torch first and pinned: a bare torch requirement would pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[eval,test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	mkdir -p out
+	$(BIN)/deepfake-studio clone --reference examples/lj_reference.flac \
+		--text "$(DEMO_TEXT)" --out out/demo.wav
+
+test: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/bench_clone.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

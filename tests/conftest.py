@@ -1,0 +1,47 @@
+"""Shared fixtures: real models loaded once per test session, data from ../shared when present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("DEEPFAKE_STUDIO_DATA", ROOT.parent / "shared" / "data"))
+EXAMPLE_REFERENCE = ROOT / "examples" / "lj_reference.flac"
+
+
+@pytest.fixture(scope="session")
+def speech_dir() -> Path:
+    """The shared real-speech corpus; tests that need it skip when it is absent."""
+    folder = SHARED_DATA / "speech"
+    if not (folder / "manifest.csv").exists():
+        pytest.skip(f"shared speech data not found at {folder} (set DEEPFAKE_STUDIO_DATA)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def example_reference() -> Path:
+    return EXAMPLE_REFERENCE
+
+
+@pytest.fixture(scope="session")
+def transcriber():  # type: ignore[no-untyped-def]
+    from deepfake_studio.evaluation.asr import Transcriber
+
+    return Transcriber()
+
+
+@pytest.fixture(scope="session")
+def kokoro_engine():  # type: ignore[no-untyped-def]
+    from deepfake_studio.synthesizer.kokoro import KokoroEngine
+
+    return KokoroEngine()
+
+
+@pytest.fixture(scope="session")
+def piper_engine():  # type: ignore[no-untyped-def]
+    from deepfake_studio.synthesizer.piper import PiperEngine
+
+    return PiperEngine()
