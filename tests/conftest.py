@@ -45,3 +45,21 @@ def piper_engine():  # type: ignore[no-untyped-def]
     from deepfake_studio.synthesizer.piper import PiperEngine
 
     return PiperEngine()
+
+
+@pytest.fixture(scope="session")
+def studio(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """One Studio for the session (models load once), with a smaller voice-fitting budget."""
+    from deepfake_studio import Studio, StudioConfig
+    from deepfake_studio.synthesizer import EngineOptions
+    from deepfake_studio.synthesizer.kokoro import KokoroConfig
+
+    options = EngineOptions(kokoro=KokoroConfig(fit=fast_fit_config()))
+    return Studio(StudioConfig(data_dir=tmp_path_factory.mktemp("studio-home"), engines=options))
+
+
+def fast_fit_config():  # type: ignore[no-untyped-def]
+    """A fitting budget that keeps the test suite fast but still moves toward the reference."""
+    from deepfake_studio.synthesizer.kokoro_fit import FitConfig
+
+    return FitConfig(generations=1, population=2, random_directions=4, try_mix=False)

@@ -187,6 +187,8 @@ class Studio:
         """The voice to speak with: an enrolled one, or one analysed from a reference now."""
         if (voice is None) == (reference is None):
             raise VoiceError("give exactly one of a voice or a reference recording")
+        if engine is not None and engine not in ENGINES:
+            raise EngineError(f"unknown engine {engine!r} (available: {', '.join(ENGINES)})")
         if reference is not None:
             return self.create_voice(reference, engine=engine, seed=seed, progress=progress)
         chosen = self.voice(voice) if isinstance(voice, str) else voice

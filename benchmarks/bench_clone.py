@@ -1,0 +1,161 @@
+"""Speed and memory of cloning on this machine; medians go to benchmarks/results.{md,json}.
+
+    make bench            (or: .venv/bin/python benchmarks/bench_clone.py --runs 5)
+
+Measures, in one warm process: enrollment time of the bundled example reference, the
+real-time factor of synthesis with the enrolled voice (per engine), the time to the first
+audio of a long text, and the process's peak resident memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from deepfake_studio import Studio, StudioConfig
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE = ROOT / "examples" / "lj_reference.flac"
+SHORT_TEXT = (
+    "The old lighthouse keeper climbed the stairs every evening at dusk. "
+    "He polished the great lens until it shone, then lit the lamp and watched the ships go by."
+)
+LONG_TEXT = " ".join(
+    [
+        "Once upon a time, in a village by the sea, there lived a girl who collected shells.",
+        "Every morning she walked along the shore before the fishermen returned.",
+        "She sorted the shells by colour, by size, and by the sound they made in the wind.",
+        "One day she found a shell that hummed a tune nobody in the village had ever heard.",
+    ]
+    * 6
+)
+
+
+def machine() -> dict[str, str | int]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime
+    import torch
+
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count() or 0,
+        "memory_gib": round(mem_gib),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--enroll-runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    args = parser.parse_args()
+
+    results: dict[str, object] = {"machine": machine(), "runs": args.runs}
+    with tempfile.TemporaryDirectory() as home:
+        studio = Studio(StudioConfig(data_dir=Path(home)))
+        for engine in ("kokoro", "piper"):
+            studio.engine(engine)  # load models outside the timings
+        studio.encoder.embed(np.zeros(16000, np.float32) + 1e-3, 16000)
+
+        enroll_s: dict[str, list[float]] = {}
+        for engine in ("kokoro", "piper"):
+            runs = args.enroll_runs if engine == "kokoro" else 2
+            times = []
+            for i in range(runs):
+                start = time.perf_counter()
+                studio.enroll(
+                    REFERENCE,
+                    f"bench-{engine}",
+                    "benchmark run",
+                    engine=engine,
+                    seed=i,
+                    overwrite=True,
+                )
+                times.append(time.perf_counter() - start)
+            enroll_s[engine] = times
+            print(f"enroll {engine}: {[round(t, 1) for t in times]} s", flush=True)
+
+        rtf: dict[str, list[float]] = {}
+        for engine in ("kokoro", "piper"):
+            voice = studio.voice(f"bench-{engine}")
+            studio.clone("Warm up.", voice=voice)
+            values = []
+            for _ in range(args.runs):
+                start = time.perf_counter()
+                audio = studio.clone(SHORT_TEXT, voice=voice)
+                values.append((time.perf_counter() - start) / audio.duration)
+            rtf[engine] = values
+            print(f"rtf {engine}: {[round(v, 3) for v in values]}", flush=True)
+
+        first_audio: list[float] = []
+        voice = studio.voice("bench-kokoro")
+        for _ in range(args.runs):
+            start = time.perf_counter()
+            stream = studio.speak(LONG_TEXT, voice)
+            next(stream)
+            first_audio.append(time.perf_counter() - start)
+            stream.close()
+        print(f"first audio: {[round(v, 3) for v in first_audio]} s", flush=True)
+
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    med = statistics.median
+    results.update(
+        {
+            "enroll_seconds": {k: {"median": med(v), "runs": v} for k, v in enroll_s.items()},
+            "rtf": {k: {"median": med(v), "runs": v} for k, v in rtf.items()},
+            "first_audio_seconds": {
+                "median": med(first_audio),
+                "runs": first_audio,
+                "text_chars": len(LONG_TEXT),
+            },
+            "peak_rss_mib": round(peak_mib),
+        }
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    m = results["machine"]
+    lines = [
+        "# Clone benchmark",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, "
+        f"Python {m['python']}, torch {m['torch']}, onnxruntime {m['onnxruntime']}.",
+        f"Medians of {args.runs} runs in one warm process (enrollment: {args.enroll_runs} runs "
+        "for kokoro, 2 for piper). Reference: examples/lj_reference.flac (7.6 s).",
+        "",
+        "| measure | kokoro | piper | target |",
+        "|---|---|---|---|",
+        f"| synthesis RTF (enrolled voice, {len(SHORT_TEXT)} chars) | "
+        f"{med(rtf['kokoro']):.3f} | {med(rtf['piper']):.3f} | ≤ 0.5 |",
+        f"| enrollment (s) | {med(enroll_s['kokoro']):.1f} | {med(enroll_s['piper']):.1f} | ≤ 60 |",
+        f"| time to first audio, {len(LONG_TEXT)}-char text (s) | "
+        f"{med(first_audio):.2f} | – | ≤ 1.5 |",
+        f"| peak resident memory of the process (MiB) | {round(peak_mib)} | (same process) | – |",
+        "",
+    ]
+    (args.out / "results.md").write_text("\n".join(lines))
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The installed `deepfake-studio` command: real processes, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from deepfake_studio.evaluation.asr import word_error_rate
+
+CLI = [sys.executable, "-m", "deepfake_studio.cli"]
+
+
+def run(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DEEPFAKE_STUDIO_HOME": str(home)}
+    return subprocess.run(
+        [*CLI, *map(str, args)], capture_output=True, text=True, env=env, timeout=600
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], pattern: str) -> None:
+    assert result.returncode == 1, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert pattern in lines[0], lines[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["clone", "--reference", "missing.wav", "--text", "Hi.", "--out", "o.wav"], "missing.wav"),
+        (["clone", "--reference", "{ref}", "--text", "  ", "--out", "o.wav"], "text is empty"),
+        (["clone", "--reference", "{ref}", "--text", "x" * 20_001, "--out", "o.wav"], "limit"),
+        (["clone", "--voice", "nobody", "--text", "Hi.", "--out", "o.wav"], "unknown voice"),
+        (["clone", "--reference", "{ref}", "--text", "Hi.", "--out", "o.ogg"], "cannot write .ogg"),
+        (
+            ["clone", "--reference", "{ref}", "--text", "Hi.", "--out", "o.wav", "-e", "x"],
+            "unknown engine",
+        ),
+        (["clone", "--reference", "{bad}", "--text", "Hi.", "--out", "o.wav"], "bad.wav"),
+        (
+            ["clone", "--reference", "{ref}", "--text-file", "nope.txt", "--out", "o.wav"],
+            "nope.txt",
+        ),
+        (["enroll", "{ref}", "--name", "x"], "consent"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_1(
+    args: list[str], message: str, tmp_path: Path, example_reference: Path
+) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_text("this is not audio")
+    filled = [a.format(ref=example_reference, bad=bad) for a in args]
+    result = run(*filled, home=tmp_path)
+    assert_one_line_error(result, message)
+    assert not (tmp_path / "o.wav").exists()
+
+
+@pytest.mark.slow
+def test_enroll_list_clone_and_delete(tmp_path: Path, example_reference: Path, transcriber) -> None:  # type: ignore[no-untyped-def]
+    enrolled = run(
+        "enroll",
+        example_reference,
+        "--name",
+        "Reader",
+        "--engine",
+        "piper",
+        "--consent",
+        "public-domain reader",
+        home=tmp_path,
+    )
+    assert enrolled.returncode == 0, enrolled.stderr
+    listed = run("voices", home=tmp_path)
+    assert "Reader\tpiper" in listed.stdout
+
+    text_file = tmp_path / "story.txt"
+    text_file.write_text("The river was calm. Birds sang in the trees.\n\nThen it rained.")
+    out = tmp_path / "out" / "story.flac"
+    cloned = run(
+        "clone", "--voice", "reader", "--text-file", text_file, "--out", out, home=tmp_path
+    )
+    assert cloned.returncode == 0, cloned.stderr
+    assert str(out) in cloned.stdout
+    samples, rate = sf.read(out, dtype="float32")
+    assert rate == 22_050 and 3.0 < len(samples) / rate < 12.0
+    heard = transcriber.transcribe(samples, rate)
+    assert (
+        word_error_rate("The river was calm. Birds sang in the trees. Then it rained.", heard)
+        <= 0.2
+    )
+
+    deleted = run("voices", "delete", "reader", home=tmp_path)
+    assert deleted.returncode == 0
+    assert "no voices enrolled" in run("voices", home=tmp_path).stdout

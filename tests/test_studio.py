@@ -1,0 +1,125 @@
+"""The Studio facade end to end: real models, real audio, transcripts checked."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from deepfake_studio import Audio, Studio, load_audio, save_audio
+from deepfake_studio.errors import AudioError, EngineError, TextError, VoiceError
+from deepfake_studio.evaluation.asr import word_error_rate
+
+SENTENCE = "The museum opens at nine and closes late on Thursday evenings."
+
+
+@pytest.fixture(scope="module")
+def lj_voice(studio: Studio, example_reference: Path):  # type: ignore[no-untyped-def]
+    return studio.enroll(example_reference, "LJ", "Public-domain LJ Speech reader, test use.")
+
+
+@pytest.mark.slow
+def test_clone_from_reference_speaks_the_text_in_a_closer_voice(
+    studio: Studio, example_reference: Path, transcriber, lj_voice
+) -> None:  # type: ignore[no-untyped-def]
+    audio = studio.clone(SENTENCE, voice=lj_voice)
+    assert audio.sample_rate == 24_000
+    assert 2.5 < audio.duration < 8.0
+    assert float(np.sqrt(np.mean(audio.samples**2))) > 0.03
+    assert (
+        word_error_rate(SENTENCE, transcriber.transcribe(audio.samples, audio.sample_rate)) <= 0.15
+    )
+
+    # The fitted voice must sound more like the reference than the engine's own default voice
+    # (measured with the project's GE2E encoder, the quantity the fit optimises).
+    reference, _, _ = studio.load_reference(example_reference)
+    target = studio.encoder.embed(reference.samples, reference.sample_rate)
+    engine = studio.engine("kokoro")
+    default = engine.synthesize(SENTENCE, engine.default_conditioning())
+    sim_clone = studio.encoder.similarity(target, studio.encoder.embed(audio.samples, 24_000))
+    sim_default = studio.encoder.similarity(target, studio.encoder.embed(default, 24_000))
+    assert sim_clone > sim_default + 0.02, (sim_clone, sim_default)
+
+
+def test_enrolled_voice_is_stored_with_consent_and_reused(studio: Studio, lj_voice) -> None:  # type: ignore[no-untyped-def]
+    stored = studio.voice("lj")
+    assert stored.consent == "Public-domain LJ Speech reader, test use."
+    assert stored.conditioning.arrays["style"].shape == (510, 256)
+    assert len(stored.source_sha256) == 64
+    assert abs(float(np.linalg.norm(stored.embedding)) - 1.0) < 1e-4
+    audio = studio.clone("Good morning.", voice="LJ")
+    assert 0.5 < audio.duration < 3.0
+
+
+def test_speak_streams_one_piece_per_sentence(studio: Studio, lj_voice) -> None:  # type: ignore[no-untyped-def]
+    pieces = list(
+        studio.speak("First sentence here. Second one now.\n\nA new paragraph.", lj_voice)
+    )
+    assert len(pieces) == 3
+    assert all(p.duration > 0.5 for p in pieces)
+
+
+def test_piper_voice_follows_only_the_rate(studio: Studio, example_reference: Path) -> None:
+    voice = studio.create_voice(example_reference, engine="piper")
+    assert voice.engine == "piper"
+    assert 0.8 <= voice.conditioning.speed <= 1.25
+    audio = studio.clone("Short and clear.", voice=voice)
+    assert audio.sample_rate == 22_050 and audio.duration > 0.5
+
+
+# -- bad input -------------------------------------------------------------------------------
+def _write(path: Path, samples: np.ndarray, rate: int = 16_000) -> Path:
+    return save_audio(Audio(samples.astype(np.float32), rate), path)
+
+
+def test_silent_reference_is_refused(studio: Studio, tmp_path: Path) -> None:
+    path = _write(tmp_path / "silence.wav", np.zeros(16_000 * 4))
+    with pytest.raises(AudioError, match="no speech"):
+        studio.load_reference(path)
+
+
+def test_too_short_reference_is_refused(
+    studio: Studio, tmp_path: Path, example_reference: Path
+) -> None:
+    clip = load_audio(example_reference, 16_000)
+    short = np.concatenate([clip.samples[: int(1.2 * 16_000)], np.zeros(16_000 * 2, np.float32)])
+    with pytest.raises(AudioError, match="at least 2 s"):
+        studio.load_reference(_write(tmp_path / "short.wav", short))
+
+
+def test_corrupt_and_missing_references_are_refused(studio: Studio, tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk" + bytes(range(256)) * 10)
+    with pytest.raises(AudioError):
+        studio.load_reference(corrupt)
+    with pytest.raises(AudioError, match="not found|does not exist|no such"):
+        studio.load_reference(tmp_path / "missing.wav")
+
+
+def test_bad_text_fails_before_any_analysis(studio: Studio, tmp_path: Path) -> None:
+    missing = tmp_path / "never-read.wav"
+    with pytest.raises(TextError, match="empty"):
+        studio.clone("   ", reference=missing)
+    with pytest.raises(TextError, match="limit"):
+        studio.clone("word " * 10_000, reference=missing)
+
+
+def test_unknown_voice_engine_and_mismatch(studio: Studio, lj_voice) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(VoiceError, match="unknown voice"):
+        studio.clone("Hello.", voice="nobody-here")
+    with pytest.raises(EngineError, match="unknown engine"):
+        studio.clone("Hello.", voice="LJ", engine="tacotron9")
+    with pytest.raises(EngineError, match="enrolled for the kokoro engine"):
+        studio.clone("Hello.", voice="LJ", engine="piper")
+    with pytest.raises(EngineError, match="speed"):
+        studio.clone("Hello.", voice="LJ", speed=5.0)
+
+
+def test_enroll_requires_consent_and_a_fresh_name(
+    studio: Studio, example_reference: Path, lj_voice
+) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(VoiceError, match="consent"):
+        studio.enroll(example_reference, "someone", "  ")
+    with pytest.raises(VoiceError, match="already exists"):
+        studio.enroll(example_reference, "lj", "again")
