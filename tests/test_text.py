@@ -1,7 +1,7 @@
 import pytest
 
 from deepfake_studio.errors import TextError
-from deepfake_studio.text import MAX_TEXT_CHARS, check_text, split_sentences
+from deepfake_studio.text import MAX_TEXT_CHARS, check_text, split_first_clause, split_sentences
 
 
 def test_split_keeps_abbreviations_and_quotes() -> None:
@@ -30,3 +30,16 @@ def test_empty_text_is_rejected(bad: str) -> None:
 def test_huge_text_is_rejected_with_the_limit() -> None:
     with pytest.raises(TextError, match=f"{MAX_TEXT_CHARS:,}"):
         check_text("word " * (MAX_TEXT_CHARS // 4))
+
+
+def test_long_first_sentence_is_split_at_a_clause() -> None:
+    text = "Once upon a time, in a village by the sea, there lived a girl. She collected shells."
+    pieces = split_first_clause(split_sentences(text), max_chars=30)
+    assert [p.text for p in pieces] == [
+        "Once upon a time,",
+        "in a village by the sea, there lived a girl.",
+        "She collected shells.",
+    ]
+    assert pieces[0].pause_after < pieces[1].pause_after
+    short = split_sentences("Hello there. General Kenobi.")
+    assert split_first_clause(short, max_chars=30) == short

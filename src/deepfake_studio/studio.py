@@ -28,7 +28,7 @@ from deepfake_studio.synthesizer import (
     create_engine,
 )
 from deepfake_studio.synthesizer.base import ProgressCallback
-from deepfake_studio.text import check_text, split_sentences
+from deepfake_studio.text import check_text, split_first_clause, split_sentences
 from deepfake_studio.voices import Voice, VoiceLibrary, check_name, voice_id
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ class StudioConfig:
     output_lufs: float = -20.0
     sentence_pause_s: float = 0.3
     paragraph_pause_s: float = 0.7
+    first_chunk_chars: int = 60  # a longer first sentence is split at a clause to stream sooner
     min_speed: float = 0.5
     max_speed: float = 2.0
     engines: EngineOptions = field(default_factory=EngineOptions)
@@ -217,6 +218,7 @@ class Studio:
         sentences = split_sentences(
             text, self.config.sentence_pause_s, self.config.paragraph_pause_s
         )
+        sentences = split_first_clause(sentences, self.config.first_chunk_chars)
         for i, sentence in enumerate(sentences):
             samples = engine.synthesize(sentence.text, voice.conditioning, speed)
             piece = audio_io.normalize_loudness(

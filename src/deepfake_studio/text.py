@@ -66,6 +66,28 @@ def split_sentences(
     return sentences
 
 
+def split_first_clause(
+    sentences: list[Sentence], max_chars: int = 60, clause_pause: float = 0.12
+) -> list[Sentence]:
+    """Split a long first sentence at a clause boundary so streaming starts sooner.
+
+    Time to first audio is the time to synthesise the first piece; a short first clause
+    keeps it low. Later sentences stay whole, which keeps their prosody natural.
+    """
+    if not sentences or len(sentences[0].text) <= max_chars:
+        return sentences
+    first = sentences[0]
+    window = first.text[: max_chars + 1]
+    cut = max(window.rfind(", "), window.rfind("; "), window.rfind(": "))
+    if cut < 10:  # no clause boundary early enough: split between words
+        cut = window.rfind(" ")
+    if cut < 10:
+        return sentences
+    head = Sentence(first.text[: cut + 1].strip(), clause_pause)
+    tail = Sentence(first.text[cut + 1 :].strip(), first.pause_after)
+    return [head, tail, *sentences[1:]]
+
+
 def _merge_abbreviations(pieces: list[str]) -> list[str]:
     """Re-join splits made after "Dr." and the like, which do not end a sentence."""
     merged: list[str] = []

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.evaluation.asr import word_error_rate
 from deepfake_studio.synthesizer import create_engine
-from deepfake_studio.errors import EngineError, TextError
 
 SENTENCE = "Please call Stella and ask her to bring these things from the store."
 
