@@ -62,4 +62,4 @@ def fast_fit_config():  # type: ignore[no-untyped-def]
     """A fitting budget that keeps the test suite fast but still moves toward the reference."""
     from deepfake_studio.synthesizer.kokoro_fit import FitConfig
 
-    return FitConfig(generations=1, population=2, random_directions=4, try_mix=False)
+    return FitConfig(generations=1, population=2, random_directions=4)

@@ -49,6 +49,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], pattern: str
             "nope.txt",
         ),
         (["enroll", "{ref}", "--name", "x"], "consent"),
+        (["watermark", "verify", "{bad}"], "bad.wav"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_1(
@@ -94,6 +95,14 @@ def test_enroll_list_clone_and_delete(tmp_path: Path, example_reference: Path, t
         word_error_rate("The river was calm. Birds sang in the trees. Then it rained.", heard)
         <= 0.2
     )
+
+    # Every output is watermarked and has a signed record that catches tampering.
+    assert "\tpresent\t" in run("watermark", "verify", out, home=tmp_path).stdout
+    assert run("provenance", "verify", out, home=tmp_path).returncode == 0
+    samples[1000] += 0.25
+    sf.write(out, samples, rate)
+    tampered = run("provenance", "verify", out, home=tmp_path)
+    assert tampered.returncode == 1 and "audio hash mismatch" in tampered.stdout
 
     deleted = run("voices", "delete", "reader", home=tmp_path)
     assert deleted.returncode == 0

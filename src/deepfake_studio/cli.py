@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -9,7 +10,7 @@ from typing import Annotated
 import typer
 
 from deepfake_studio import __version__
-from deepfake_studio.audio import SUPPORTED_OUTPUT, save_audio
+from deepfake_studio.audio import SUPPORTED_OUTPUT
 from deepfake_studio.errors import StudioError, TextError
 from deepfake_studio.studio import Studio, StudioConfig
 from deepfake_studio.text import check_text
@@ -68,6 +69,9 @@ def clone(
     engine: Engine = None,
     speed: Annotated[float, typer.Option("--speed", help="0.5-2.0, relative to the voice.")] = 1.0,
     seed: Seed = 0,
+    no_watermark: Annotated[
+        bool, typer.Option("--no-watermark", help="Research use: skip the watermark (recorded).")
+    ] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Speak TEXT in the voice of a reference recording or an enrolled voice."""
@@ -86,9 +90,23 @@ def clone(
         chosen = studio.resolve_voice(voice, reference, engine, seed, progress)
         bar.set_description("speaking")
         bar.n = 0
-        audio = studio.clone(text, voice=chosen, speed=speed, progress=progress)
-    path = save_audio(audio, out)
-    typer.echo(f"{path}  {audio.duration:.2f} s  voice={chosen.name} engine={chosen.engine}")
+        audio = studio.clone(
+            text, voice=chosen, speed=speed, watermark=not no_watermark, progress=progress
+        )
+    path, record = studio.save(
+        audio,
+        out,
+        text=text,
+        voice=chosen,
+        engine=chosen.engine,
+        watermarked=not no_watermark,
+        parameters={"speed": speed, "seed": seed},
+    )
+    mark = "no watermark" if no_watermark else "watermarked"
+    typer.echo(
+        f"{path}  {audio.duration:.2f} s  voice={chosen.name} engine={chosen.engine}  {mark}"
+        f"  record={record.name}"
+    )
 
 
 @app.command()
@@ -144,6 +162,83 @@ def voices_delete(name: str, data_dir: DataDir = None) -> None:
     """Delete an enrolled voice."""
     _studio(data_dir).delete_voice(name)
     typer.echo(f"deleted {name!r}")
+
+
+watermark_app = typer.Typer(help="Check files for the studio's audio watermark.")
+app.add_typer(watermark_app, name="watermark")
+provenance_app = typer.Typer(help="Check signed provenance records.")
+app.add_typer(provenance_app, name="provenance")
+
+
+@watermark_app.command("verify")
+def watermark_verify(
+    files: Annotated[list[Path], typer.Argument(help="Audio files to check.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """Report whether each file carries the watermark, with the detector's confidence."""
+    from deepfake_studio.audio import load_audio
+    from deepfake_studio.provenance import AudioWatermarker
+
+    watermarker = AudioWatermarker()
+    for file in files:
+        result = watermarker.detect(load_audio(file))
+        verdict = "present" if result.present else "absent"
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    {
+                        "file": str(file),
+                        "watermark": verdict,
+                        "confidence": round(result.confidence, 4),
+                    }
+                )
+            )
+        else:
+            typer.echo(f"{file}\t{verdict}\tconfidence {result.confidence:.3f}")
+
+
+@provenance_app.command("verify")
+def provenance_verify(
+    file: Annotated[Path, typer.Argument(help="Audio file with a .provenance.json sidecar.")],
+    record: Annotated[Path | None, typer.Option("--record", help="Record path.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Check the record's signature and the audio hash; exit 1 and say what fails."""
+    from deepfake_studio.provenance import verify
+    from deepfake_studio.studio import default_data_dir
+
+    report = verify(file, record, data_dir=data_dir or default_data_dir())
+    if as_json:
+        summary = {
+            "file": str(file),
+            "ok": report.ok,
+            "failures": [str(f) for f in report.failures],
+            "details": list(report.details),
+            "key_id": report.key_id,
+            "key_is_local": report.key_is_local,
+        }
+        typer.echo(json.dumps(summary))
+    else:
+        typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="DEEPFAKE_STUDIO_TOKEN", help="Bearer token for the API."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Serve the REST API (docs at /docs). Binds to 127.0.0.1 unless told otherwise."""
+    from deepfake_studio.service.server import serve as run_server
+
+    run_server(_studio(data_dir), host=host, port=port, token=token)
 
 
 @app.command()

@@ -33,6 +33,7 @@ from deepfake_studio.voices import Voice, VoiceLibrary, check_name, voice_id
 
 if TYPE_CHECKING:
     from deepfake_studio.encoder import SpeakerEncoder
+    from deepfake_studio.provenance import AudioWatermarker
 
 REFERENCE_RATE = 16_000
 
@@ -58,6 +59,7 @@ class StudioConfig:
     min_speed: float = 0.5
     max_speed: float = 2.0
     engines: EngineOptions = field(default_factory=EngineOptions)
+    watermark: bool = True  # every generated clip carries the studio's watermark by default
 
 
 class Studio:
@@ -69,6 +71,7 @@ class Studio:
         self.library = VoiceLibrary(self.data_dir)
         self._encoder: SpeakerEncoder | None = None
         self._engines: dict[str, Engine] = {}
+        self._watermarker: AudioWatermarker | None = None
 
     # -- models, loaded once ----------------------------------------------------------------
     @property
@@ -78,6 +81,14 @@ class Studio:
 
             self._encoder = SpeakerEncoder()
         return self._encoder
+
+    @property
+    def watermarker(self) -> AudioWatermarker:
+        if self._watermarker is None:
+            from deepfake_studio.provenance import AudioWatermarker
+
+            self._watermarker = AudioWatermarker()
+        return self._watermarker
 
     def engine(self, name: str | None = None) -> Engine:
         name = name or self.config.default_engine
@@ -206,9 +217,15 @@ class Studio:
         voice: Voice,
         *,
         speed: float = 1.0,
+        watermark: bool | None = None,
         progress: ProgressCallback | None = None,
     ) -> Iterator[Audio]:
-        """Synthesise `text` sentence by sentence; each piece ends with its pause."""
+        """Synthesise `text` sentence by sentence; each piece ends with its pause.
+
+        Each piece is watermarked on its own (unless `watermark` is False, or None and the
+        config says so), so a streamed clip is marked wherever it is cut.
+        """
+        mark = self.config.watermark if watermark is None else watermark
         text = check_text(text)
         if not (self.config.min_speed <= speed <= self.config.max_speed):
             raise EngineError(
@@ -224,6 +241,8 @@ class Studio:
             piece = audio_io.normalize_loudness(
                 Audio(samples, engine.sample_rate), self.config.output_lufs
             )
+            if mark:
+                piece = self.watermarker.embed(piece)
             pause = np.zeros(int(sentence.pause_after * engine.sample_rate), np.float32)
             if progress:
                 progress((i + 1) / len(sentences), f"sentence {i + 1}/{len(sentences)}")
@@ -238,16 +257,51 @@ class Studio:
         engine: str | None = None,
         speed: float = 1.0,
         seed: int = 0,
+        watermark: bool | None = None,
         progress: ProgressCallback | None = None,
     ) -> Audio:
         """Speak `text` in an enrolled voice or in the voice of a reference recording."""
         text = check_text(text)  # fail on bad text before any slow analysis
         chosen = self.resolve_voice(voice, reference, engine, seed)
-        pieces = list(self.speak(text, chosen, speed=speed, progress=progress))
+        pieces = list(self.speak(text, chosen, speed=speed, watermark=watermark, progress=progress))
         samples = np.concatenate([p.samples for p in pieces])
         # The last sentence ends a paragraph; a whole clip does not need that trailing pause.
         trailing = int(pieces[-1].sample_rate * self.config.paragraph_pause_s)
         return Audio(samples[: max(1, len(samples) - trailing)], pieces[0].sample_rate)
+
+    # -- writing outputs ---------------------------------------------------------------------
+    def save(
+        self,
+        audio: Audio,
+        path: str | Path,
+        *,
+        text: str,
+        voice: Voice | None,
+        engine: str,
+        watermarked: bool,
+        parameters: dict[str, object] | None = None,
+    ) -> tuple[Path, Path]:
+        """Write a generated clip and its signed provenance record: (audio path, record path).
+
+        The record (sidecar `OUT.provenance.json`, and inside FLAC files) hashes the samples as
+        written, names the engine, voice and consent, and is signed with the studio's key.
+        """
+        from deepfake_studio import provenance
+
+        out = audio_io.save_audio(audio, path)
+        key = provenance.load_or_create_key(self.data_dir)
+        record = provenance.make_record(
+            out,
+            key=key,
+            text=text,
+            engine=engine,
+            voice=voice,
+            watermarked=watermarked,
+            parameters=parameters,
+        )
+        if out.suffix.lower() == ".flac":
+            provenance.embed_in_flac(out, record)
+        return out, provenance.write_sidecar(out, record)
 
 
 def _file_sha256(path: Path) -> str:

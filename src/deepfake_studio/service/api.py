@@ -1,0 +1,675 @@
+"""The REST API (`/api/v1`): a thin HTTP layer over `Studio`, the job store and a runner.
+
+Slow work (enrolling a voice, synthesising) becomes a job: the request is checked at once
+(text, voice id, engine, speed, format, and the upload is decoded and checked for speech),
+so mistakes come back as 4xx immediately, then the job is queued and its id returned with
+202. Clients poll `GET /jobs/{id}` and fetch `GET /jobs/{id}/audio`.
+
+Every error is JSON `{"error": "one line"}`: StudioError → 422 (400 for the base class),
+unknown ids → 404, unfinished audio → 409, oversized uploads → 413, wrong file or body
+type → 415, malformed fields → 422, missing/wrong token → 401.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from deepfake_studio import __version__
+from deepfake_studio import audio as audio_io
+from deepfake_studio.errors import (
+    AudioError,
+    EngineError,
+    StudioError,
+    TextError,
+    VoiceError,
+)
+from deepfake_studio.service.runner import EmbeddedRunner, JobRunner
+from deepfake_studio.service.store import Job, JobKind, JobState, JobStore, UnknownJobError
+from deepfake_studio.studio import Studio
+from deepfake_studio.synthesizer import ENGINES
+from deepfake_studio.text import check_text
+from deepfake_studio.voices import Voice, check_name, voice_id
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+# Room for the text fields and multipart framing on top of the file itself (text ≤ 20k chars).
+FORM_OVERHEAD_BYTES = 256 * 1024
+MAX_JSON_BYTES = 1024 * 1024
+OUTPUT_FORMATS = ("wav", "flac", "mp3")
+MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg"}
+# Used only when an upload's file name has no suffix.
+_SUFFIX_BY_CONTENT_TYPE = {
+    "audio/wav": ".wav",
+    "audio/x-wav": ".wav",
+    "audio/wave": ".wav",
+    "audio/flac": ".flac",
+    "audio/x-flac": ".flac",
+    "audio/ogg": ".ogg",
+    "audio/mpeg": ".mp3",
+    "audio/mp4": ".m4a",
+    "audio/x-m4a": ".m4a",
+    "audio/webm": ".webm",
+    "audio/opus": ".opus",
+}
+_CHUNK = 1 << 20
+# Module level: FastAPI resolves the (postponed) annotations of dependencies in module globals.
+_bearer = HTTPBearer(auto_error=False, description="The token the server was started with.")
+M = TypeVar("M", bound=BaseModel)
+
+
+# -- schemas ----------------------------------------------------------------------------------
+class ErrorOut(BaseModel):
+    error: str = Field(description="One line saying what is wrong.")
+
+
+class Accepted(BaseModel):
+    job_id: str
+    state: JobState
+    url: str = Field(description="Where to poll the job.")
+    voice_id: str | None = Field(None, description="For enrollment: the id the voice will have.")
+
+
+class JobOut(BaseModel):
+    id: str
+    kind: JobKind
+    state: JobState
+    progress: float = Field(ge=0, le=1)
+    message: str
+    error: str | None
+    request: dict[str, Any]
+    result: dict[str, Any] | None
+    created: str
+    updated: str
+    audio_url: str | None = Field(None, description="Set once a synthesis job is done.")
+
+
+class JobPage(BaseModel):
+    jobs: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class VoiceOut(BaseModel):
+    id: str
+    name: str
+    engine: str
+    created: str
+    consent: str
+    source_name: str
+    reference_seconds: float
+    speed: float
+
+
+class VoiceList(BaseModel):
+    voices: list[VoiceOut]
+    errors: list[str] = Field(description="Voice folders that cannot be used (e.g. corrupt).")
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    models_loaded: list[str] = Field(description="Models already in memory (loaded on first use).")
+    queue_depth: int
+    jobs_running: int
+
+
+class SynthesisRequest(BaseModel):
+    """Body of POST /synthesize (JSON, or the same fields as multipart form fields)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="Text to speak (up to 20,000 characters).")
+    voice: str | None = Field(None, description="An enrolled voice id; or upload `reference`.")
+    engine: str | None = Field(None, description="kokoro or piper; default: the voice's engine.")
+    speed: float = Field(1.0, allow_inf_nan=False, description="Relative speaking rate.")
+    seed: int = Field(0, description="Seed for analysing an uploaded reference.")
+    format: Literal["wav", "flac", "mp3"] = "wav"
+
+
+class EnrollForm(BaseModel):
+    """Fields of POST /voices besides the `audio` file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="1-64 letters, digits, spaces, '.', '_' or '-'.")
+    consent: str = Field(description="The speaker's consent statement (required).")
+    engine: str | None = Field(None, description="kokoro (default) or piper.")
+    seed: int = 0
+    overwrite: bool = False
+
+
+def _multipart_schema(model: type[BaseModel], file_field: str, file_required: bool) -> dict:
+    schema = model.model_json_schema()
+    schema["properties"][file_field] = {
+        "type": "string",
+        "format": "binary",
+        "description": f"Audio file ({', '.join(audio_io.SUPPORTED_INPUT)}).",
+    }
+    if file_required:
+        schema.setdefault("required", []).append(file_field)
+    return schema
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorOut} for code in (401, 404, 409, 413, 415, 422)
+}
+
+
+# -- error handling -----------------------------------------------------------------------
+def _status_for(error: StudioError) -> int:
+    if isinstance(error, TextError | AudioError | VoiceError | EngineError):
+        return 422
+    return 400
+
+
+def _validation_line(errors: list[Any]) -> str:
+    """Pydantic errors → one line: the first problem, and how many more there are."""
+    if not errors:
+        return "invalid request"
+    first = errors[0]
+    where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path"))
+    line = f"{where}: {first.get('msg', 'invalid')}" if where else str(first.get("msg"))
+    if len(errors) > 1:
+        line += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+    return line.replace("\n", " ")
+
+
+def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status, headers=dict(headers or {}))
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StudioError)
+    async def studio_error(_: Request, exc: StudioError) -> JSONResponse:
+        return _error(_status_for(exc), str(exc))
+
+    @app.exception_handler(UnknownJobError)
+    async def unknown_job(_: Request, exc: UnknownJobError) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail), exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(422, _validation_line(list(exc.errors())))
+
+    @app.exception_handler(Exception)
+    async def crash(_: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error in a request", exc_info=exc)
+        return _error(500, "internal server error (details are in the server log)")
+
+
+# -- request bodies -------------------------------------------------------------------------
+class _BodyTooLargeError(Exception):
+    pass
+
+
+def _too_large(limit: int) -> HTTPException:
+    size = f"{limit / 2**20:.0f} MB" if limit >= 2**20 else f"{limit:,} bytes"
+    return HTTPException(413, f"the upload is over the {size} limit")
+
+
+async def _read_limited(request: Request, limit: int, reader: str) -> Any:
+    """Parse the body (`form` or `json`), refusing it as soon as more than `limit` bytes
+    arrive: a declared Content-Length is checked before reading anything, and a chunked body
+    is counted as it streams (Starlette spools file parts to a temporary file)."""
+    declared = request.headers.get("content-length", "")
+    file_limit = audio_io.MAX_INPUT_BYTES
+    if declared.isdigit() and int(declared) > limit:
+        raise _too_large(file_limit)
+    received = 0
+
+    async def receive() -> Any:
+        nonlocal received
+        message = await request.receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _BodyTooLargeError
+        return message
+
+    limited = Request(request.scope, receive)
+    try:
+        if reader == "form":
+            return await limited.form(max_files=1, max_fields=16)
+        try:
+            return await limited.json()
+        except ValueError:  # JSONDecodeError and bad UTF-8
+            raise HTTPException(422, "the body is not valid JSON") from None
+    except _BodyTooLargeError:
+        raise _too_large(file_limit) from None
+
+
+def _content_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _form_model(model: type[M], form: FormData, file_field: str) -> M:
+    """Validate a form's text fields with a model (empty fields count as missing)."""
+    fields: dict[str, str] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            if value.strip():
+                fields[key] = value
+        elif key != file_field:
+            raise HTTPException(422, f"{key}: unexpected file field (only {file_field!r})")
+    return _validated(model, fields)
+
+
+def _validated(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise HTTPException(422, _validation_line(list(e.errors()))) from None
+
+
+def _upload_suffix(upload: UploadFile) -> str:
+    """The file type from the upload's name (or, without a suffix, its content type)."""
+    suffix = Path(upload.filename or "").suffix.lower()
+    if not suffix:
+        suffix = _SUFFIX_BY_CONTENT_TYPE.get((upload.content_type or "").lower(), "")
+    if suffix not in audio_io.SUPPORTED_INPUT:
+        raise HTTPException(
+            415,
+            f"unsupported file type {suffix or '(none)'!r}; "
+            f"use {', '.join(audio_io.SUPPORTED_INPUT)}",
+        )
+    return suffix
+
+
+def _safe_name(filename: str | None, suffix: str) -> str:
+    """A plain file name from the client's (it ends up as the voice's `source_name`)."""
+    stem = Path((filename or "").replace("\\", "/")).stem
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._")[:80]
+    return f"{stem or 'reference'}{suffix}"
+
+
+def _receive_upload(store: JobStore, upload: UploadFile, suffix: str) -> Path:
+    """Copy an upload to the store's incoming folder, stopping past MAX_INPUT_BYTES."""
+    limit = audio_io.MAX_INPUT_BYTES  # read at call time: tests (and configs) may change it
+    path = store.incoming_path(suffix)
+    size = 0
+    try:
+        upload.file.seek(0)
+        with open(path, "wb") as out:
+            while chunk := upload.file.read(_CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _check_reference(studio: Studio, path: Path, display: str) -> None:
+    """Decode the upload and check it has enough speech, so a bad file fails now, not as a
+    job. Errors name the client's file, never the server path."""
+    try:
+        studio.load_reference(path)
+    except StudioError as e:
+        message = str(e).replace(repr(str(path)), repr(display)).replace(path.name, display)
+        raise type(e)(message) from None
+
+
+async def _accept_upload(studio: Studio, store: JobStore, upload: UploadFile) -> tuple[Path, str]:
+    """Receive and check an uploaded reference: (its path in incoming/, the name to keep)."""
+    suffix = _upload_suffix(upload)
+    name = _safe_name(upload.filename, suffix)
+    path = await run_in_threadpool(_receive_upload, store, upload, suffix)
+    try:
+        await run_in_threadpool(_check_reference, studio, path, name)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, name
+
+
+# -- conversions ------------------------------------------------------------------------------
+def _job_out(job: Job) -> JobOut:
+    audio_url = None
+    if job.kind == "clone" and job.state == "done":
+        audio_url = f"{API_PREFIX}/jobs/{job.id}/audio"
+    return JobOut(
+        id=job.id,
+        kind=job.kind,  # type: ignore[arg-type]
+        state=job.state,  # type: ignore[arg-type]
+        progress=job.progress,
+        message=job.message,
+        error=job.error,
+        request=job.request,
+        result=job.result,
+        created=job.created,
+        updated=job.updated,
+        audio_url=audio_url,
+    )
+
+
+def _voice_out(voice: Voice) -> VoiceOut:
+    return VoiceOut(
+        id=voice.id,
+        name=voice.name,
+        engine=voice.engine,
+        created=voice.created,
+        consent=voice.consent,
+        source_name=voice.source_name,
+        reference_seconds=voice.reference_seconds,
+        speed=voice.conditioning.speed,
+    )
+
+
+def _accepted(job: Job, voice: str | None = None) -> JSONResponse:
+    url = f"{API_PREFIX}/jobs/{job.id}"
+    body = Accepted(job_id=job.id, state=job.state, url=url, voice_id=voice)  # type: ignore[arg-type]
+    return JSONResponse(body.model_dump(), status_code=202, headers={"Location": url})
+
+
+def _known_voice(studio: Studio, name: str) -> bool:
+    # The library's folder names tell unknown (404) from corrupt (a VoiceError when loaded).
+    return bool(voice_id(name)) and voice_id(name) in studio.library.names()
+
+
+def _loaded_models(studio: Studio) -> list[str]:
+    # Studio loads models lazily and has no public "what is loaded" yet; read its caches.
+    loaded = ["encoder"] if getattr(studio, "_encoder", None) is not None else []
+    return loaded + sorted(getattr(studio, "_engines", {}))
+
+
+def _check_engine(engine: str | None) -> None:
+    if engine is not None and engine not in ENGINES:
+        raise EngineError(f"unknown engine {engine!r} (available: {', '.join(ENGINES)})")
+
+
+# -- the app ----------------------------------------------------------------------------------
+def create_app(
+    studio: Studio, runner: JobRunner | None = None, token: str | None = None
+) -> FastAPI:
+    """The API over `studio`. Jobs are stored in `studio.data_dir/studio.db`; `runner`
+    (default: one embedded worker thread) is started and stopped with the app. With
+    `token`, every route except /health needs `Authorization: Bearer <token>`."""
+    store = JobStore(studio.data_dir)
+    jobs: JobRunner = runner if runner is not None else EmbeddedRunner(studio, store)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await run_in_threadpool(jobs.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(jobs.stop)
+
+    app = FastAPI(
+        title="Deepfake Studio",
+        version=__version__,
+        summary="Offline voice cloning: enroll voices, synthesise speech as jobs.",
+        lifespan=lifespan,
+    )
+    app.state.studio, app.state.store, app.state.runner = studio, store, jobs
+    _install_error_handlers(app)
+
+    async def require_token(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        # compare_digest: the comparison takes as long whatever the first wrong character.
+        given = credentials.credentials.encode() if credentials else b""
+        if token is None or not secrets.compare_digest(given, token.encode()):
+            raise HTTPException(
+                401,
+                "missing or wrong token: send 'Authorization: Bearer <token>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+
+    # Auth runs before any body is read: these routes parse their bodies themselves.
+    guarded = [Depends(require_token)] if token else []
+    api = APIRouter(prefix=API_PREFIX, dependencies=guarded, responses=_ERRORS)
+    public = APIRouter(prefix=API_PREFIX)
+
+    @public.get("/health", response_model=Health, tags=["service"])
+    def health() -> Health:
+        """Liveness, version, models in memory and queue depth (no token needed)."""
+        return Health(
+            status="ok",
+            version=__version__,
+            models_loaded=_loaded_models(studio),
+            queue_depth=jobs.queue_depth(),
+            jobs_running=store.count("running"),
+        )
+
+    # -- voices -----------------------------------------------------------------------------
+    @api.post(
+        "/voices",
+        status_code=202,
+        response_model=Accepted,
+        tags=["voices"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": _multipart_schema(EnrollForm, "audio", file_required=True)
+                    }
+                },
+            }
+        },
+    )
+    async def enroll_voice(request: Request) -> JSONResponse:
+        """Enroll a voice from an uploaded recording, as a job (202 + job id).
+
+        Enrollment fits the voice (tens of seconds to minutes for kokoro), too long to hold
+        a request open; poll the job, then use `voice_id`. Name, consent, engine and the
+        audio are checked before the job is queued.
+        """
+        if _content_type(request) != "multipart/form-data":
+            raise HTTPException(415, "send multipart/form-data with an 'audio' file")
+        limit = audio_io.MAX_INPUT_BYTES + FORM_OVERHEAD_BYTES
+        form: FormData = await _read_limited(request, limit, "form")
+        try:
+            fields = _form_model(EnrollForm, form, "audio")
+            name = check_name(fields.name)
+            if not fields.consent.strip():
+                raise VoiceError("enrolling a voice needs the speaker's consent statement")
+            _check_engine(fields.engine)
+            if not fields.overwrite and _known_voice(studio, name):
+                raise HTTPException(409, f"a voice with id {voice_id(name)!r} already exists")
+            upload = form.get("audio")
+            if not isinstance(upload, UploadFile):
+                raise HTTPException(422, "audio: an audio file upload is required")
+            path, source = await _accept_upload(studio, store, upload)
+        finally:
+            await form.close()
+        request_json = {
+            "name": name,
+            "consent": fields.consent.strip(),
+            "engine": fields.engine,
+            "seed": fields.seed,
+            "overwrite": fields.overwrite,
+            "reference": source,
+        }
+        job = await run_in_threadpool(store.create, "enroll", request_json, inputs={source: path})
+        jobs.submit(job.id)
+        return _accepted(job, voice_id(name))
+
+    @api.get("/voices", response_model=VoiceList, tags=["voices"])
+    def list_voices() -> VoiceList:
+        """Enrolled voices; unusable voice folders are listed under `errors`."""
+        entries = studio.voices()
+        return VoiceList(
+            voices=[_voice_out(v) for v in entries if isinstance(v, Voice)],
+            errors=[str(e) for e in entries if isinstance(e, StudioError)],
+        )
+
+    @api.get("/voices/{voice}", response_model=VoiceOut, tags=["voices"])
+    def get_voice(voice: str) -> VoiceOut:
+        """One voice by id (or name)."""
+        if not _known_voice(studio, voice):
+            raise HTTPException(404, f"unknown voice {voice!r}")
+        try:
+            return _voice_out(studio.voice(voice))
+        except VoiceError as e:  # present but corrupt: the client can delete it
+            raise HTTPException(409, str(e)) from None
+
+    @api.delete("/voices/{voice}", status_code=204, tags=["voices"])
+    def delete_voice(voice: str) -> Response:
+        """Delete a voice (corrupt ones too)."""
+        if not _known_voice(studio, voice):
+            raise HTTPException(404, f"unknown voice {voice!r}")
+        studio.delete_voice(voice)
+        return Response(status_code=204)
+
+    # -- synthesis --------------------------------------------------------------------------
+    @api.post(
+        "/synthesize",
+        status_code=202,
+        response_model=Accepted,
+        tags=["synthesis"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": SynthesisRequest.model_json_schema()},
+                    "multipart/form-data": {
+                        "schema": _multipart_schema(
+                            SynthesisRequest, "reference", file_required=False
+                        )
+                    },
+                },
+            }
+        },
+    )
+    async def synthesize(request: Request) -> JSONResponse:
+        """Queue speech synthesis (202 + job id).
+
+        JSON with an enrolled `voice`, or multipart with the same fields and either `voice`
+        or a `reference` recording to clone on the fly.
+        """
+        kind = _content_type(request)
+        upload: UploadFile | None = None
+        form: FormData | None = None
+        if kind == "application/json":
+            body = await _read_limited(request, MAX_JSON_BYTES, "json")
+            req = _validated(SynthesisRequest, body)
+        elif kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
+            limit = audio_io.MAX_INPUT_BYTES + FORM_OVERHEAD_BYTES
+            form = await _read_limited(request, limit, "form")
+            req = _form_model(SynthesisRequest, form, "reference")
+            found = form.get("reference")
+            upload = found if isinstance(found, UploadFile) else None
+        else:
+            raise HTTPException(415, "send application/json or a form (multipart/form-data)")
+        try:
+            text = check_text(req.text)
+            if (req.voice is None) == (upload is None):
+                raise VoiceError("give exactly one of a voice id or a reference upload")
+            low, high = studio.config.min_speed, studio.config.max_speed
+            if not low <= req.speed <= high:
+                raise EngineError(f"speed {req.speed} is out of range ({low}-{high})")
+            if req.format == "mp3" and audio_io.ffmpeg_path() is None:
+                raise AudioError("mp3 output needs ffmpeg on the server; ask for wav or flac")
+            inputs: dict[str, Path] = {}
+            if req.voice is not None:
+                if not _known_voice(studio, req.voice):
+                    raise HTTPException(404, f"unknown voice {req.voice!r}")
+                # Loads the voice: catches a corrupt voice or an engine mismatch now.
+                voice = await run_in_threadpool(studio.resolve_voice, req.voice, None, req.engine)
+                chosen: str | None = voice.id
+                reference = None
+            else:
+                assert upload is not None
+                _check_engine(req.engine)
+                path, reference = await _accept_upload(studio, store, upload)
+                inputs[reference] = path
+                chosen = None
+        finally:
+            if form is not None:
+                await form.close()
+        request_json = {
+            "text": text,
+            "voice": chosen,
+            "reference": reference,
+            "engine": req.engine,
+            "speed": req.speed,
+            "seed": req.seed,
+            "format": req.format,
+        }
+        job = await run_in_threadpool(store.create, "clone", request_json, inputs=inputs)
+        jobs.submit(job.id)
+        return _accepted(job)
+
+    # -- jobs -------------------------------------------------------------------------------
+    @api.get("/jobs", response_model=JobPage, tags=["jobs"])
+    def list_jobs(
+        limit: Annotated[int, Query(ge=1, le=100)] = 20,
+        offset: Annotated[int, Query(ge=0)] = 0,
+        state: JobState | None = None,
+        kind: JobKind | None = None,
+    ) -> JobPage:
+        """Jobs, newest first, `limit` at a time from `offset`."""
+        page, total = store.list(limit=limit, offset=offset, state=state, kind=kind)
+        return JobPage(jobs=[_job_out(j) for j in page], total=total, limit=limit, offset=offset)
+
+    @api.get("/jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+    def get_job(job_id: str) -> JobOut:
+        """A job's state, progress (0-1), message, error and result."""
+        return _job_out(store.get(job_id))
+
+    @api.get(
+        "/jobs/{job_id}/audio",
+        response_class=FileResponse,
+        tags=["jobs"],
+        responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
+    )
+    def job_audio(job_id: str) -> FileResponse:
+        """The audio of a finished synthesis job (409 until it is done)."""
+        job = store.get(job_id)
+        if job.kind != "clone":
+            raise HTTPException(404, f"job {job_id!r} is an {job.kind} job: it has no audio")
+        if job.state == "failed":
+            raise HTTPException(409, f"job {job_id!r} failed: {job.error}")
+        if job.state != "done":
+            raise HTTPException(
+                409, f"job {job_id!r} is {job.state} ({job.progress:.0%}); its audio is not ready"
+            )
+        fmt = (job.result or {}).get("format", "wav")
+        path = store.output_path(job.id, fmt)
+        if not path.is_file():
+            raise HTTPException(404, f"the audio of job {job_id!r} is no longer on the server")
+        return FileResponse(path, media_type=MEDIA_TYPES[fmt], filename=f"{job.id}.{fmt}")
+
+    @api.get("/jobs/{job_id}/provenance", tags=["jobs"])
+    def job_provenance(job_id: str) -> dict[str, Any]:
+        """The signed provenance record of a finished synthesis job's audio."""
+        from deepfake_studio.provenance import sidecar_path
+
+        job = store.get(job_id)
+        if job.kind != "clone" or job.state != "done":
+            raise HTTPException(409, f"job {job_id!r} has no finished audio ({job.state})")
+        fmt = (job.result or {}).get("format", "wav")
+        record = sidecar_path(store.output_path(job.id, fmt))
+        if not record.is_file():
+            raise HTTPException(404, f"the provenance record of job {job_id!r} is missing")
+        return json.loads(record.read_text(encoding="utf-8"))
+
+    app.include_router(public)
+    app.include_router(api)
+    return app

@@ -1,0 +1,56 @@
+"""`serve`: run the REST API with uvicorn, refusing to expose it unauthenticated."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from deepfake_studio.errors import StudioError
+from deepfake_studio.studio import Studio
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, 'localhost')."""
+    host = host.strip().strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # another host name: it may resolve to a public address
+        return False
+
+
+def serve(
+    studio: Studio,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    *,
+    workers: int = 1,
+    log_level: str = "info",
+) -> None:
+    """Serve the API on host:port until interrupted; `workers` job threads (default 1).
+
+    A host other than loopback needs a token: the API can clone any voice it is given.
+    """
+    if not token and not is_loopback(host):
+        raise StudioError(
+            f"refusing to listen on {host!r} without a token: anyone who can reach it could "
+            "clone voices; set a token or use 127.0.0.1"
+        )
+    if not 0 < port < 65536:
+        raise StudioError(f"port {port} is out of range (1-65535)")
+    try:
+        import uvicorn
+
+        from deepfake_studio.service.api import create_app
+        from deepfake_studio.service.runner import EmbeddedRunner
+        from deepfake_studio.service.store import JobStore
+    except ImportError as e:
+        raise StudioError(
+            f"the server needs the 'server' extra ({e.name} is missing): "
+            "pip install 'deepfake-studio[server]'"
+        ) from e
+    runner = EmbeddedRunner(studio, JobStore(studio.data_dir), workers=workers)
+    app = create_app(studio, runner=runner, token=token or None)
+    # One uvicorn process: the job workers live in it and share its loaded models.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
