@@ -25,7 +25,7 @@ def test_clone_from_reference_speaks_the_text_in_a_closer_voice(
 ) -> None:  # type: ignore[no-untyped-def]
     audio = studio.clone(SENTENCE, voice=lj_voice)
     assert audio.sample_rate == 24_000
-    assert 2.5 < audio.duration < 8.0
+    assert 2.5 < audio.duration < 9.0
     assert float(np.sqrt(np.mean(audio.samples**2))) > 0.03
     assert (
         word_error_rate(SENTENCE, transcriber.transcribe(audio.samples, audio.sample_rate)) <= 0.15
@@ -63,7 +63,7 @@ def test_speak_streams_one_piece_per_sentence(studio: Studio, lj_voice) -> None:
 def test_piper_voice_follows_only_the_rate(studio: Studio, example_reference: Path) -> None:
     voice = studio.create_voice(example_reference, engine="piper")
     assert voice.engine == "piper"
-    assert 0.8 <= voice.conditioning.speed <= 1.25
+    assert 0.9 <= voice.conditioning.speed <= 1.12
     audio = studio.clone("Short and clear.", voice=voice)
     assert audio.sample_rate == 22_050 and audio.duration > 0.5
 
