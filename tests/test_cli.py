@@ -107,3 +107,19 @@ def test_enroll_list_clone_and_delete(tmp_path: Path, example_reference: Path, t
     deleted = run("voices", "delete", "reader", home=tmp_path)
     assert deleted.returncode == 0
     assert "no voices enrolled" in run("voices", home=tmp_path).stdout
+
+
+def test_sv2tts_engine_reports_missing_and_lfs_pointer_checkpoints(
+    tmp_path: Path, example_reference: Path
+) -> None:
+    models = tmp_path / "rtvc"
+    models.mkdir()
+    args = ["clone", "-r", example_reference, "--text", "Hi.", "--out", tmp_path / "o.wav"]
+    no_dir = run(*args, "-e", "sv2tts", home=tmp_path)
+    assert_one_line_error(no_dir, "--models-dir")
+    missing = run(*args, "-e", "sv2tts", "--models-dir", models, home=tmp_path)
+    assert_one_line_error(missing, "encoder.pt")
+    for name in ("encoder.pt", "synthesizer.pt", "vocoder.pt"):
+        (models / name).write_text("version https://git-lfs.github.com/spec/v1\nsize 17090379\n")
+    pointer = run(*args, "-e", "sv2tts", "--models-dir", models, home=tmp_path)
+    assert_one_line_error(pointer, "Git LFS pointer")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from deepfake_studio import __version__
 from deepfake_studio.audio import SUPPORTED_OUTPUT
 from deepfake_studio.errors import StudioError, TextError
 from deepfake_studio.studio import Studio, StudioConfig
+from deepfake_studio.synthesizer import EngineOptions
 from deepfake_studio.text import check_text
 
 app = typer.Typer(
@@ -28,12 +30,32 @@ DataDir = Annotated[
     Path | None,
     typer.Option("--data-dir", envvar="DEEPFAKE_STUDIO_HOME", help="Where voices are stored."),
 ]
-Engine = Annotated[str | None, typer.Option("--engine", "-e", help="kokoro (default) or piper.")]
+Engine = Annotated[
+    str | None, typer.Option("--engine", "-e", help="kokoro (default), piper or sv2tts.")
+]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for the voice analysis.")]
 
 
-def _studio(data_dir: Path | None) -> Studio:
-    return Studio(StudioConfig(data_dir=data_dir))
+ModelsDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--models-dir",
+        envvar="DEEPFAKE_STUDIO_SV2TTS_DIR",
+        help="sv2tts engine: folder with RTVC encoder.pt, synthesizer.pt, vocoder.pt.",
+    ),
+]
+Vocoder = Annotated[
+    str, typer.Option("--vocoder", help="sv2tts engine: wavernn (slow on CPU) or griffinlim.")
+]
+
+
+def _studio(
+    data_dir: Path | None, models_dir: Path | None = None, vocoder: str = "wavernn"
+) -> Studio:
+    if vocoder not in ("wavernn", "griffinlim"):
+        raise StudioError(f"unknown vocoder {vocoder!r} (wavernn or griffinlim)")
+    engines = EngineOptions(sv2tts_dir=models_dir, sv2tts_vocoder=vocoder)  # type: ignore[arg-type]
+    return Studio(StudioConfig(data_dir=data_dir, engines=engines))
 
 
 def _bar(description: str):  # type: ignore[no-untyped-def]
@@ -72,6 +94,8 @@ def clone(
     no_watermark: Annotated[
         bool, typer.Option("--no-watermark", help="Research use: skip the watermark (recorded).")
     ] = False,
+    models_dir: ModelsDir = None,
+    vocoder: Vocoder = "wavernn",
     data_dir: DataDir = None,
 ) -> None:
     """Speak TEXT in the voice of a reference recording or an enrolled voice."""
@@ -84,7 +108,7 @@ def clone(
             f"cannot write {out.suffix or 'files without a suffix'}: use .wav, .flac or .mp3"
         )
     text = check_text(_read_text(text_file) if text_file is not None else text or "")
-    studio = _studio(data_dir)
+    studio = _studio(data_dir, models_dir, vocoder)
     bar, progress = _bar("analysing reference" if reference else "loading voice")
     with bar:
         chosen = studio.resolve_voice(voice, reference, engine, seed, progress)
@@ -121,10 +145,12 @@ def enroll(
         bool, typer.Option("--overwrite", help="Replace a voice of that name.")
     ] = False,
     seed: Seed = 0,
+    models_dir: ModelsDir = None,
+    vocoder: Vocoder = "wavernn",
     data_dir: DataDir = None,
 ) -> None:
     """Analyse a reference once and store it as a named voice."""
-    studio = _studio(data_dir)
+    studio = _studio(data_dir, models_dir, vocoder)
     bar, progress = _bar("enrolling")
     with bar:
         voice = studio.enroll(
@@ -266,6 +292,16 @@ def main() -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as e:  # a bug, not a user error: still one line unless debugging
+        if os.environ.get("DEEPFAKE_STUDIO_DEBUG"):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        typer.echo(
+            f"error: internal error ({type(e).__name__}: {first}); "
+            "set DEEPFAKE_STUDIO_DEBUG=1 for the traceback",
+            err=True,
+        )
+        sys.exit(70)
 
 
 if __name__ == "__main__":

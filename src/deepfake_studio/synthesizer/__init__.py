@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 
 from deepfake_studio.errors import EngineError
 from deepfake_studio.synthesizer.base import Conditioning, Engine
@@ -19,6 +21,21 @@ def _kokoro(options: EngineOptions) -> Engine:
     from deepfake_studio.synthesizer.kokoro import KokoroEngine
 
     return KokoroEngine(options.kokoro)
+
+
+def _sv2tts(options: EngineOptions) -> Engine:
+    import os
+
+    from deepfake_studio.synthesizer.sv2tts import SV2TTSEngine
+
+    models_dir = options.sv2tts_dir or os.environ.get("DEEPFAKE_STUDIO_SV2TTS_DIR")
+    if not models_dir:
+        raise EngineError(
+            "the sv2tts engine needs the Real-Time-Voice-Cloning checkpoints: "
+            "--models-dir DIR or DEEPFAKE_STUDIO_SV2TTS_DIR "
+            "(encoder.pt, synthesizer.pt, vocoder.pt)"
+        )
+    return SV2TTSEngine(Path(models_dir), vocoder=options.sv2tts_vocoder)
 
 
 def _piper(options: EngineOptions) -> Engine:
@@ -32,9 +49,15 @@ class EngineOptions:
     """Per-engine settings, passed explicitly from `StudioConfig`."""
 
     kokoro: KokoroConfig = field(default_factory=KokoroConfig)
+    sv2tts_dir: Path | None = None  # RTVC checkpoints; else DEEPFAKE_STUDIO_SV2TTS_DIR
+    sv2tts_vocoder: Literal["wavernn", "griffinlim"] = "wavernn"
 
 
-ENGINES: dict[str, Callable[[EngineOptions], Engine]] = {"kokoro": _kokoro, "piper": _piper}
+ENGINES: dict[str, Callable[[EngineOptions], Engine]] = {
+    "kokoro": _kokoro,
+    "piper": _piper,
+    "sv2tts": _sv2tts,
+}
 DEFAULT_ENGINE = "kokoro"
 
 
