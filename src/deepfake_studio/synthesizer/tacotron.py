@@ -308,6 +308,41 @@ class Tacotron(nn.Module):
             cumulative=zeros(batch, n),
         )
 
+    def forward(
+        self,
+        text_ids: torch.Tensor,
+        mels: torch.Tensor,
+        speaker_embedding: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Teacher-forced pass for training, as RTVC's `Tacotron.forward(x, m, embed)`.
+
+        text_ids (B, n) padded with 0, target mels (B, n_mels, T), embeddings (B, 256) →
+        decoder mels (B, n_mels, T), postnet mels (B, n_mels, T), attention (B, steps, n) and
+        stop probabilities (B, T) (each step's value repeated for its r frames). Each step is
+        fed the last *target* frame of the previous step. RTVC's zoneout is not applied.
+        """
+        batch, _, total = mels.shape
+        r = self.r
+        memory = self.encoder(text_ids, speaker_embedding, generator)
+        keys = self.encoder_proj(memory)
+        state = self.initial_state(memory)
+        frame = memory.new_zeros(batch, self.config.n_mels)  # the <GO> frame
+        frames, stops, alignments = [], [], []
+        for start in range(0, total, r):
+            if start > 0:
+                frame = mels[:, :, start - 1]
+            before = state.cumulative
+            step_frames, stop, state = self.decoder(memory, keys, text_ids, frame, state, generator)
+            frames.append(step_frames)
+            stops.append(stop.expand(-1, r))
+            alignments.append(state.cumulative - before)  # this step's attention weights
+        mel_out = torch.cat(frames, dim=2)[:, :, :total]
+        stop_out = torch.cat(stops, dim=1)[:, :total]
+        attention = torch.stack(alignments, dim=1)
+        post_out = self.post_proj(self.postnet(mel_out)).transpose(1, 2)
+        return mel_out, post_out, attention, stop_out
+
     @torch.inference_mode()
     def generate(
         self,
