@@ -19,8 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from deepfake_studio import Studio, StudioConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,6 +59,7 @@ def machine() -> dict[str, str | int]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
+        "load_average_at_start": f"{os.getloadavg()[0]:.2f}",
     }
 
 
@@ -76,7 +75,8 @@ def main() -> None:
         studio = Studio(StudioConfig(data_dir=Path(home)))
         for engine in ("kokoro", "piper"):
             studio.engine(engine)  # load models outside the timings
-        studio.encoder.embed(np.zeros(16000, np.float32) + 1e-3, 16000)
+        warm, _, _ = studio.load_reference(REFERENCE)
+        studio.encoder.embed(warm.samples, warm.sample_rate)
 
         enroll_s: dict[str, list[float]] = {}
         for engine in ("kokoro", "piper"):
@@ -139,7 +139,9 @@ def main() -> None:
         "# Clone benchmark",
         "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB, {m['os']}, "
-        f"Python {m['python']}, torch {m['torch']}, onnxruntime {m['onnxruntime']}.",
+        f"Python {m['python']}, torch {m['torch']}, onnxruntime {m['onnxruntime']}. "
+        f"Load average at start: {m['load_average_at_start']} (above ~1 the cores were shared "
+        "with other work and every time below is inflated).",
         f"Medians of {args.runs} runs in one warm process (enrollment: {args.enroll_runs} runs "
         "for kokoro, 2 for piper). Reference: examples/lj_reference.flac (7.6 s).",
         "",

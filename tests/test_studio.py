@@ -31,15 +31,22 @@ def test_clone_from_reference_speaks_the_text_in_a_closer_voice(
         word_error_rate(SENTENCE, transcriber.transcribe(audio.samples, audio.sample_rate)) <= 0.15
     )
 
-    # The fitted voice must sound more like the reference than the engine's own default voice
-    # (measured with the project's GE2E encoder, the quantity the fit optimises).
+    # The fitted voice must sound more like the reference than the engine's bundled voices do on
+    # average (GE2E, the quantity the fit optimises; both sides unwatermarked, same sentence).
     reference, _, _ = studio.load_reference(example_reference)
     target = studio.encoder.embed(reference.samples, reference.sample_rate)
     engine = studio.engine("kokoro")
-    default = engine.synthesize(SENTENCE, engine.default_conditioning())
-    sim_clone = studio.encoder.similarity(target, studio.encoder.embed(audio.samples, 24_000))
-    sim_default = studio.encoder.similarity(target, studio.encoder.embed(default, 24_000))
-    assert sim_clone > sim_default + 0.02, (sim_clone, sim_default)
+    clone = studio.clone(SENTENCE, voice=lj_voice, watermark=False)
+    sim_clone = studio.encoder.similarity(target, studio.encoder.embed(clone.samples, 24_000))
+    sims_packs = []
+    for table in engine.style_packs.values():
+        conditioning = engine.default_conditioning()
+        conditioning.arrays["style"] = table
+        pack_audio = engine.synthesize(SENTENCE, conditioning)
+        sims_packs.append(
+            studio.encoder.similarity(target, studio.encoder.embed(pack_audio, 24_000))
+        )
+    assert sim_clone > float(np.mean(sims_packs)), (sim_clone, sims_packs)
 
 
 def test_enrolled_voice_is_stored_with_consent_and_reused(studio: Studio, lj_voice) -> None:  # type: ignore[no-untyped-def]

@@ -261,7 +261,7 @@ def serve(
     ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Serve the REST API (docs at /docs). Binds to 127.0.0.1 unless told otherwise."""
+    """Serve the web studio (/) and REST API (/api/v1, docs at /docs) on 127.0.0.1 by default."""
     from deepfake_studio.service.server import serve as run_server
 
     run_server(_studio(data_dir), host=host, port=port, token=token)

@@ -403,11 +403,16 @@ def _check_engine(engine: str | None) -> None:
 
 # -- the app ----------------------------------------------------------------------------------
 def create_app(
-    studio: Studio, runner: JobRunner | None = None, token: str | None = None
+    studio: Studio,
+    runner: JobRunner | None = None,
+    token: str | None = None,
+    *,
+    web: bool = False,
 ) -> FastAPI:
     """The API over `studio`. Jobs are stored in `studio.data_dir/studio.db`; `runner`
     (default: one embedded worker thread) is started and stopped with the app. With
-    `token`, every route except /health needs `Authorization: Bearer <token>`."""
+    `token`, every route except /health needs `Authorization: Bearer <token>`. With `web`,
+    the web studio (service/web.py) is mounted at `/`, behind the same token."""
     store = JobStore(studio.data_dir)
     jobs: JobRunner = runner if runner is not None else EmbeddedRunner(studio, store)
 
@@ -672,4 +677,8 @@ def create_app(
 
     app.include_router(public)
     app.include_router(api)
+    if web:  # web studio (issue 7): Gradio at "/", mounted last so the API routes win
+        from deepfake_studio.service.web import mount_web
+
+        mount_web(app, studio, store, jobs, token)
     return app

@@ -27,8 +27,10 @@ def serve(
     *,
     workers: int = 1,
     log_level: str = "info",
+    web: bool = True,
 ) -> None:
-    """Serve the API on host:port until interrupted; `workers` job threads (default 1).
+    """Serve the API on host:port until interrupted; `workers` job threads (default 1);
+    with `web`, the web studio at `/` too.
 
     A host other than loopback needs a token: the API can clone any voice it is given.
     """
@@ -45,12 +47,15 @@ def serve(
         from deepfake_studio.service.api import create_app
         from deepfake_studio.service.runner import EmbeddedRunner
         from deepfake_studio.service.store import JobStore
+
+        if web:
+            import gradio  # noqa: F401 - the web studio's dependency, checked up front
     except ImportError as e:
         raise StudioError(
             f"the server needs the 'server' extra ({e.name} is missing): "
             "pip install 'deepfake-studio[server]'"
         ) from e
     runner = EmbeddedRunner(studio, JobStore(studio.data_dir), workers=workers)
-    app = create_app(studio, runner=runner, token=token or None)
+    app = create_app(studio, runner=runner, token=token or None, web=web)
     # One uvicorn process: the job workers live in it and share its loaded models.
     uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)

@@ -1,0 +1,763 @@
+"""The web studio: a Gradio UI at `/` of the REST API's FastAPI app, installable as a PWA.
+
+A thin layer over `Studio` and the job store. Generating and enrolling are jobs in the same
+store and runner as `/api/v1` (they appear in `GET /api/v1/jobs`); the page polls the job and
+shows its progress, then the result with plots of the audio and of the speaker embeddings.
+
+Tabs: Clone (enrolled voice or a reference upload/recording → speech), Voices (library,
+enroll with a consent statement, delete), Detect (the watermark verdict only: the synthetic-
+speech detector does not exist yet).
+
+PWA: `/manifest.json`, the service worker `/sw.js` (scope `/`, caches the app shell so the
+installed app starts without the server; jobs and audio are never cached) and icons under
+`/pwa/`, all public. Gradio serves a manifest but no service worker; ours replaces its manifest.
+
+Auth: with a token the UI is behind Gradio's login form: any user name, the token as the
+password (a session cookie follows). The REST API keeps its Bearer header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import numpy as np
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
+from matplotlib.figure import Figure
+from starlette.routing import Mount, get_route_path
+from starlette.types import Receive, Scope, Send
+
+from deepfake_studio import __version__
+from deepfake_studio import audio as audio_io
+from deepfake_studio.audio import Audio
+from deepfake_studio.encoder.features import mel_spectrogram
+from deepfake_studio.encoder.model import EncoderConfig
+from deepfake_studio.errors import AudioError, EngineError, StudioError, VoiceError
+from deepfake_studio.service.api import API_PREFIX
+from deepfake_studio.service.runner import JobRunner
+from deepfake_studio.service.store import Job, JobStore
+from deepfake_studio.studio import REFERENCE_RATE, Studio
+from deepfake_studio.synthesizer import ENGINES
+from deepfake_studio.text import check_text
+from deepfake_studio.voices import Voice, check_name, voice_id
+
+PWA_DIR = Path(__file__).with_name("pwa")
+THEME_COLOR = "#1e1b4b"
+ENGINE_AUTO = "auto"
+SOURCE_VOICE = "Enrolled voice"
+SOURCE_REFERENCE = "Reference recording"
+POLL_S = 0.25
+HEAT_SIDE = 16  # the 256-d d-vector drawn as 16 x 16
+DISPLAY_MELS = EncoderConfig(n_mels=80)  # the encoder's STFT (25 ms / 10 ms), finer mel axis
+_MAX_PLOT_POINTS = 20_000
+VOICE_COLUMNS = ["id", "name", "engine", "created", "consent", "reference", "seconds", "speed"]
+
+DETECTOR_NOTICE = (
+    "**The synthetic-speech detector is not available yet** (it comes in a later release). "
+    "This tab only checks for the Deepfake Studio watermark, which every clip made here "
+    "carries. A missing watermark does **not** mean a recording is real: other tools do not "
+    "add it, and heavy editing or added noise can remove it."
+)
+
+# In the page <head>: colour and icon for installed apps (the manifest link is Gradio's own).
+_HEAD = (
+    f'<meta name="theme-color" content="{THEME_COLOR}">'
+    '<link rel="apple-touch-icon" href="/pwa/apple-touch-icon.png">'
+)
+# Runs once the page has loaded: register the service worker, then hand it the URLs the page
+# loaded so far so lazily loaded script chunks are cached for offline start too.
+_REGISTER_JS = """
+() => {
+  if (!("serviceWorker" in navigator)) return;
+  navigator.serviceWorker.register("/sw.js", { scope: "/" })
+    .then(() => navigator.serviceWorker.ready)
+    .then((registration) => {
+      const urls = performance.getEntriesByType("resource").map((entry) => entry.name);
+      if (registration.active) registration.active.postMessage({ type: "cache-shell", urls });
+    })
+    .catch((error) => console.warn("service worker not registered:", error));
+}
+"""
+
+
+# -- the thin layer over Studio and the job store ---------------------------------------------
+@dataclass
+class Analysis:
+    """What the Clone tab shows once a job is done."""
+
+    summary: str
+    signals: Figure
+    embedding: Figure
+    projection: Figure
+
+
+class StudioWeb:
+    """The UI's actions, independent of Gradio so they can be tested directly."""
+
+    def __init__(self, studio: Studio, store: JobStore, runner: JobRunner) -> None:
+        self.studio, self.store, self.runner = studio, store, runner
+
+    # -- voices -------------------------------------------------------------------------------
+    def voices(self) -> list[Voice]:
+        return [v for v in self.studio.voices() if isinstance(v, Voice)]
+
+    def voice_choices(self) -> list[tuple[str, str]]:
+        """(label, id) of every usable voice, for dropdowns."""
+        return [(f"{v.name} ({v.engine})", v.id) for v in self.voices()]
+
+    def voice_rows(self) -> tuple[list[list[Any]], list[str]]:
+        """The library as table rows, and the errors of unusable voice folders."""
+        rows, errors = [], []
+        for entry in self.studio.voices():
+            if isinstance(entry, Voice):
+                rows.append(
+                    [
+                        entry.id,
+                        entry.name,
+                        entry.engine,
+                        entry.created,
+                        entry.consent,
+                        entry.source_name,
+                        entry.reference_seconds,
+                        entry.conditioning.speed,
+                    ]
+                )
+            else:
+                errors.append(str(entry))
+        return rows, errors
+
+    def delete_voice(self, voice: str | None) -> str:
+        if not voice or voice_id(voice) not in self.studio.library.names():
+            raise VoiceError("pick a voice to delete")
+        self.studio.delete_voice(voice)
+        return f"Deleted voice `{voice_id(voice)}`."
+
+    # -- jobs ---------------------------------------------------------------------------------
+    def submit_clone(
+        self,
+        text: str,
+        source: str,
+        voice: str | None,
+        reference: str | None,
+        engine: str | None,
+        speed: float,
+    ) -> Job:
+        """Check the request now (like POST /synthesize), then queue a clone job."""
+        text = check_text(text or "")
+        chosen_engine = _engine(engine)
+        low, high = self.studio.config.min_speed, self.studio.config.max_speed
+        if not low <= float(speed) <= high:
+            raise EngineError(f"speed {speed} is out of range ({low}-{high})")
+        inputs: dict[str, Path] = {}
+        if source == SOURCE_REFERENCE:
+            path, name = self._receive(reference)
+            inputs[name] = path
+            chosen_voice, reference_name = None, name
+        else:
+            if not voice:
+                raise VoiceError("pick an enrolled voice, or choose 'Reference recording'")
+            chosen_voice = self.studio.resolve_voice(voice, None, chosen_engine).id
+            reference_name = None
+        request = {
+            "text": text,
+            "voice": chosen_voice,
+            "reference": reference_name,
+            "engine": chosen_engine,
+            "speed": float(speed),
+            "seed": 0,
+            "format": "wav",
+        }
+        return self._queue("clone", request, inputs)
+
+    def submit_enroll(
+        self,
+        reference: str | None,
+        name: str,
+        consent: str,
+        engine: str | None,
+        overwrite: bool = False,
+    ) -> Job:
+        """Check the request now (like POST /voices), then queue an enroll job."""
+        name = check_name(name or "")
+        if not (consent or "").strip():
+            raise VoiceError("enrolling a voice needs the speaker's consent statement")
+        chosen_engine = _engine(engine)
+        if not overwrite and voice_id(name) in self.studio.library.names():
+            raise VoiceError(f"a voice with id {voice_id(name)!r} already exists (tick overwrite)")
+        path, source = self._receive(reference)
+        request = {
+            "name": name,
+            "consent": consent.strip(),
+            "engine": chosen_engine,
+            "seed": 0,
+            "overwrite": bool(overwrite),
+            "reference": source,
+        }
+        return self._queue("enroll", request, {source: path})
+
+    def follow(self, job_id: str, interval: float = POLL_S) -> Iterator[Job]:
+        """The job's record every `interval` seconds until it is done or failed."""
+        while True:
+            job = self.store.get(job_id)
+            yield job
+            if job.finished:
+                return
+            time.sleep(interval)
+
+    def _queue(self, kind: str, request: dict[str, Any], inputs: dict[str, Path]) -> Job:
+        try:
+            job = self.store.create(kind, request, inputs=inputs)
+        except BaseException:
+            for path in inputs.values():
+                path.unlink(missing_ok=True)
+            raise
+        self.runner.submit(job.id)
+        return job
+
+    def _receive(self, upload: str | None) -> tuple[Path, str]:
+        """Copy a Gradio upload/recording into the store's incoming folder and check it has
+        enough speech: (its path, the plain file name the job keeps)."""
+        if not upload:
+            raise AudioError("upload or record a reference first")
+        source = Path(upload)
+        suffix = source.suffix.lower()
+        if suffix not in audio_io.SUPPORTED_INPUT:
+            raise AudioError(
+                f"unsupported file type {suffix or '(none)'!r}; "
+                f"use {', '.join(audio_io.SUPPORTED_INPUT)}"
+            )
+        if source.stat().st_size > audio_io.MAX_INPUT_BYTES:
+            raise AudioError(f"the upload is over the {audio_io.MAX_INPUT_BYTES >> 20} MB limit")
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", source.stem).strip("._")[:80]
+        name = f"{stem or 'reference'}{suffix}"
+        path = self.store.incoming_path(suffix)
+        shutil.copyfile(source, path)
+        try:
+            self.studio.load_reference(path)
+        except StudioError as e:
+            path.unlink(missing_ok=True)
+            raise type(e)(str(e).replace(path.name, name)) from None
+        return path, name
+
+    # -- results ------------------------------------------------------------------------------
+    def result_path(self, job: Job) -> Path:
+        return self.store.output_path(job.id, (job.result or {}).get("format", "wav"))
+
+    def analyse(self, job: Job, reference: str | None) -> Analysis:
+        """Plots of a finished clone job: the reference (upload, or the enrolled voice's
+        embedding: its recording is not kept) next to the result."""
+        result = audio_io.load_audio(self.result_path(job))
+        clip: Audio | None = None
+        ref_embedding: np.ndarray | None = None
+        if job.request.get("voice"):
+            ref_embedding = self.studio.voice(job.request["voice"]).embedding
+            ref_label = f"voice {job.request['voice']}"
+        elif reference:
+            clip = self.studio.load_reference(reference)[0]
+            ref_embedding = self.studio.encoder.embed(clip.samples, clip.sample_rate)
+            ref_label = "reference"
+        res_embedding = self.studio.encoder.embed(result.samples, result.sample_rate)
+        engine = (job.result or {}).get("engine", "?")
+        marked = "watermarked" if self.studio.config.watermark else "not watermarked"
+        lines = [
+            f"**Done**: {result.duration:.1f} s at {result.sample_rate} Hz "
+            f"({engine} engine), {marked}, with a signed provenance record."
+        ]
+        if ref_embedding is not None:
+            similarity = float(np.dot(_unit(ref_embedding), _unit(res_embedding)))
+            lines.append(
+                f"Speaker similarity (GE2E cosine, {ref_label} vs result): {similarity:.3f}"
+            )
+        voices = [(v.name, np.asarray(v.embedding, np.float32)) for v in self.voices()]
+        return Analysis(
+            summary="  \n".join(lines),
+            signals=signals_figure(clip, result),
+            embedding=embedding_figure(ref_embedding, res_embedding),
+            projection=projection_figure(voices, ref_embedding, res_embedding),
+        )
+
+    def detect(self, upload: str | None) -> str:
+        """The watermark verdict of an uploaded or recorded clip, as Markdown."""
+        if not upload:
+            raise AudioError("upload or record a clip first")
+        audio = audio_io.load_audio(upload)
+        found = self.studio.watermarker.detect(audio)
+        threshold = self.studio.watermarker.threshold
+        if found.present:
+            verdict = (
+                f"**Watermark found** (confidence {found.confidence:.2f} ≥ {threshold:.2f}): "
+                "this clip was generated by Deepfake Studio (or another tool using the same "
+                "PerthNet watermark)."
+            )
+        else:
+            verdict = (
+                f"**No watermark found** (confidence {found.confidence:.2f} < {threshold:.2f}). "
+                "This does not show the clip is real."
+            )
+        return f"{verdict}\n\n_Synthetic-speech detector: not available yet._"
+
+
+def _engine(engine: str | None) -> str | None:
+    if engine in (None, "", ENGINE_AUTO):
+        return None
+    if engine not in ENGINES:
+        raise EngineError(f"unknown engine {engine!r} (available: {', '.join(ENGINES)})")
+    return engine
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    vector = np.asarray(vector, np.float64).ravel()
+    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+
+
+# -- plots (matplotlib Figures without pyplot: no global state, safe in worker threads) -------
+def _decimated(audio: Audio) -> tuple[np.ndarray, np.ndarray]:
+    step = max(1, len(audio.samples) // _MAX_PLOT_POINTS)
+    samples = audio.samples[::step]
+    return np.arange(len(samples)) * step / audio.sample_rate, samples
+
+
+def signals_figure(reference: Audio | None, result: Audio) -> Figure:
+    """Waveform and log-mel spectrogram of the reference (when there is one) and the result."""
+    rows = (
+        [("Reference", reference), ("Result", result)]
+        if reference is not None
+        else [("Result", result)]
+    )
+    fig = Figure(figsize=(10, 2.4 * len(rows)), layout="constrained")
+    axes = fig.subplots(len(rows), 2, squeeze=False)
+    for (title, audio), (wave_ax, mel_ax) in zip(rows, axes, strict=True):
+        assert audio is not None
+        times, samples = _decimated(audio)
+        wave_ax.plot(times, samples, linewidth=0.5, color="#4f46e5")
+        wave_ax.set(title=f"{title}: waveform", xlabel="s", xlim=(0, audio.duration), ylim=(-1, 1))
+        mono16 = audio_io.resample(audio, REFERENCE_RATE).samples
+        mel = mel_spectrogram(mono16, DISPLAY_MELS)
+        db = 10 * np.log10(np.maximum(mel, 1e-10))
+        mel_ax.imshow(
+            db.T,
+            origin="lower",
+            aspect="auto",
+            cmap="magma",
+            vmin=db.max() - 80,
+            extent=(0, audio.duration, 0, DISPLAY_MELS.n_mels),
+        )
+        mel_ax.set(title=f"{title}: mel spectrogram (dB)", xlabel="s", ylabel="mel band")
+    if reference is None:
+        fig.suptitle("An enrolled voice keeps no recording: only the result is shown", fontsize=9)
+    return fig
+
+
+def embedding_figure(reference: np.ndarray | None, result: np.ndarray) -> Figure:
+    """The 256-d d-vectors as 16 x 16 heat maps on one colour scale."""
+    panels = (
+        [("Reference", reference), ("Result", result)]
+        if reference is not None
+        else [("Result", result)]
+    )
+    grids = [np.asarray(v, np.float32).reshape(HEAT_SIDE, HEAT_SIDE) for _, v in panels]
+    low = min(0.0, *(float(g.min()) for g in grids))
+    high = max(float(g.max()) for g in grids)
+    fig = Figure(figsize=(3.2 * len(panels) + 1, 3.2), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    image = None
+    for (title, _), grid, ax in zip(panels, grids, axes, strict=True):
+        image = ax.imshow(grid, cmap="viridis", vmin=low, vmax=high)
+        ax.set(title=f"{title} d-vector", xticks=[], yticks=[])
+    fig.colorbar(image, ax=list(axes), shrink=0.8)
+    return fig
+
+
+def pca_2d(points: np.ndarray) -> np.ndarray:
+    """(n, 2) coordinates of `points` on their first two principal components (zeros where
+    there are fewer than two directions of spread)."""
+    centred = points - points.mean(axis=0)
+    _, spread, vt = np.linalg.svd(centred, full_matrices=False)
+    coords = centred @ vt[:2].T
+    if coords.shape[1] < 2:
+        coords = np.pad(coords, ((0, 0), (0, 2 - coords.shape[1])))
+    # A direction with (numerically) no spread carries rounding noise only: flatten it.
+    negligible = np.ones(2, bool)
+    negligible[: len(spread)] = spread[:2] <= 1e-6 * max(float(spread[0]), 1e-12)
+    coords[:, negligible] = 0.0
+    return coords
+
+
+def projection_figure(
+    voices: list[tuple[str, np.ndarray]], reference: np.ndarray | None, result: np.ndarray
+) -> Figure:
+    """Enrolled voices, the reference and the result on one 2-D PCA plane (fitted on all the
+    points shown)."""
+    named = [*voices]
+    if reference is not None:
+        named.append(("reference", reference))
+    named.append(("result", result))
+    coords = pca_2d(np.stack([_unit(v) for _, v in named]))
+    fig = Figure(figsize=(6, 4.5), layout="constrained")
+    ax = fig.subplots()
+    n = len(voices)
+    if n:
+        ax.scatter(coords[:n, 0], coords[:n, 1], c="#9ca3af", s=30, label="enrolled voices")
+        for (name, _), (x, y) in zip(voices[:40], coords[:40], strict=False):
+            ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    if reference is not None:
+        ax.scatter(*coords[-2], marker="*", s=220, c="#f59e0b", label="reference", zorder=3)
+        ax.plot(coords[-2:, 0], coords[-2:, 1], color="#6b7280", linestyle=":", linewidth=1)
+    ax.scatter(*coords[-1], marker="D", s=70, c="#4f46e5", label="result", zorder=3)
+    ax.set(title="Speaker embeddings (PCA, 2-D)", xlabel="PC 1", ylabel="PC 2")
+    ax.legend(loc="best", fontsize=8)
+    return fig
+
+
+# -- the Gradio page ----------------------------------------------------------------------------
+def _status(job: Job) -> str:
+    line = f"Job `{job.id}`: **{job.state}**, {job.progress:.0%}"
+    if job.message and job.message not in (job.state, "queued"):
+        line += f": {job.message}"
+    if job.error:
+        line += f"  \nError: {job.error}"
+    return line
+
+
+def _error_text(error: StudioError) -> str:
+    return f"**Error**: {error}"
+
+
+def build_blocks(web: StudioWeb) -> gr.Blocks:
+    """The page: Clone, Voices and Detect tabs wired to `web`."""
+    config = web.studio.config
+    engines = [ENGINE_AUTO, *ENGINES]
+    hidden: dict[str, Any] = {"api_visibility": "private"}  # no Gradio API endpoints
+
+    # delete_cache: Gradio keeps its own copies of uploads and results (someone's voice);
+    # every 10 minutes, drop those older than an hour.
+    with gr.Blocks(
+        title="Deepfake Studio", analytics_enabled=False, delete_cache=(600, 3600)
+    ) as blocks:
+        gr.Markdown(
+            "# Deepfake Studio\nClone a voice you have consent for. Every clip is watermarked "
+            "and signed. REST API: [/docs](/docs)."
+        )
+        with gr.Tab("Clone", id="clone"):
+            with gr.Row():
+                with gr.Column():
+                    source = gr.Radio(
+                        [SOURCE_VOICE, SOURCE_REFERENCE],
+                        value=SOURCE_VOICE,
+                        label="Voice from",
+                        elem_id="clone-source",
+                    )
+                    voice = gr.Dropdown(
+                        choices=[], value=None, label="Enrolled voice", elem_id="clone-voice"
+                    )
+                    reference = gr.Audio(
+                        sources=["upload", "microphone"],
+                        type="filepath",
+                        label="Reference recording (upload or record, at least 2 s of speech)",
+                        elem_id="clone-reference",
+                    )
+                with gr.Column():
+                    text = gr.Textbox(
+                        label="Text", lines=4, max_length=20_000, elem_id="clone-text"
+                    )
+                    engine = gr.Radio(
+                        engines,
+                        value=ENGINE_AUTO,
+                        label="Engine (auto: the voice's own, or the default for a recording)",
+                        elem_id="clone-engine",
+                    )
+                    speed = gr.Slider(
+                        config.min_speed,
+                        config.max_speed,
+                        value=1.0,
+                        step=0.05,
+                        label="Speed",
+                        elem_id="clone-speed",
+                    )
+                    generate = gr.Button("Generate", variant="primary", elem_id="clone-generate")
+            status = gr.Markdown("Ready.", elem_id="clone-status")
+            result = gr.Audio(
+                type="filepath",
+                label="Result",
+                interactive=False,
+                buttons=["download"],
+                elem_id="clone-result",
+            )
+            signals = gr.Plot(
+                label="Waveform and mel spectrogram", show_label=False, elem_id="clone-signals"
+            )
+            with gr.Row():
+                embedding = gr.Plot(
+                    label="Speaker embedding", show_label=False, elem_id="clone-embedding"
+                )
+                projection = gr.Plot(
+                    label="Voices (PCA)", show_label=False, elem_id="clone-projection"
+                )
+
+        with gr.Tab("Voices", id="voices"):
+            table = gr.Dataframe(
+                headers=VOICE_COLUMNS,
+                value=[],
+                interactive=False,
+                label="Voice library",
+                elem_id="voices-table",
+            )
+            library_errors = gr.Markdown("", elem_id="voices-errors")
+            refresh = gr.Button("Refresh", size="sm")
+            with gr.Accordion("Enroll a voice", open=True):
+                with gr.Row():
+                    enroll_audio = gr.Audio(
+                        sources=["upload", "microphone"],
+                        type="filepath",
+                        label="Recording of the speaker (at least 2 s of speech)",
+                        elem_id="enroll-audio",
+                    )
+                    with gr.Column():
+                        enroll_name = gr.Textbox(label="Name", elem_id="enroll-name")
+                        consent = gr.Textbox(
+                            label="Consent statement (required)",
+                            placeholder="e.g. 'I, Ada Lovelace, agree that this recording of "
+                            "my voice may be used to clone it, on 2026-05-01.'",
+                            lines=2,
+                            elem_id="enroll-consent",
+                        )
+                        enroll_engine = gr.Radio(
+                            engines, value=ENGINE_AUTO, label="Engine", elem_id="enroll-engine"
+                        )
+                        overwrite = gr.Checkbox(
+                            label="Replace a voice with the same name", elem_id="enroll-overwrite"
+                        )
+                        enroll = gr.Button("Enroll", variant="primary", elem_id="enroll-button")
+                enroll_status = gr.Markdown("", elem_id="enroll-status")
+            with gr.Accordion("Delete a voice", open=False):
+                with gr.Row():
+                    to_delete = gr.Dropdown(choices=[], label="Voice", elem_id="delete-voice")
+                    delete = gr.Button("Delete", variant="stop", elem_id="delete-button")
+                delete_status = gr.Markdown("", elem_id="delete-status")
+
+        with gr.Tab("Detect", id="detect"):
+            gr.Markdown(DETECTOR_NOTICE, elem_id="detect-notice")
+            suspect = gr.Audio(
+                sources=["upload", "microphone"],
+                type="filepath",
+                label="Clip to check",
+                elem_id="detect-audio",
+            )
+            check = gr.Button("Check for the watermark", elem_id="detect-button")
+            verdict = gr.Markdown("", elem_id="detect-verdict")
+
+        # -- handlers ----------------------------------------------------------------------------
+        library_outputs = [table, library_errors, voice, to_delete]
+
+        def library() -> tuple[Any, ...]:
+            rows, errors = web.voice_rows()
+            choices = web.voice_choices()
+            ids = web.studio.library.names()
+            note = "\n".join(["Unusable voice folders:", *(f"- {e}" for e in errors)])
+            note = note if errors else ""
+            return (
+                gr.Dataframe(value=rows, headers=VOICE_COLUMNS),
+                note,
+                gr.Dropdown(choices=choices),
+                gr.Dropdown(choices=ids, value=None),
+            )
+
+        def run_clone(
+            text_in: str,
+            source_in: str,
+            voice_in: str | None,
+            reference_in: str | None,
+            engine_in: str,
+            speed_in: float,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's injection idiom
+        ) -> Iterator[tuple[Any, ...]]:
+            skip = gr.skip()
+            try:
+                queued = web.submit_clone(
+                    text_in, source_in, voice_in, reference_in, engine_in, speed_in
+                )
+            except StudioError as e:
+                yield _error_text(e), None, None, None, None
+                return
+            job = queued
+            yield _status(job), None, None, None, None
+            for job in web.follow(queued.id):  # ends holding the finished job
+                progress(job.progress, desc=job.message or job.state)
+                yield _status(job), skip, skip, skip, skip
+            if job.state != "done":
+                return
+            try:
+                analysis = web.analyse(job, reference_in if source_in == SOURCE_REFERENCE else None)
+            except StudioError as e:
+                audio = str(web.result_path(job))
+                yield f"{_status(job)}  \nPlots unavailable: {e}", audio, None, None, None
+                return
+            yield (
+                f"{_status(job)}  \n{analysis.summary}",
+                str(web.result_path(job)),
+                analysis.signals,
+                analysis.embedding,
+                analysis.projection,
+            )
+
+        def run_enroll(
+            audio_in: str | None,
+            name_in: str,
+            consent_in: str,
+            engine_in: str,
+            overwrite_in: bool,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008
+        ) -> Iterator[tuple[Any, ...]]:
+            skip = gr.skip()
+            try:
+                queued = web.submit_enroll(audio_in, name_in, consent_in, engine_in, overwrite_in)
+            except StudioError as e:
+                yield _error_text(e), skip, skip, skip, skip
+                return
+            job = queued
+            for job in web.follow(queued.id):  # ends holding the finished job
+                progress(job.progress, desc=job.message or job.state)
+                yield _status(job), skip, skip, skip, skip
+            if job.state == "done":
+                voice_name = (job.result or {}).get("voice", "")
+                yield f"{_status(job)}  \nEnrolled voice `{voice_name}`.", *library()
+
+        def run_delete(voice_in: str | None) -> tuple[Any, ...]:
+            try:
+                message = web.delete_voice(voice_in)
+            except StudioError as e:
+                return _error_text(e), *(gr.skip() for _ in library_outputs)
+            return message, *library()
+
+        def run_detect(audio_in: str | None) -> str:
+            try:
+                return web.detect(audio_in)
+            except StudioError as e:
+                return _error_text(e)
+
+        # Giving a recording or picking a voice switches "Voice from" to match.
+        for event in (reference.upload, reference.stop_recording):
+            event(lambda: SOURCE_REFERENCE, None, source, queue=False, **hidden)
+        voice.select(lambda: SOURCE_VOICE, None, source, queue=False, **hidden)
+        blocks.load(library, None, library_outputs, **hidden)
+        refresh.click(library, None, library_outputs, **hidden)
+        generate.click(
+            run_clone,
+            [text, source, voice, reference, engine, speed],
+            [status, result, signals, embedding, projection],
+            **hidden,
+        )
+        enroll.click(
+            run_enroll,
+            [enroll_audio, enroll_name, consent, enroll_engine, overwrite],
+            [enroll_status, *library_outputs],
+            **hidden,
+        )
+        delete.click(run_delete, [to_delete], [delete_status, *library_outputs], **hidden)
+        check.click(run_detect, [suspect], [verdict], **hidden)
+    return blocks
+
+
+# -- mounting -----------------------------------------------------------------------------------
+def token_auth(token: str) -> Callable[[str, str], bool]:
+    """Gradio login check: any user name, the server's token as the password."""
+
+    def check(_username: str, password: str) -> bool:
+        return secrets.compare_digest(password.encode(), token.encode())
+
+    return check
+
+
+def add_pwa_routes(app: FastAPI) -> None:
+    """`/manifest.json`, `/sw.js` and `/pwa/*` (public: nothing in them is private)."""
+    worker = (PWA_DIR / "sw.js").read_text(encoding="utf-8")
+    # Any change to the release, Gradio or these files makes a new worker with a new cache.
+    assets = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(PWA_DIR.iterdir())))
+    version = f"{__version__}-gradio-{gr.__version__}-{assets.hexdigest()[:8]}"
+    worker = worker.replace("__VERSION__", version)
+
+    @app.get("/manifest.json", include_in_schema=False)
+    def manifest() -> FileResponse:
+        return FileResponse(PWA_DIR / "manifest.json", media_type="application/manifest+json")
+
+    @app.get("/sw.js", include_in_schema=False)
+    def service_worker() -> Response:
+        # no-cache: the browser checks for a new worker on every visit.
+        headers = {"Cache-Control": "no-cache", "Service-Worker-Allowed": "/"}
+        return Response(worker, media_type="text/javascript", headers=headers)
+
+    app.mount("/pwa", StaticFiles(directory=PWA_DIR), name="pwa")
+
+
+def mount_web(
+    app: FastAPI,
+    studio: Studio,
+    store: JobStore,
+    runner: JobRunner,
+    token: str | None = None,
+) -> FastAPI:
+    """Mount the web studio at `/` of `app` (after its API routes, which keep precedence)."""
+    add_pwa_routes(app)
+    blocks = build_blocks(StudioWeb(studio, store, runner))
+    gr.mount_gradio_app(
+        app,
+        blocks,
+        path="/",
+        auth=token_auth(token) if token else None,
+        auth_message="Log in with any user name and the server's token as the password."
+        if token
+        else None,
+        # Result audio is served from the job folders; uploads in flight never are.
+        allowed_paths=[str(store.jobs_dir)],
+        blocked_paths=[str(store.incoming_dir)],
+        max_file_size=audio_io.MAX_INPUT_BYTES,
+        favicon_path=str(PWA_DIR / "icon-192.png"),
+        footer_links=["settings"],
+        run_history=False,
+        ssr_mode=False,
+        pwa=True,
+        theme=gr.themes.Soft(
+            primary_hue="indigo",
+            # System fonts: the default theme would fetch web fonts, and this app is offline.
+            font=["system-ui", "sans-serif"],
+            font_mono=["ui-monospace", "monospace"],
+        ),
+        head=_HEAD,
+        js=_REGISTER_JS,
+    )
+    _serve_ui_as_fallback(app)
+    return app
+
+
+def _serve_ui_as_fallback(app: FastAPI) -> None:
+    """Move Gradio from its Mount at `/` to the router's fallback.
+
+    A Mount at `/` matches every path, so it would answer a wrong method on an API route
+    (404 instead of 405) and unknown `/api/v1` paths (with Gradio's error body). As the
+    fallback it is reached only when no route matches at all; API paths keep the API's
+    JSON 404.
+    """
+    mount = app.router.routes[-1]
+    if not (isinstance(mount, Mount) and mount.path == ""):
+        raise RuntimeError("expected Gradio's mount at '/' as the app's last route")
+    app.router.routes.pop()
+    ui, not_found = mount.app, app.router.default
+
+    async def fallback(scope: Scope, receive: Receive, send: Send) -> None:
+        path = get_route_path(scope)
+        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+            await not_found(scope, receive, send)
+        else:
+            await ui(scope, receive, send)
+
+    app.router.default = fallback

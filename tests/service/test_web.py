@@ -1,0 +1,410 @@
+"""The web studio end to end: the real app under uvicorn, driven by Debian's Chromium through
+Playwright (never `playwright install`: the browser is the system's /usr/bin/chromium)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("gradio")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from fastapi.testclient import TestClient  # noqa: E402
+
+from deepfake_studio import Studio, __version__  # noqa: E402
+from deepfake_studio import audio as audio_io  # noqa: E402
+from deepfake_studio.errors import AudioError, EngineError, TextError, VoiceError  # noqa: E402
+from deepfake_studio.service.api import create_app  # noqa: E402
+from deepfake_studio.service.runner import execute_job  # noqa: E402
+from deepfake_studio.service.store import JobStore  # noqa: E402
+from deepfake_studio.service.web import (  # noqa: E402
+    ENGINE_AUTO,
+    SOURCE_REFERENCE,
+    SOURCE_VOICE,
+    StudioWeb,
+    embedding_figure,
+    pca_2d,
+    projection_figure,
+    signals_figure,
+)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SENTENCE = "The library opens at nine on Monday morning."
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+if not CHROMIUM.exists():
+    if os.environ.get("CI"):  # a skip would hide a missing install step
+        pytest.fail("CI needs Debian's Chromium: apt-get install -y chromium", pytrace=False)
+    pytest.skip("no /usr/bin/chromium (apt-get install -y chromium)", allow_module_level=True)
+
+
+class _HeldRunner:
+    """Records submissions and runs nothing."""
+
+    def __init__(self) -> None:
+        self.submitted: list[str] = []
+
+    def submit(self, job_id: str) -> None:
+        self.submitted.append(job_id)
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+    def queue_depth(self) -> int:
+        return len(self.submitted)
+
+
+class _Server:
+    """The app under a real uvicorn on a free loopback port, in a thread."""
+
+    def __init__(self, app: Any) -> None:
+        import uvicorn
+
+        self.socket = socket.socket()
+        self.socket.bind(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
+        config = uvicorn.Config(app, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(
+            target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
+        )
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert self.thread.is_alive() and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+        self.socket.close()
+
+
+@pytest.fixture(scope="module")
+def voice(studio: Studio, example_reference: Path) -> str:
+    """A piper voice enrolled through Studio (piper: fast)."""
+    name = f"Web Piper {uuid.uuid4().hex[:6]}"
+    return studio.enroll(
+        example_reference, name, "Public-domain LJ Speech reader.", engine="piper"
+    ).id
+
+
+@pytest.fixture(scope="module")
+def server(studio: Studio, voice: str) -> Iterator[_Server]:
+    with _Server(create_app(studio, web=True)) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def context(browser: Any) -> Iterator[Any]:
+    ctx = browser.new_context(viewport={"width": 1280, "height": 1400})
+    ctx.set_default_timeout(30_000)
+    yield ctx
+    ctx.close()
+
+
+def _open(context: Any, url: str) -> Any:
+    page = context.new_page()
+    page.goto(url + "/")
+    page.wait_for_selector("#clone-generate")
+    return page
+
+
+def _wait_for_text(page: Any, selector: str, needle: str, timeout: float = 60.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = page.locator(selector).inner_text()
+        if needle in text:
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"{needle!r} not in {selector}: {page.locator(selector).inner_text()!r}")
+
+
+def _upload(page: Any, component: str, path: Path) -> None:
+    """Give a gr.Audio a file and wait until Gradio has uploaded and shown it."""
+    page.locator(f"{component} input[type=file]").set_input_files(str(path))
+    page.wait_for_selector(f"{component} audio[src]", state="attached")
+
+
+# -- the Clone tab ------------------------------------------------------------------------------
+def test_generate_runs_a_job_in_the_shared_store_and_shows_the_result(
+    server: _Server, context: Any, studio: Studio, voice: str, example_reference: Path
+) -> None:
+    requested: list[str] = []
+    context.on("request", lambda r: requested.append(r.url))
+    page = _open(context, server.url)
+    # Record every status the page shows, however briefly.
+    page.evaluate(
+        """() => {
+        window.statuses = [];
+        const node = document.querySelector("#clone-status");
+        new MutationObserver(() => window.statuses.push(node.innerText))
+            .observe(node, { subtree: true, childList: true, characterData: true });
+    }"""
+    )
+    page.locator("#clone-text textarea").fill(SENTENCE)
+    page.locator("#clone-generate").click()  # no voice picked: an error, nothing queued
+    assert "pick an enrolled voice" in _wait_for_text(page, "#clone-status", "Error")
+    # Giving a recording, then picking a voice, switches "Voice from" each time.
+    _upload(page, "#clone-reference", example_reference)
+    page.locator("#clone-source input[value='Reference recording']:checked").wait_for()
+    page.locator("#clone-voice input").click()
+    page.get_by_role("option", name=f"{studio.voice(voice).name} (piper)").click()
+    page.locator("#clone-source input[value='Enrolled voice']:checked").wait_for()
+    page.locator("#clone-engine").get_by_text("piper", exact=True).click()
+    page.locator("#clone-generate").click()
+
+    # The player's <audio> gets the result as its source (Gradio keeps the element hidden).
+    page.wait_for_selector("#clone-result audio[src]", state="attached", timeout=120_000)
+    status = _wait_for_text(page, "#clone-status", "Speaker similarity")
+    for plot in ("#clone-signals", "#clone-embedding", "#clone-projection"):
+        page.wait_for_selector(f"{plot} img")
+
+    # The job went through the REST API's store: done, with a plausible WAV.
+    job_id = UUID.search(status).group(0)  # type: ignore[union-attr]
+    job = JobStore(studio.data_dir).get(job_id)
+    assert job.kind == "clone" and job.state == "done"
+    assert job.request["voice"] == voice and job.request["engine"] == "piper"
+    assert job.request["text"] == SENTENCE
+    samples, rate = sf.read(JobStore(studio.data_dir).output_path(job_id, "wav"))
+    assert rate == 22_050 and 1.5 < len(samples) / rate < 7.0
+    assert f"{len(samples) / rate:.1f} s" in status
+    # Live progress: the page showed the job before it was done.
+    seen = " | ".join(page.evaluate("window.statuses"))
+    assert re.search(r"\*?\*?(queued|running)", seen), seen
+    # The download link serves the same audio.
+    href = page.locator("#clone-result a[download]").get_attribute("href")
+    download = page.request.get(href)
+    assert download.ok and download.body()[:4] == b"RIFF"
+    # Offline means offline: nothing was fetched from anywhere but this server.
+    outside = [u for u in requested if u.startswith("http") and not u.startswith(server.url)]
+    assert outside == []
+
+
+# -- Voices and Detect --------------------------------------------------------------------------
+def test_voices_tab_enrolls_with_consent_and_deletes(
+    server: _Server, context: Any, studio: Studio, example_reference: Path
+) -> None:
+    name = f"UI Voice {uuid.uuid4().hex[:6]}"
+    page = _open(context, server.url)
+    page.get_by_role("tab", name="Voices").click()
+    _upload(page, "#enroll-audio", example_reference)
+    page.locator("#enroll-name textarea, #enroll-name input").first.fill(name)
+    page.locator("#enroll-engine").get_by_text("piper", exact=True).click()
+    page.locator("#enroll-button").click()
+    assert "consent" in _wait_for_text(page, "#enroll-status", "Error")
+
+    page.locator("#enroll-consent textarea").fill("Public-domain LJ Speech reader.")
+    page.locator("#enroll-button").click()
+    _wait_for_text(page, "#enroll-status", "Enrolled voice")
+    new_id = name.lower().replace(" ", "-")
+    assert studio.voice(new_id).consent == "Public-domain LJ Speech reader."
+    _wait_for_text(page, "#voices-table", new_id)
+
+    page.get_by_text("Delete a voice").click()
+    page.locator("#delete-voice input").click()
+    page.get_by_role("option", name=new_id, exact=True).click()
+    page.locator("#delete-button").click()
+    _wait_for_text(page, "#delete-status", "Deleted")
+    assert new_id not in studio.library.names()
+
+
+def test_detect_tab_gives_the_watermark_verdict_and_says_there_is_no_detector_yet(
+    server: _Server,
+    context: Any,
+    studio: Studio,
+    voice: str,
+    example_reference: Path,
+    tmp_path: Path,
+) -> None:
+    clip = studio.clone("Checking the watermark.", voice=voice)
+    marked = audio_io.save_audio(clip, tmp_path / "marked.wav")
+    page = _open(context, server.url)
+    page.get_by_role("tab", name="Detect").click()
+    assert "not available yet" in page.locator("#detect-notice").inner_text()
+
+    _upload(page, "#detect-audio", marked)
+    page.locator("#detect-button").click()
+    assert "detector: not available yet" in _wait_for_text(page, "#detect-verdict", "found")
+    _wait_for_text(page, "#detect-verdict", "Watermark found")
+
+    page = _open(context, server.url)  # a fresh page for the second clip
+    page.get_by_role("tab", name="Detect").click()
+    _upload(page, "#detect-audio", example_reference)
+    page.locator("#detect-button").click()
+    _wait_for_text(page, "#detect-verdict", "No watermark found")
+
+
+# -- PWA ----------------------------------------------------------------------------------------
+def test_pwa_manifest_and_service_worker_are_served_and_it_starts_offline(
+    server: _Server, context: Any
+) -> None:
+    manifest = context.request.get(server.url + "/manifest.json")
+    assert manifest.ok and manifest.headers["content-type"] == "application/manifest+json"
+    body = manifest.json()
+    assert body["name"] == "Deepfake Studio" and body["display"] == "standalone"
+    assert body["start_url"] == "/" and body["scope"] == "/"
+    sizes = {icon["sizes"] for icon in body["icons"]}
+    assert {"192x192", "512x512"} <= sizes
+    for icon in body["icons"]:
+        fetched = context.request.get(server.url + icon["src"])
+        assert fetched.ok and fetched.headers["content-type"].startswith(icon["type"])
+    worker = context.request.get(server.url + "/sw.js")
+    assert worker.ok and "javascript" in worker.headers["content-type"]
+    assert worker.headers["service-worker-allowed"] == "/"
+    assert f'const VERSION = "{__version__}-gradio-' in worker.text()
+
+    page = _open(context, server.url)
+    scope = page.evaluate("navigator.serviceWorker.ready.then((r) => r.scope)")
+    assert scope == server.url + "/"
+    script = page.evaluate("navigator.serviceWorker.ready.then((r) => r.active.scriptURL)")
+    assert script == server.url + "/sw.js"
+    page.wait_for_function("navigator.serviceWorker.controller !== null")
+    cached = page.evaluate(
+        "caches.keys().then((ks) => Promise.all(ks.map((k) => caches.open(k)"
+        ".then((c) => c.keys())))).then((rs) => rs.flat().map((r) => r.url))"
+    )
+    assert server.url + "/" in cached and any("/assets/" in url for url in cached)
+    assert not any("/api/" in url or "/gradio_api/" in url for url in cached)
+
+    context.set_offline(True)
+    try:
+        response = page.reload()
+        assert response is not None and response.from_service_worker
+        page.wait_for_selector("#clone-generate")  # the app shell rendered from the cache
+    finally:
+        context.set_offline(False)
+
+
+# -- auth ---------------------------------------------------------------------------------------
+def test_a_token_puts_the_web_ui_behind_a_login(studio: Studio, context: Any) -> None:
+    app = create_app(studio, runner=_HeldRunner(), token="s3cret", web=True)
+    with _Server(app) as running:
+        assert context.request.get(running.url + "/config").status == 401
+        assert context.request.get(running.url + "/api/v1/voices").status == 401
+        assert context.request.get(running.url + "/manifest.json").ok  # the PWA files are public
+        assert context.request.get(running.url + "/sw.js").ok
+        page = context.new_page()
+        page.goto(running.url + "/")
+        fields = page.locator("input")
+        fields.nth(0).fill("anyone")
+        fields.nth(1).fill("wrong")
+        page.get_by_role("button", name="Login").click()
+        page.get_by_text("Incorrect Credentials").wait_for()
+        assert page.locator("#clone-generate").count() == 0
+        fields.nth(0).fill("anyone")
+        fields.nth(1).fill("s3cret")
+        page.get_by_role("button", name="Login").click()
+        page.wait_for_selector("#clone-generate")
+        scope = page.evaluate("navigator.serviceWorker.ready.then((r) => r.scope)")
+        assert scope == running.url + "/"
+        # The REST API still wants its Bearer header, not the UI's cookie.
+        assert page.request.get(running.url + "/api/v1/voices").status == 401
+
+
+# -- without a browser --------------------------------------------------------------------------
+def test_api_routes_keep_precedence_over_the_mounted_ui(studio: Studio) -> None:
+    with TestClient(create_app(studio, runner=_HeldRunner(), web=True)) as client:
+        assert client.get("/api/v1/health").json()["status"] == "ok"
+        assert client.get("/api/v1/nope").json() == {"error": "Not Found"}
+        wrong = client.put("/api/v1/voices")
+        assert wrong.status_code == 405 and wrong.json() == {"error": "Method Not Allowed"}
+        assert "POST" in wrong.headers["allow"]
+        assert "<gradio-app" in client.get("/").text
+        assert client.get("/manifest.json").json()["short_name"] == "Studio"  # ours, not Gradio's
+    with TestClient(create_app(studio, runner=_HeldRunner())) as client:
+        assert client.get("/").status_code == 404  # web=False: the API only
+
+
+def test_requests_are_checked_before_a_job_is_queued(
+    studio: Studio, voice: str, example_reference: Path, tmp_path: Path
+) -> None:
+    held = _HeldRunner()
+    web = StudioWeb(studio, JobStore(studio.data_dir), held)
+    with pytest.raises(TextError):
+        web.submit_clone("", SOURCE_VOICE, voice, None, ENGINE_AUTO, 1.0)
+    with pytest.raises(VoiceError, match="pick an enrolled voice"):
+        web.submit_clone(SENTENCE, SOURCE_VOICE, None, None, ENGINE_AUTO, 1.0)
+    with pytest.raises(EngineError, match="kokoro"):
+        web.submit_clone(SENTENCE, SOURCE_VOICE, voice, None, "kokoro", 1.0)
+    with pytest.raises(EngineError, match="out of range"):
+        web.submit_clone(SENTENCE, SOURCE_VOICE, voice, None, "piper", 9.0)
+    with pytest.raises(VoiceError, match="consent"):
+        web.submit_enroll(str(example_reference), "Nobody", "  ", "piper")
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(16_000 * 3, np.float32), 16_000)
+    with pytest.raises(AudioError, match="silence.wav"):  # the user's file name, not a uuid
+        web.submit_clone(SENTENCE, SOURCE_REFERENCE, None, str(silence), "piper", 1.0)
+    assert held.submitted == []
+    assert not list(JobStore(studio.data_dir).incoming_dir.iterdir())  # nothing left behind
+
+
+def test_a_reference_upload_is_cloned_and_plotted_next_to_the_result(
+    studio: Studio, voice: str, example_reference: Path
+) -> None:
+    store = JobStore(studio.data_dir)
+
+    class InlineRunner(_HeldRunner):
+        def submit(self, job_id: str) -> None:  # what a worker would do, right away
+            super().submit(job_id)
+            execute_job(studio, store, job_id)
+
+    web = StudioWeb(studio, store, InlineRunner())
+    queued = web.submit_clone(
+        "Short and clear.", SOURCE_REFERENCE, None, str(example_reference), "piper", 1.2
+    )
+    job = list(web.follow(queued.id, interval=0.01))[-1]
+    assert job.state == "done", job.error
+    assert job.request["reference"] == "lj_reference.flac" and job.request["speed"] == 1.2
+    assert not store.inputs_dir(job.id).exists()  # the uploaded voice is not kept
+    analysis = web.analyse(job, str(example_reference))
+    assert "Speaker similarity (GE2E cosine, reference vs result)" in analysis.summary
+    assert len(analysis.signals.axes) == 4  # reference and result: waveform + mel each
+    assert len(analysis.embedding.axes) == 3
+    legend = [t.get_text() for t in analysis.projection.axes[0].get_legend().get_texts()]
+    assert legend == ["enrolled voices", "reference", "result"]
+
+
+def test_plots_and_projection_cope_with_few_voices() -> None:
+    rng = np.random.default_rng(0)
+    a, b = np.abs(rng.normal(size=(2, 256))).astype(np.float32)
+    coords = pca_2d(np.stack([a, b]))
+    assert coords.shape == (2, 2) and np.allclose(coords[:, 1], 0)  # one direction only
+    assert np.allclose(pca_2d(a[None]), 0)
+    tone = audio_io.Audio(0.3 * np.sin(np.linspace(0, 2000, 22_050)).astype(np.float32), 22_050)
+    assert len(signals_figure(None, tone).axes) == 2
+    assert len(signals_figure(tone, tone).axes) == 4
+    assert len(embedding_figure(a, b).axes) == 3  # two maps and a colour bar
+    assert len(projection_figure([("x", a)], None, b).axes) == 1
