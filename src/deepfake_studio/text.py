@@ -78,7 +78,9 @@ def split_first_clause(
         return sentences
     first = sentences[0]
     window = first.text[: max_chars + 1]
-    cut = max(window.rfind(", "), window.rfind("; "), window.rfind(": "))
+    # The earliest clause boundary after a few words: the shorter the head, the sooner audio.
+    boundaries = [i for i in (window.find(p, 10) for p in (", ", "; ", ": ")) if i >= 10]
+    cut = min(boundaries) if boundaries else -1
     if cut < 10:  # no clause boundary early enough: split between words
         cut = window.rfind(" ")
     if cut < 10:
