@@ -165,6 +165,9 @@ def make_celery(config: QueueConfig, worker: WorkerSettings | None = None) -> An
         result_expires=int(config.result_ttl_s),
         broker_connection_retry_on_startup=True,
         worker_send_task_events=False,
+        # A new pool process loads the models before it reports up (tens of seconds);
+        # Celery's default 4 s would kill every replacement of a process that died.
+        worker_proc_alive_timeout=600.0,
         enable_utc=True,
     )
     if worker is not None:
