@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -108,6 +109,10 @@ def test_batch_writes_signed_outputs_and_resumes(
     assert rows[1].out.stat().st_mtime_ns == mtimes[rows[1].out]
     assert sf.read(rows[2].out)[1] == 22_050 and verify(rows[2].out, data_dir=studio.data_dir).ok
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
+    # An edited row is made again, not skipped because its file exists.
+    edited = replace(rows[1], text="Row two, edited.")
+    assert not finished(edited) and finished(rows[1])
+    assert run_local(studio, [edited], lambda row, error: None).summary().startswith("1 done")
 
 
 def test_cli_reports_failures_and_exits_non_zero(tmp_path: Path) -> None:

@@ -279,6 +279,7 @@ def test_two_workers_share_jobs_and_the_server_stores_results(
     ran_by = {j["result"]["worker"] for j in jobs}
     assert ran_by == set(WORKERS), ran_by  # both workers took jobs
     assert all(j["result"]["attempts"] == 1 for j in jobs)
+    assert all(0 < j["result"]["seconds"] < 60 for j in jobs)  # compute time on the worker
     key_id = load_or_create_key(server_home).key_id
     for job in jobs:
         fmt = job["result"]["format"]

@@ -29,7 +29,7 @@ from typing import Any
 
 from deepfake_studio import audio as audio_io
 from deepfake_studio.errors import StudioError
-from deepfake_studio.provenance import sidecar_path
+from deepfake_studio.provenance import sidecar_path, text_sha256
 from deepfake_studio.service.runner import INTERNAL_ERROR, compute_clone, save_clone
 from deepfake_studio.studio import Studio
 from deepfake_studio.synthesizer import ENGINES
@@ -91,8 +91,17 @@ class BatchReport:
 
 
 def finished(row: BatchRow) -> bool:
-    """An output counts only when its audio and its signed record are both in place."""
-    return row.out.is_file() and sidecar_path(row.out).is_file()
+    """An output counts only when its audio and its signed record are both in place, and the
+    record is for this row's text (an edited row is made again)."""
+    record = sidecar_path(row.out)
+    if not (row.out.is_file() and record.is_file()):
+        return False
+    try:
+        return json.loads(record.read_text(encoding="utf-8")).get("text_sha256") == text_sha256(
+            row.text
+        )
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def read_jobs(csv_path: Path, out_dir: Path, studio: Studio) -> list[BatchRow]:
@@ -266,13 +275,22 @@ def run_distributed(
     states = dispatcher.states(pending)
     queued = dispatcher.queued_ids()
     voices: dict[str, Voice] = {}
-    for task_id, row in pending.items():
+    for task_id, row in list(pending.items()):
         if states[task_id]["status"] != "PENDING" or task_id in queued:
             continue
-        voice = None
-        if row.voice is not None:
-            voice = voices.get(row.voice) or voices.setdefault(row.voice, studio.voice(row.voice))
-        dispatcher.send("clone", task_id, clone_payload(row.request(), row.reference, voice))
+        try:
+            voice = None
+            if row.voice is not None:
+                voice = voices.get(row.voice) or voices.setdefault(
+                    row.voice, studio.voice(row.voice)
+                )
+            payload = clone_payload(row.request(), row.reference, voice)
+        except (StudioError, OSError) as e:  # e.g. a voice deleted or corrupt since the check
+            del pending[task_id]
+            report.failed.append((row, _failure(row, e)))
+            on_done(row, report.failed[-1][1])
+            continue
+        dispatcher.send("clone", task_id, payload)
     last_change = time.monotonic()
     while pending:
         time.sleep(dispatcher.config.poll_interval_s)

@@ -253,11 +253,13 @@ def _run_task(
     request = payload.get("request") or {}
     name = request.get("reference")
     path: Path | None = None
+    started = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="deepfake-studio-job-") as tmp:
             files = _write_inputs(payload.get("inputs") or {}, Path(tmp))
             path = files.get(name) if name else None
             body = _COMPUTE[kind](studio(), payload, files, throttled(report))
+            outcome["seconds"] = round(time.perf_counter() - started, 3)  # compute time
     except StudioError as e:
         return {**outcome, "ok": False, "error": public_error(str(e), path, name)}
     except Exception as e:
@@ -453,7 +455,7 @@ class CeleryRunner:
         self.studio = studio
         self.store = store
         self.config = config
-        self.dispatcher = Dispatcher(config)
+        self.dispatcher: Dispatcher | None = None  # made by start(), closed by stop()
         self._outbox: queue.Queue[str | None] = queue.Queue()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -474,6 +476,7 @@ class CeleryRunner:
             if self._threads:
                 return
             self._stopping.clear()
+            self.dispatcher = Dispatcher(self.config)
             for target, name in ((self._send_loop, "sender"), (self._collect_loop, "collector")):
                 thread = threading.Thread(target=target, name=f"studio-queue-{name}", daemon=True)
                 thread.start()
@@ -488,10 +491,17 @@ class CeleryRunner:
             self._outbox.put(None)
         for thread in threads:
             thread.join(timeout)
-        self.dispatcher.close()
+        if self.dispatcher is not None:
+            self.dispatcher.close()
 
     def queue_depth(self) -> int:
         return self.store.count("queued")
+
+    @property
+    def _queue(self) -> Dispatcher:
+        if self.dispatcher is None:
+            raise RuntimeError("the runner is not started")
+        return self.dispatcher
 
     # -- sending ----------------------------------------------------------------------------
     def _send_loop(self) -> None:
@@ -524,8 +534,8 @@ class CeleryRunner:
         unfinished = self.store.unfinished()
         if not unfinished:
             return
-        states = self.dispatcher.states(unfinished)
-        in_broker = self.dispatcher.queued_ids()
+        states = self._queue.states(unfinished)
+        in_broker = self._queue.queued_ids()
         for job_id in unfinished:
             if states[job_id]["status"] == "PENDING" and job_id not in in_broker:
                 self.store.requeue(job_id)  # it was 'running' on a worker that is gone
@@ -545,7 +555,7 @@ class CeleryRunner:
             log.exception("job %s: cannot read its inputs", job.id)
             self.store.fail(job.id, "the job's uploaded file is missing on the server")
             return
-        self.dispatcher.send(job.kind, job.id, payload)
+        self._queue.send(job.kind, job.id, payload)
 
     def _payload(self, job: Job) -> dict[str, Any]:
         request = job.request
@@ -573,7 +583,7 @@ class CeleryRunner:
         unfinished = self.store.unfinished()
         if not unfinished:
             return
-        for job_id, meta in self.dispatcher.states(unfinished).items():
+        for job_id, meta in self._queue.states(unfinished).items():
             status = meta.get("status")
             if status == "PROGRESS":
                 self._progress(job_id, meta.get("result") or {})
@@ -600,7 +610,7 @@ class CeleryRunner:
         if not job.finished:  # stored already (a duplicate result): never twice
             self.store.claim(job_id)  # a job so quick that no progress was seen
             self._store_outcome(job, meta)
-        self.dispatcher.forget(job_id)
+        self._queue.forget(job_id)
 
     def _store_outcome(self, job: Job, meta: Mapping[str, Any]) -> None:
         result = meta.get("result")
@@ -608,7 +618,7 @@ class CeleryRunner:
             log.error("job %s ended as %s: %s", job.id, meta.get("status"), failure_line(meta))
             self.store.fail(job.id, INTERNAL_ERROR)
             return
-        where = {"worker": result.get("worker"), "attempts": result.get("attempts")}
+        where = {key: result.get(key) for key in ("worker", "attempts", "seconds")}
         try:
             if not result.get("ok"):
                 raise StudioError(str(result.get("error") or "the job failed"))
