@@ -446,3 +446,40 @@ def test_sigkill_of_a_worker_mid_job_still_finishes_the_job_once(
     data, rate = _decoded(client.get(f"{API}/jobs/{job_id}/audio"))
     _assert_speech(data, rate, 10.0)
     _only_outputs(server_home, job_id)  # one audio file, one record: stored once
+
+
+def test_restart_sends_again_only_jobs_the_broker_does_not_hold(
+    broker: str, tmp_path: Path, example_reference: Path
+) -> None:
+    # A queue no worker reads, so what the runner sends stays visible in Redis.
+    config = QueueConfig(broker, queue=f"idle-{uuid.uuid4().hex[:6]}", poll_interval_s=0.05)
+    studio = Studio(StudioConfig(data_dir=tmp_path))
+    store = JobStore(tmp_path)
+    reference = tmp_path / "upload.flac"
+    reference.write_bytes(example_reference.read_bytes())
+    held = store.create("clone", {"text": "Held.", "reference": "r.flac", "engine": "piper"},
+                        inputs={"r.flac": reference})  # fmt: skip
+    lost = store.create("clone", {"text": "Lost.", "voice": None, "engine": "piper"})
+    store.claim(lost.id)  # a dead server had it running
+    gone = store.create("clone", {"text": "Voice deleted.", "voice": "nobody"})
+    dispatcher = Dispatcher(config)
+    try:
+        dispatcher.send("clone", held.id, {"request": held.request})  # still in the queue
+        assert dispatcher.queued_ids() == {held.id}
+        runner = CeleryRunner(studio, store, config)
+        runner.start()
+        try:
+            deadline = time.monotonic() + 10
+            while dispatcher.queued_ids() != {held.id, lost.id} and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            runner.stop()
+        with dispatcher.app.connection_for_read() as connection:
+            assert connection.default_channel.client.llen(config.queue) == 2  # not 3: no twin
+        assert dispatcher.queued_ids() == {held.id, lost.id}
+        assert store.get(lost.id).state == "queued"  # back from 'running'
+        failed = store.get(gone.id)
+        assert failed.state == "failed" and "unknown voice 'nobody'" in (failed.error or "")
+        assert runner.queue_depth() == 2
+    finally:
+        dispatcher.close()
