@@ -290,10 +290,13 @@ def _queue_config(broker: str | None, visibility_timeout: float | None = None) -
             "give the broker with --broker redis://HOST:6379/0 (or DEEPFAKE_STUDIO_BROKER)"
         )
     try:
+        import celery  # noqa: F401 - both are imported lazily later; check them up front
+        import redis  # noqa: F401
+
         from deepfake_studio.service.distributed import QueueConfig
     except ImportError as e:
         raise StudioError(
-            f"workers need the 'queue' extra ({e.name} is missing): "
+            f"--broker and workers need the 'queue' extra ({e.name} is missing): "
             "pip install 'deepfake-studio[queue]'"
         ) from e
     if visibility_timeout is None:

@@ -272,8 +272,8 @@ def run_distributed(
         return report
     # Rows already in the queue or with a result (a previous run was interrupted) are not
     # sent again: that would run them twice.
+    queued = dispatcher.queued_ids()  # before the states: see CeleryRunner._recover
     states = dispatcher.states(pending)
-    queued = dispatcher.queued_ids()
     voices: dict[str, Voice] = {}
     for task_id, row in list(pending.items()):
         if states[task_id]["status"] != "PENDING" or task_id in queued:

@@ -534,8 +534,10 @@ class CeleryRunner:
         unfinished = self.store.unfinished()
         if not unfinished:
             return
-        states = self._queue.states(unfinished)
+        # Broker first, states second: a job that leaves the broker in between has finished,
+        # and a finished job's state is stored before its message is acknowledged.
         in_broker = self._queue.queued_ids()
+        states = self._queue.states(unfinished)
         for job_id in unfinished:
             if states[job_id]["status"] == "PENDING" and job_id not in in_broker:
                 self.store.requeue(job_id)  # it was 'running' on a worker that is gone

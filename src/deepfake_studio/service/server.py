@@ -60,6 +60,9 @@ def serve(
     runner: JobRunner
     if broker:
         try:
+            import celery  # noqa: F401 - imported lazily later; check it up front
+            import redis  # noqa: F401
+
             from deepfake_studio.service.distributed import CeleryRunner, QueueConfig
         except ImportError as e:
             raise StudioError(
