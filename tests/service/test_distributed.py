@@ -402,7 +402,7 @@ def test_batch_through_workers_writes_here_and_resumes(
         report = run_distributed(studio, rows, dispatcher, lambda row, error: None)
         assert report.summary() == "3 done, 0 skipped (already there), 0 failed", report.failed
         # Computed on the workers: this process loaded no model, only signed the outputs.
-        assert studio._engines == {} and studio._encoder is None
+        assert studio.loaded_models() == []
         for row in rows:
             data, rate = sf.read(row.out, dtype="float32")
             _assert_speech(data, rate, 0.5)

@@ -103,8 +103,7 @@ class FitConfig:
     time_limit: float | None = None  # seconds; stops the search early (then not repeatable)
 
     @classmethod
-    def for_budget(cls, seconds: float, rtf: float = KOKORO_RTF, **overrides: object
-                   ) -> FitConfig:
+    def for_budget(cls, seconds: float, rtf: float = KOKORO_RTF, **overrides: object) -> FitConfig:
         """Defaults with as many search generations as fit in `seconds` of enrollment.
 
         rtf: Kokoro's real-time factor on the target machine (0.36: 2 idle cores). The
@@ -155,10 +154,13 @@ def fit_voice(
                 counter.step("searching for the voice", len(clips[-1]) / engine.sample_rate)
         cos = (encoder.embed_batch(clips, engine.sample_rate) @ target).reshape(len(tables), -1)
         k = len(sentences)
-        pitch = np.array([
-            median_pitch(np.concatenate(clips[i * k : (i + 1) * k]), engine.sample_rate)
-            for i in range(len(tables))
-        ], dtype=float)
+        pitch = np.array(
+            [
+                median_pitch(np.concatenate(clips[i * k : (i + 1) * k]), engine.sample_rate)
+                for i in range(len(tables))
+            ],
+            dtype=float,
+        )
         return cos, pitch
 
     def objective(cos: np.ndarray, pitch: np.ndarray) -> np.ndarray:
@@ -186,8 +188,13 @@ def fit_voice(
     if cfg.pitch_shift and target_pitch is not None:
         # The packs whose timbre (GE2E) is closest are worth moving.
         order = np.argsort(-cos.mean(axis=1))[: cfg.shift_candidates]
-        moves = [(int(i), float(np.clip(target_pitch - pitch[i], -cfg.max_pitch_shift,
-                                         cfg.max_pitch_shift))) for i in order]
+        moves = [
+            (
+                int(i),
+                float(np.clip(target_pitch - pitch[i], -cfg.max_pitch_shift, cfg.max_pitch_shift)),
+            )
+            for i in order
+        ]
         moves = [(i, m) for i, m in moves if np.isfinite(m) and abs(m) >= 0.5]
         if moves:
             more = [shifted(pool[i], m) for i, m in moves]
@@ -221,7 +228,8 @@ def fit_voice(
         nonlocal best_coords, best_score, best_cos, best_pitch, evaluations
         cos, pitch = measure([table_for(c) for c in cands], probes)
         fitness = objective(cos, pitch) - cfg.norm_penalty * np.array(
-            [c[1:] @ c[1:] for c in cands])
+            [c[1:] @ c[1:] for c in cands]
+        )
         evaluations += len(cands)
         top = int(np.argmax(fitness))
         if fitness[top] > best_score:
@@ -368,8 +376,9 @@ def median_pitch(samples: np.ndarray, sample_rate: int) -> float | None:
     return float(np.median(12 * np.log2(np.asarray(f0) / 100.0)))
 
 
-def pitch_direction_from(styles: np.ndarray, semitones: np.ndarray, ridge: float = 1.0
-                         ) -> tuple[np.ndarray, float]:
+def pitch_direction_from(
+    styles: np.ndarray, semitones: np.ndarray, ridge: float = 1.0
+) -> tuple[np.ndarray, float]:
     """How PITCH_DIRECTION_B64 / PITCH_SLOPE were made: ridge regression of median pitch
     on style vectors ([n, 256] table row-means of random voices, [n] semitones).
     Returns (unit direction, semitones per unit of style norm)."""
