@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -14,9 +14,12 @@ from deepfake_studio import __version__
 from deepfake_studio.audio import SUPPORTED_OUTPUT
 from deepfake_studio.errors import StudioError, TextError
 from deepfake_studio.studio import Studio, StudioConfig
-from deepfake_studio.synthesizer import EngineOptions
+from deepfake_studio.synthesizer import ENGINES, EngineOptions
 from deepfake_studio.synthesizer.kokoro_fit import FitConfig
 from deepfake_studio.text import check_text
+
+if TYPE_CHECKING:
+    from deepfake_studio.service.distributed import QueueConfig
 
 app = typer.Typer(
     help="Deepfake Studio: offline voice cloning on a laptop CPU.",
@@ -252,6 +255,16 @@ def provenance_verify(
         raise typer.Exit(1)
 
 
+Broker = Annotated[
+    str | None,
+    typer.Option(
+        "--broker",
+        envvar="DEEPFAKE_STUDIO_BROKER",
+        help="Redis URL of the Celery broker (redis://host:6379/0): run jobs on workers.",
+    ),
+]
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
@@ -260,12 +273,146 @@ def serve(
         str | None,
         typer.Option("--token", envvar="DEEPFAKE_STUDIO_TOKEN", help="Bearer token for the API."),
     ] = None,
+    broker: Broker = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Serve the web studio (/) and REST API (/api/v1, docs at /docs) on 127.0.0.1 by default."""
+    """Serve the web studio (/) and REST API (/api/v1, docs at /docs) on 127.0.0.1 by default.
+
+    With --broker, jobs run on `deepfake-studio worker` processes instead of in the server.
+    """
     from deepfake_studio.service.server import serve as run_server
 
-    run_server(_studio(data_dir), host=host, port=port, token=token)
+    run_server(_studio(data_dir), host=host, port=port, token=token, broker=broker or None)
+
+
+def _queue_config(broker: str | None, visibility_timeout: float | None = None) -> QueueConfig:
+    if not broker:
+        raise StudioError(
+            "give the broker with --broker redis://HOST:6379/0 (or DEEPFAKE_STUDIO_BROKER)"
+        )
+    try:
+        import celery  # noqa: F401 - both are imported lazily later; check them up front
+        import redis  # noqa: F401
+
+        from deepfake_studio.service.distributed import QueueConfig
+    except ImportError as e:
+        raise StudioError(
+            f"--broker and workers need the 'queue' extra ({e.name} is missing): "
+            "pip install 'deepfake-studio[queue]'"
+        ) from e
+    if visibility_timeout is None:
+        return QueueConfig(broker=broker)
+    return QueueConfig(broker=broker, visibility_timeout_s=visibility_timeout)
+
+
+@app.command()
+def worker(
+    broker: Broker = None,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", help="Job processes (each loads the models).")
+    ] = 1,
+    name: Annotated[
+        str | None, typer.Option("--name", "-n", help="Worker name (default studio@HOST).")
+    ] = None,
+    preload: Annotated[
+        str,
+        typer.Option("--preload", help="Engines to load at start, comma-separated (or none)."),
+    ] = "kokoro",
+    visibility_timeout: Annotated[
+        float,
+        typer.Option(
+            "--visibility-timeout",
+            help="Seconds before a job of a dead worker is given to another; longer than any job.",
+        ),
+    ] = 3600.0,
+    models_dir: ModelsDir = None,
+    vocoder: Vocoder = "wavernn",
+    data_dir: DataDir = None,
+) -> None:
+    """Run clone, enroll and detect jobs from the broker until stopped (Ctrl-C)."""
+    from deepfake_studio.service.distributed import WorkerSettings, run_worker
+
+    engines = tuple(e.strip() for e in preload.split(",") if e.strip() and e.strip() != "none")
+    unknown = [e for e in engines if e not in ENGINES]
+    if unknown:
+        raise StudioError(
+            f"unknown engine {unknown[0]!r} in --preload (available: {', '.join(ENGINES)})"
+        )
+    studio = _studio(data_dir, models_dir, vocoder)
+    settings = WorkerSettings(
+        studio=studio.config, concurrency=concurrency, name=name, preload=engines
+    )
+    run_worker(_queue_config(broker, visibility_timeout), settings)
+
+
+@app.command()
+def batch(
+    jobs: Annotated[
+        Path, typer.Argument(help="CSV: text, out, voice or reference[, engine, speed, seed].")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the outputs.")],
+    broker: Broker = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run many clone jobs from a CSV file, on workers with --broker; re-run to resume."""
+    from deepfake_studio.service import batch as batch_jobs
+
+    studio = _studio(data_dir)
+    rows = batch_jobs.read_jobs(jobs, out, studio)
+    out.mkdir(parents=True, exist_ok=True)
+    done_already = sum(batch_jobs.finished(row) for row in rows)
+    from tqdm import tqdm
+
+    bar = tqdm(
+        total=len(rows),
+        initial=done_already,
+        desc="batch",
+        unit="job",
+        file=sys.stderr,
+        disable=None,
+    )
+    failures = 0
+
+    def on_done(row: batch_jobs.BatchRow, error: str | None) -> None:
+        nonlocal failures
+        failures += error is not None
+        bar.update(1)
+        bar.set_postfix_str(f"{failures} failed", refresh=True)
+
+    with bar:
+        if broker:
+            from deepfake_studio.service.distributed import Dispatcher
+
+            dispatcher = Dispatcher(_queue_config(broker))
+            warned = False
+
+            def on_idle(seconds: float) -> None:
+                nonlocal warned
+                if seconds > 30 and not warned:
+                    warned = True
+                    if not dispatcher.workers():
+                        bar.write(
+                            "no worker answers on the broker: start one with "
+                            "deepfake-studio worker --broker ... (waiting)",
+                            file=sys.stderr,
+                        )
+
+            from deepfake_studio.service.distributed import check_broker
+
+            check_broker(broker)
+            try:
+                report = batch_jobs.run_distributed(
+                    studio, rows, dispatcher, on_done, on_idle=on_idle
+                )
+            finally:
+                dispatcher.close()
+        else:
+            report = batch_jobs.run_local(studio, rows, on_done)
+    typer.echo(report.summary())
+    for row, error in report.failed:
+        typer.echo(f"failed: line {row.line} {row.out.name}: {error}", err=True)
+    if report.failed:
+        raise typer.Exit(1)
 
 
 eval_app = typer.Typer(help="Measure the studio: clone quality (speaker similarity, WER, speed).")

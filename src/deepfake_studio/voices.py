@@ -12,6 +12,8 @@ missing field or hash mismatch is reported as a corrupt voice, never silently us
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import io
 import json
@@ -22,6 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -96,28 +99,8 @@ class VoiceLibrary:
         staging = self.root / f".tmp-{voice.id}-{uuid.uuid4().hex[:8]}"
         staging.mkdir()
         try:
-            arrays = {"embedding": np.asarray(voice.embedding, np.float32)}
-            arrays.update(
-                {f"cond_{k}": np.asarray(v) for k, v in voice.conditioning.arrays.items()}
-            )
-            buffer = io.BytesIO()
-            np.savez(buffer, **arrays)
-            blob = buffer.getvalue()
+            meta, blob = _encode(voice)
             _write_synced(staging / "arrays.npz", blob)
-            meta = {
-                "format": FORMAT_VERSION,
-                "id": voice.id,
-                "name": voice.name,
-                "engine": voice.engine,
-                "speed": voice.conditioning.speed,
-                "info": voice.conditioning.info,
-                "created": voice.created,
-                "consent": voice.consent,
-                "source_sha256": voice.source_sha256,
-                "source_name": voice.source_name,
-                "reference_seconds": voice.reference_seconds,
-                "arrays_sha256": hashlib.sha256(blob).hexdigest(),
-            }
             _write_synced(staging / "voice.json", json.dumps(meta, indent=2).encode())
             if final.exists():
                 trash = self.root / f".old-{voice.id}-{uuid.uuid4().hex[:8]}"
@@ -164,6 +147,48 @@ class VoiceLibrary:
         return results
 
 
+def _encode(voice: Voice) -> tuple[dict[str, Any], bytes]:
+    """A voice as its two stored parts: the voice.json fields and the arrays.npz bytes."""
+    arrays = {"embedding": np.asarray(voice.embedding, np.float32)}
+    arrays.update({f"cond_{k}": np.asarray(v) for k, v in voice.conditioning.arrays.items()})
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    blob = buffer.getvalue()
+    meta = {
+        "format": FORMAT_VERSION,
+        "id": voice.id,
+        "name": voice.name,
+        "engine": voice.engine,
+        "speed": voice.conditioning.speed,
+        "info": voice.conditioning.info,
+        "created": voice.created,
+        "consent": voice.consent,
+        "source_sha256": voice.source_sha256,
+        "source_name": voice.source_name,
+        "reference_seconds": voice.reference_seconds,
+        "arrays_sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    return meta, blob
+
+
+def pack_voice(voice: Voice) -> dict[str, Any]:
+    """A voice as plain JSON (its stored form, arrays base64): to send it to another machine."""
+    meta, blob = _encode(voice)
+    return {"meta": meta, "arrays": base64.b64encode(blob).decode("ascii")}
+
+
+def unpack_voice(packed: Any) -> Voice:
+    """The inverse of `pack_voice`, with the same checks as loading from disk."""
+    if not isinstance(packed, dict) or not isinstance(packed.get("meta"), dict):
+        raise VoiceError("a packed voice must be an object with 'meta' and 'arrays'")
+    try:
+        blob = base64.b64decode(str(packed.get("arrays", "")), validate=True)
+    except binascii.Error:
+        raise VoiceError("a packed voice's arrays are not valid base64") from None
+    label = str(packed["meta"].get("id", "?"))
+    return _decode(packed["meta"], blob, label)
+
+
 def _write_synced(path: Path, data: bytes) -> None:
     with open(path, "wb") as f:
         f.write(data)
@@ -171,29 +196,45 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
 
 
+def _corrupt(label: str, reason: str) -> VoiceError:
+    return VoiceError(f"voice {label!r} is corrupt ({reason}); delete it and enroll again")
+
+
 def _read_voice(folder: Path) -> Voice:
     label = folder.name
-
-    def corrupt(reason: str) -> VoiceError:
-        return VoiceError(f"voice {label!r} is corrupt ({reason}); delete it and enroll again")
-
     try:
         meta = json.loads((folder / "voice.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise corrupt("voice.json is missing") from None
+        raise _corrupt(label, "voice.json is missing") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise corrupt("voice.json is not valid JSON") from None
-    if not isinstance(meta, dict):
-        raise corrupt("voice.json is not an object")
-    missing = [k for k in _REQUIRED if k not in meta]
-    if missing:
-        raise corrupt(f"voice.json lacks {', '.join(missing)}")
-    if meta["format"] != FORMAT_VERSION:
-        raise corrupt(f"format {meta['format']} is not supported (expected {FORMAT_VERSION})")
+        raise _corrupt(label, "voice.json is not valid JSON") from None
+    _check_meta(meta, label)
     try:
         blob = (folder / "arrays.npz").read_bytes()
     except FileNotFoundError:
-        raise corrupt("arrays.npz is missing") from None
+        raise _corrupt(label, "arrays.npz is missing") from None
+    return _decode(meta, blob, label)
+
+
+def _check_meta(meta: Any, label: str) -> None:
+    if not isinstance(meta, dict):
+        raise _corrupt(label, "voice.json is not an object")
+    missing = [k for k in _REQUIRED if k not in meta]
+    if missing:
+        raise _corrupt(label, f"voice.json lacks {', '.join(missing)}")
+    if meta["format"] != FORMAT_VERSION:
+        raise _corrupt(
+            label, f"format {meta['format']} is not supported (expected {FORMAT_VERSION})"
+        )
+
+
+def _decode(meta: Any, blob: bytes, label: str) -> Voice:
+    """A Voice from its voice.json fields and arrays.npz bytes; VoiceError if corrupt."""
+
+    def corrupt(reason: str) -> VoiceError:
+        return _corrupt(label, reason)
+
+    _check_meta(meta, label)
     if hashlib.sha256(blob).hexdigest() != meta["arrays_sha256"]:
         raise corrupt("arrays.npz does not match its recorded hash")
     try:

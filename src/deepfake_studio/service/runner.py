@@ -2,9 +2,10 @@
 
 `execute_job` is the whole unit of work: claim the job in the store, call `Studio`, record
 progress and the outcome. A backend only decides where and when that function is called:
-`EmbeddedRunner` uses worker threads in the server process; a Celery backend would be a task
-calling `execute_job(studio, store, job_id)` in a worker process and a `submit` that sends the
-id to the broker — the API and the store stay as they are.
+`EmbeddedRunner` uses worker threads in the server process; `service.distributed.CeleryRunner` sends
+the job to Celery workers, which run the compute half (`compute_clone`, `compute_enroll`) and
+send the outcome back for this process to store (`store_clone`, `store_enroll`) — the API and
+the store stay as they are.
 """
 
 from __future__ import annotations
@@ -13,12 +14,16 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from deepfake_studio.errors import StudioError
+from deepfake_studio.audio import Audio
+from deepfake_studio.errors import StudioError, VoiceError
 from deepfake_studio.service.store import Job, JobStore
 from deepfake_studio.studio import Studio
+from deepfake_studio.voices import Voice, check_name, voice_id
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +49,14 @@ class JobRunner(Protocol):
 
 
 # -- the unit of work -------------------------------------------------------------------------
-def _progress_writer(
-    store: JobStore, job_id: str, start: float = 0.0, span: float = 1.0
-) -> Callable[[float, str], None]:
+# A job is split in two so that the compute half can run on another machine (a Celery worker)
+# while the store half always runs where the job store and the signing key are:
+#   compute_clone / compute_enroll: request + inputs → audio or a voice (models, no store)
+#   store_clone / store_enroll:     that outcome → files, signed record, voice library, result
+Progress = Callable[[float, str], None]
+
+
+def throttled(sink: Progress, start: float = 0.0, span: float = 1.0) -> Progress:
     """A Studio progress callback that maps (0..1) to (start..start+span) and throttles writes."""
     last = 0.0
 
@@ -55,65 +65,142 @@ def _progress_writer(
         now = time.monotonic()
         if now - last >= _PROGRESS_INTERVAL_S or fraction >= 1.0:
             last = now
-            store.set_progress(job_id, start + span * min(max(fraction, 0.0), 1.0), text)
+            sink(start + span * min(max(fraction, 0.0), 1.0), text)
 
     return report
 
 
-def _public(message: str, job: Job, store: JobStore) -> str:
-    """Replace the server path of the job's upload in an error by the uploader's file name."""
-    name = job.request.get("reference")
-    if name:
-        message = message.replace(repr(str(store.input_path(job.id, name))), repr(name))
+def _progress_writer(
+    store: JobStore, job_id: str, start: float = 0.0, span: float = 1.0
+) -> Progress:
+    return throttled(lambda p, text: store.set_progress(job_id, p, text), start, span)
+
+
+def public_error(message: str, path: Path | None, name: str | None) -> str:
+    """Replace the local path of an uploaded reference in an error by the uploader's name."""
+    if path is not None and name:
+        message = message.replace(repr(str(path)), repr(name))
     return message
 
 
-def _run_clone(studio: Studio, store: JobStore, job: Job) -> dict[str, Any]:
-    req = job.request
-    reference = req.get("reference")
-    path = store.input_path(job.id, reference) if reference else None
+def _public(message: str, job: Job, store: JobStore) -> str:
+    name = job.request.get("reference")
+    return public_error(message, store.input_path(job.id, name) if name else None, name)
+
+
+@dataclass(frozen=True)
+class CloneOutput:
+    """What a clone job computed, before it is written: the audio and the voice it spoke in."""
+
+    audio: Audio
+    voice: Voice
+    watermarked: bool
+
+
+def compute_clone(
+    studio: Studio,
+    request: Mapping[str, Any],
+    reference: Path | None,
+    voice: str | Voice | None,
+    report: Progress,
+) -> CloneOutput:
+    """Speak the request's text in `voice` (an id or a Voice) or in the voice of `reference`."""
     # An inline reference must be analysed first (for kokoro, the slow part): first half.
-    analyse = _progress_writer(store, job.id, 0.0, 0.5) if path else None
-    store.set_progress(job.id, 0.0, "analysing the reference" if path else "loading the voice")
-    voice = studio.resolve_voice(
-        req.get("voice"), path, req.get("engine"), req.get("seed", 0), analyse
+    analyse = throttled(report, 0.0, 0.5) if reference else None
+    report(0.0, "analysing the reference" if reference else "loading the voice")
+    chosen = studio.resolve_voice(
+        None if reference else voice,
+        reference,
+        request.get("engine"),
+        request.get("seed", 0),
+        analyse,
     )
-    speak = _progress_writer(store, job.id, 0.5, 0.5) if path else _progress_writer(store, job.id)
-    audio = studio.clone(req["text"], voice=voice, speed=req.get("speed", 1.0), progress=speak)
-    fmt = req.get("format", "wav")
-    # Studio.save writes the file atomically plus its signed provenance record (sidecar).
+    speak = throttled(report, 0.5, 0.5) if reference else throttled(report)
+    audio = studio.clone(
+        request["text"], voice=chosen, speed=request.get("speed", 1.0), progress=speak
+    )
+    return CloneOutput(audio, chosen, studio.config.watermark)
+
+
+def save_clone(
+    studio: Studio,
+    output: CloneOutput,
+    path: Path,
+    request: Mapping[str, Any],
+    parameters: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write a computed clip atomically plus its signed provenance record; the job result."""
     out, _ = studio.save(
-        audio,
-        store.output_path(job.id, fmt),
-        text=req["text"],
-        voice=voice,
-        engine=voice.engine,
-        watermarked=studio.config.watermark,
-        parameters={"speed": req.get("speed", 1.0), "seed": req.get("seed", 0), "job": job.id},
+        output.audio,
+        path,
+        text=request["text"],
+        voice=output.voice,
+        engine=output.voice.engine,
+        watermarked=output.watermarked,
+        parameters={
+            "speed": request.get("speed", 1.0),
+            "seed": request.get("seed", 0),
+            **(parameters or {}),
+        },
     )
     return {
-        "format": fmt,
-        "duration": round(audio.duration, 3),
-        "sample_rate": audio.sample_rate,
+        "format": out.suffix.lstrip(".").lower(),
+        "duration": round(output.audio.duration, 3),
+        "sample_rate": output.audio.sample_rate,
         "bytes": out.stat().st_size,
-        "voice": None if path else voice.id,
-        "engine": voice.engine,
+        "voice": None if request.get("reference") else output.voice.id,
+        "engine": output.voice.engine,
     }
 
 
-def _run_enroll(studio: Studio, store: JobStore, job: Job) -> dict[str, Any]:
-    req = job.request
-    store.set_progress(job.id, 0.0, "analysing the reference")
-    voice = studio.enroll(
-        store.input_path(job.id, req["reference"]),
-        req["name"],
-        req["consent"],
-        engine=req.get("engine"),
-        seed=req.get("seed", 0),
-        overwrite=req.get("overwrite", False),
-        progress=_progress_writer(store, job.id),
+def store_clone(studio: Studio, store: JobStore, job: Job, output: CloneOutput) -> dict[str, Any]:
+    """Store a clone job's audio under the job's folder (the API serves it from there)."""
+    fmt = job.request.get("format", "wav")
+    path = store.output_path(job.id, fmt)
+    return save_clone(studio, output, path, job.request, {"job": job.id})
+
+
+def compute_enroll(
+    studio: Studio, request: Mapping[str, Any], reference: Path, report: Progress
+) -> Voice:
+    """Analyse the reference into the voice to enroll (not stored yet)."""
+    name = check_name(request["name"])
+    consent = str(request.get("consent", "")).strip()
+    if not consent:
+        raise VoiceError("enrolling a voice needs the speaker's consent statement")
+    report(0.0, "analysing the reference")
+    return studio.create_voice(
+        reference,
+        name=name,
+        consent=consent,
+        engine=request.get("engine"),
+        seed=request.get("seed", 0),
+        progress=throttled(report),
     )
+
+
+def store_enroll(studio: Studio, request: Mapping[str, Any], voice: Voice) -> dict[str, Any]:
+    """Save an analysed voice in the studio's library; the job result."""
+    studio.library.save(voice, overwrite=bool(request.get("overwrite", False)))
     return {"voice": voice.id, "name": voice.name, "engine": voice.engine}
+
+
+def _run_clone(studio: Studio, store: JobStore, job: Job) -> dict[str, Any]:
+    reference = job.request.get("reference")
+    path = store.input_path(job.id, reference) if reference else None
+    writer = lambda p, text: store.set_progress(job.id, p, text)  # noqa: E731
+    output = compute_clone(studio, job.request, path, job.request.get("voice"), writer)
+    return store_clone(studio, store, job, output)
+
+
+def _run_enroll(studio: Studio, store: JobStore, job: Job) -> dict[str, Any]:
+    path = store.input_path(job.id, job.request["reference"])
+    writer = lambda p, text: store.set_progress(job.id, p, text)  # noqa: E731
+    name = job.request["name"]
+    if not job.request.get("overwrite") and voice_id(name) in studio.library.names():
+        # Checked before the slow analysis (the store step would refuse it anyway).
+        raise VoiceError(f"a voice named {name!r} already exists (use --overwrite)")
+    return store_enroll(studio, job.request, compute_enroll(studio, job.request, path, writer))
 
 
 HANDLERS: dict[str, Callable[[Studio, JobStore, Job], dict[str, Any]]] = {

@@ -28,9 +28,11 @@ def serve(
     workers: int = 1,
     log_level: str = "info",
     web: bool = True,
+    broker: str | None = None,
 ) -> None:
     """Serve the API on host:port until interrupted; `workers` job threads (default 1);
-    with `web`, the web studio at `/` too.
+    with `web`, the web studio at `/` too. With `broker` (a Redis URL), jobs are sent to
+    Celery workers (`deepfake-studio worker`) instead of running in this process.
 
     A host other than loopback needs a token: the API can clone any voice it is given.
     """
@@ -45,7 +47,7 @@ def serve(
         import uvicorn
 
         from deepfake_studio.service.api import create_app
-        from deepfake_studio.service.runner import EmbeddedRunner
+        from deepfake_studio.service.runner import EmbeddedRunner, JobRunner
         from deepfake_studio.service.store import JobStore
 
         if web:
@@ -55,7 +57,23 @@ def serve(
             f"the server needs the 'server' extra ({e.name} is missing): "
             "pip install 'deepfake-studio[server]'"
         ) from e
-    runner = EmbeddedRunner(studio, JobStore(studio.data_dir), workers=workers)
+    runner: JobRunner
+    if broker:
+        try:
+            import celery  # noqa: F401 - imported lazily later; check it up front
+            import redis  # noqa: F401
+
+            from deepfake_studio.service.distributed import CeleryRunner, QueueConfig
+        except ImportError as e:
+            raise StudioError(
+                f"--broker needs the 'queue' extra ({e.name} is missing): "
+                "pip install 'deepfake-studio[queue]'"
+            ) from e
+        celery_runner = CeleryRunner(studio, JobStore(studio.data_dir), QueueConfig(broker))
+        celery_runner.check()  # an unreachable broker is one line now, not a log loop later
+        runner = celery_runner
+    else:
+        runner = EmbeddedRunner(studio, JobStore(studio.data_dir), workers=workers)
     app = create_app(studio, runner=runner, token=token or None, web=web)
-    # One uvicorn process: the job workers live in it and share its loaded models.
+    # One uvicorn process: embedded job workers live in it and share its loaded models.
     uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)

@@ -256,6 +256,24 @@ class JobStore:
             db.execute("COMMIT")
         return [r["id"] for r in rows]
 
+    def unfinished(self) -> list[str]:
+        """Ids of queued and running jobs, oldest first (read only, unlike requeue_unfinished)."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT id FROM jobs WHERE state IN ('queued', 'running') ORDER BY created, rowid"
+            ).fetchall()
+        return [r["id"] for r in rows]
+
+    def requeue(self, job_id: str) -> bool:
+        """Put one running job back to queued (its worker is gone); False if it is not running."""
+        with self._connect() as db:
+            cursor = db.execute(
+                "UPDATE jobs SET state = 'queued', progress = 0, message = 'queued again',"
+                " updated = ? WHERE id = ? AND state = 'running'",
+                (_now(), job_id),
+            )
+        return cursor.rowcount == 1
+
     # -- files ------------------------------------------------------------------------------
     def job_dir(self, job_id: str) -> Path:
         return self.jobs_dir / str(uuid.UUID(job_id))  # a uuid never escapes the jobs folder
