@@ -236,7 +236,7 @@ def faceswap(
         done = f"found {found} in the target, swapped {result.faces_swapped}"
     else:
         done = (
-            f"found {found} (tracks) in the video, swapped {result.faces_swapped}/"
+            f"found {found} (tracked) in the video, swapped {result.faces_swapped}/"
             f"{result.frames} frames at {result.fps} fps, audio: {result.audio}"
         )
     mark = "watermarked" if result.watermarked else "no watermark"

@@ -144,3 +144,24 @@ def test_video_errors_leave_nothing_behind(
         assert message in str(caught.value), str(caught.value)
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.slow
+def test_soundtrack_replaced_by_a_cloned_voice(
+    studio: Studio, obama: Path, clip: Path, tmp_path: Path, example_reference: Path
+) -> None:
+    voice = studio.enroll(
+        example_reference,
+        "Faceswap Reader",
+        "Public-domain LJ Speech reader.",
+        engine="piper",
+        overwrite=True,
+    )
+    out = tmp_path / "cloned.mp4"
+    result = studio.faceswap(obama, clip, out, voice=voice.id, text="Hello there.")
+    assert result.audio == "cloned" and result.frames == FRAMES
+    assert "audio" in streams(out)
+    record = json.loads(result.record.read_text())
+    assert record["voice"]["id"] == voice.id and record["consent"]["statement"]
+    assert record["watermark"]["audio"]["applied"] is True
+    assert record["text_sha256"] is not None
