@@ -418,3 +418,52 @@ def _check_oversized(client: TestClient, example_reference: Path) -> None:
     )
     assert chunked.status_code == 413 and chunked.json()["error"]
     assert set(client.app.state.store.incoming_dir.iterdir()) == before  # nothing left behind
+
+
+# -- face swap --------------------------------------------------------------------------------
+FACES = Path(__file__).resolve().parents[2] / "examples" / "faces"
+
+
+def _faces(source: str = "obama.jpg", target: str = "astronaut.jpg") -> dict[str, Any]:
+    return {
+        "source": (source, (FACES / "obama.jpg").read_bytes(), "image/jpeg"),
+        "target": (target, (FACES / "astronaut.jpg").read_bytes(), "image/jpeg"),
+    }
+
+
+def test_faceswap_job_returns_a_marked_signed_image(client: TestClient) -> None:
+    import cv2
+
+    from deepfake_studio.provenance.image_watermark import ImageWatermarker
+
+    response = client.post(f"{API}/faceswap", files=_faces(), data={"format": "png"})
+    assert response.status_code == 202, response.text
+    job, _ = _wait(client, response.json()["job_id"])
+    assert job["state"] == "done", job
+    assert job["result"]["faces_found"] == 1 and job["result"]["media"] == "image"
+    assert job["result_url"] == f"{API}/jobs/{job['id']}/result" and job["audio_url"] is None
+    image = client.get(job["result_url"])
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    decoded = cv2.imdecode(np.frombuffer(image.content, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (512, 512, 3)
+    assert ImageWatermarker().detect(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)).present
+    record = client.get(f"{API}/jobs/{job['id']}/provenance").json()
+    assert record["media"] == "image" and record["watermark"]["applied"] is True
+
+
+def test_faceswap_requests_are_checked_before_queueing(client: TestClient) -> None:
+    import cv2
+
+    blank = cv2.imencode(".png", np.full((300, 300, 3), 128, np.uint8))[1].tobytes()
+    no_face = {**_faces(), "source": ("blank.png", blank, "image/png")}
+    cases = [
+        (no_face, {}, 422, "no face found in the source"),
+        (_faces(target="t.gif"), {}, 415, "unsupported file type"),
+        (_faces(), {"face": "4"}, 422, "--face 4 is out of range"),
+        (_faces(), {"voice": "x", "text": "Hi."}, 422, "needs a video target"),
+        ({"source": _faces()["source"]}, {}, 422, "target"),
+    ]
+    for files, data, status, message in cases:
+        response = client.post(f"{API}/faceswap", files=files, data=data)
+        assert response.status_code == status, response.text
+        assert message in response.json()["error"]

@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ from deepfake_studio.service.runner import (
     Progress,
     compute_clone,
     compute_enroll,
+    execute_job,
     public_error,
     store_clone,
     store_enroll,
@@ -461,6 +463,8 @@ class CeleryRunner:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[float, str]] = {}  # last progress written per job
+        # Job kinds no worker task exists for (face swaps) run here, one at a time.
+        self._local: ThreadPoolExecutor | None = None
 
     def check(self) -> None:
         """Fail now, in one line, if the broker cannot be reached."""
@@ -477,6 +481,7 @@ class CeleryRunner:
                 return
             self._stopping.clear()
             self.dispatcher = Dispatcher(self.config)
+            self._local = ThreadPoolExecutor(1, thread_name_prefix="studio-local-job")
             for target, name in ((self._send_loop, "sender"), (self._collect_loop, "collector")):
                 thread = threading.Thread(target=target, name=f"studio-queue-{name}", daemon=True)
                 thread.start()
@@ -491,6 +496,9 @@ class CeleryRunner:
             self._outbox.put(None)
         for thread in threads:
             thread.join(timeout)
+        if self._local is not None:  # a local job still running ends in its thread
+            self._local.shutdown(wait=False, cancel_futures=True)
+            self._local = None
         if self.dispatcher is not None:
             self.dispatcher.close()
 
@@ -547,6 +555,10 @@ class CeleryRunner:
     def _send(self, job_id: str) -> None:
         job = self.store.get(job_id)
         if job.finished:
+            return
+        if job.kind not in TASKS:  # no worker task for it: run it in this process
+            if self._local is not None:
+                self._local.submit(execute_job, self.studio, self.store, job.id)
             return
         try:
             payload = self._payload(job)

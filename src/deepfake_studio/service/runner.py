@@ -203,9 +203,36 @@ def _run_enroll(studio: Studio, store: JobStore, job: Job) -> dict[str, Any]:
     return store_enroll(studio, job.request, compute_enroll(studio, job.request, path, writer))
 
 
+def _run_faceswap(studio: Studio, store: JobStore, job: Job) -> dict[str, Any]:
+    req = job.request
+    store.set_progress(job.id, 0.0, "swapping faces")
+    # Studio.faceswap writes the output atomically, watermarked, plus its signed record.
+    result = studio.faceswap(
+        store.input_path(job.id, req["source"]),
+        store.input_path(job.id, req["target"]),
+        store.output_path(job.id, req["format"]),
+        face=req.get("face"),
+        voice=req.get("voice"),
+        text=req.get("text"),
+        progress=_progress_writer(store, job.id),
+    )
+    return {
+        "format": req["format"],
+        "media": result.media,
+        "source_faces": result.source_faces,
+        "faces_found": result.faces_found,
+        "faces_swapped": result.faces_swapped,
+        "frames": result.frames,
+        "fps": result.fps,
+        "audio": result.audio,
+        "bytes": result.path.stat().st_size,
+    }
+
+
 HANDLERS: dict[str, Callable[[Studio, JobStore, Job], dict[str, Any]]] = {
     "clone": _run_clone,
     "enroll": _run_enroll,
+    "faceswap": _run_faceswap,
 }
 
 
