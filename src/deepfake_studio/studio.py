@@ -32,6 +32,7 @@ from deepfake_studio.text import check_text, split_first_clause, split_sentences
 from deepfake_studio.voices import Voice, VoiceLibrary, check_name, voice_id
 
 if TYPE_CHECKING:
+    from deepfake_studio.detector import DetectionResult, Detector
     from deepfake_studio.encoder import SpeakerEncoder
     from deepfake_studio.provenance import AudioWatermarker
 
@@ -72,6 +73,7 @@ class Studio:
         self._encoder: SpeakerEncoder | None = None
         self._engines: dict[str, Engine] = {}
         self._watermarker: AudioWatermarker | None = None
+        self._detector: Detector | None = None
 
     # -- models, loaded once ----------------------------------------------------------------
     @property
@@ -89,6 +91,19 @@ class Studio:
 
             self._watermarker = AudioWatermarker()
         return self._watermarker
+
+    @property
+    def detector(self) -> Detector:
+        """The synthetic-speech detector (the ONNX model shipped in the package)."""
+        if self._detector is None:
+            from deepfake_studio.detector import Detector
+
+            self._detector = Detector()
+        return self._detector
+
+    def detect(self, audio: str | Path | Audio) -> DetectionResult:
+        """How likely a file or clip is synthetic speech (any length; AudioError if unreadable)."""
+        return self.detector.detect(audio)
 
     def engine(self, name: str | None = None) -> Engine:
         name = name or self.config.default_engine

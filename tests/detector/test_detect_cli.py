@@ -1,0 +1,55 @@
+"""`deepfake-studio detect`: real processes, exit codes, one-line errors, JSON fields."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+CLI = [sys.executable, "-m", "deepfake_studio.cli"]
+
+
+def run(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DEEPFAKE_STUDIO_HOME": str(home)}
+    return subprocess.run(
+        [*CLI, *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_detect_json_with_segments_and_a_corrupt_file(
+    tmp_path: Path, example_reference: Path
+) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_text("this is not audio")
+    result = run("detect", example_reference, bad, "--json", "--segments", home=tmp_path)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and "bad.wav" in errors[0]
+    assert "Traceback" not in result.stderr
+    (line,) = result.stdout.splitlines()  # the good file is still reported
+    report = json.loads(line)
+    assert report["file"] == str(example_reference)
+    assert 0.0 <= report["probability_synthetic"] <= 1.0
+    assert report["label"] == (
+        "synthetic" if report["probability_synthetic"] >= report["threshold"] else "real"
+    )
+    assert set(report["watermark"]) == {"present", "confidence"}
+    assert report["watermark"]["present"] is False  # a public-domain recording, never marked
+    assert len(report["segments"]) >= 2
+    assert set(report["segments"][0]) == {"start", "end", "probability", "speech"}
+
+
+def test_detect_text_output_and_only_a_corrupt_file(
+    tmp_path: Path, example_reference: Path
+) -> None:
+    ok = run("detect", example_reference, home=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.startswith(str(example_reference)) and "p(synthetic)" in ok.stdout
+    bad = tmp_path / "broken.flac"
+    bad.write_bytes(b"fLaC" + os.urandom(300))
+    failed = run("detect", bad, home=tmp_path)
+    assert failed.returncode == 1 and failed.stdout == ""
+    lines = [line for line in failed.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "broken.flac" in lines[0]
