@@ -332,13 +332,13 @@ def detector_build_data(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for clips + manifest.")],
     spoofs: Annotated[
         int, typer.Option("--spoofs-per-generator", help="Synthetic clips per generator.")
-    ] = 160,
+    ] = 43,
     generators: Annotated[
         str | None, typer.Option("--generators", help="Comma-separated subset (default: all).")
     ] = None,
     max_real: Annotated[
-        int | None, typer.Option("--max-real", help="Cap on real clips (default: all).")
-    ] = None,
+        int, typer.Option("--max-real", help="Cap on real clips (0: every recording).")
+    ] = 519,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the whole build.")] = 0,
     speech: Annotated[
         Path | None, typer.Option("--speech", help="Real-speech corpus (manifest.csv).")
@@ -349,7 +349,10 @@ def detector_build_data(
 
     chosen = tuple(g.strip() for g in generators.split(",")) if generators else GENERATORS
     config = DataConfig(
-        generators=chosen, spoofs_per_generator=spoofs, max_bona_fide=max_real, seed=seed
+        generators=chosen,
+        spoofs_per_generator=spoofs,
+        max_bona_fide=max_real or None,
+        seed=seed,
     )
     bar, progress = _steps("building")
     with bar:
@@ -364,7 +367,7 @@ def detector_train(
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoints + ONNX export.")] = Path(
         "detector-run"
     ),
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 12,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 30,
     exclude: Annotated[
         str | None, typer.Option("--exclude", help="Comma-separated generators to leave out.")
     ] = None,
@@ -390,7 +393,7 @@ def eval_detect(
         Path, typer.Option("--runs", help="Leave-one-generator-out models (resumable).")
     ] = Path("detector-runs"),
     logo: Annotated[bool, typer.Option("--logo/--no-logo", help="Leave-one-out runs.")] = True,
-    logo_epochs: Annotated[int, typer.Option("--logo-epochs", help="Epochs per run.")] = 4,
+    logo_epochs: Annotated[int, typer.Option("--logo-epochs", help="Epochs per run.")] = 6,
 ) -> None:
     """EER (seen, leave-one-generator-out; clean and augmented), FPR, DET plot → OUT."""
     from deepfake_studio.detector.evaluate import EvalConfig, evaluate, write_report

@@ -104,3 +104,24 @@ def test_evaluation_reports_eer_and_writes_a_det_plot(
     assert png.read_bytes()[:4] == b"\x89PNG"
     report = {"seen": result, "logo": {}, "threshold": detector.threshold}
     assert "| espeak-ng |" in markdown_table(report)
+
+
+def test_shrink_keeps_exactly_the_smaller_configs_clips(
+    tiny_data: Path, tiny_config: DataConfig, tmp_path: Path
+) -> None:
+    from deepfake_studio.detector.data import plan, shrink
+    from deepfake_studio.evaluation.speakers import load_manifest
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("config.json", "manifest.jsonl"):
+        (copy / name).write_text((tiny_data / name).read_text())
+    smaller = shrink(copy, spoofs_per_generator=3, max_bona_fide=5)
+    splits = json.loads(SPLIT_FILE.read_text())["splits"]
+    split_of = {s: name for name, c in splits.items() for ss in c.values() for s in ss}
+    expected = {j.id for j in plan(smaller, load_manifest(), split_of)}
+    kept = {str(r["id"]).split("~")[0] for r in read_manifest(copy)}
+    assert kept == expected and len(kept) < len(read_manifest(tiny_data)) // 2
+    assert json.loads((copy / "config.json").read_text())["spoofs_per_generator"] == 3
+    with pytest.raises(StudioError, match="not built yet"):
+        shrink(copy, spoofs_per_generator=50, max_bona_fide=5)

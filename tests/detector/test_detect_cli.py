@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 CLI = [sys.executable, "-m", "deepfake_studio.cli"]
 
 
@@ -41,15 +43,45 @@ def test_detect_json_with_segments_and_a_corrupt_file(
     assert set(report["segments"][0]) == {"start", "end", "probability", "speech"}
 
 
-def test_detect_text_output_and_only_a_corrupt_file(
-    tmp_path: Path, example_reference: Path
+def cli_in_process(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
+    """`main()` in this process (no interpreter start-up): exit code, stdout, stderr."""
+    from deepfake_studio import cli
+
+    monkeypatch.setattr(sys, "argv", ["deepfake-studio", *args])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_detect_text_output_with_a_corrupt_file(
+    tmp_path: Path,
+    example_reference: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    ok = run("detect", example_reference, home=tmp_path)
-    assert ok.returncode == 0, ok.stderr
-    assert ok.stdout.startswith(str(example_reference)) and "p(synthetic)" in ok.stdout
+    monkeypatch.setenv("DEEPFAKE_STUDIO_HOME", str(tmp_path))
     bad = tmp_path / "broken.flac"
     bad.write_bytes(b"fLaC" + os.urandom(300))
-    failed = run("detect", bad, home=tmp_path)
-    assert failed.returncode == 1 and failed.stdout == ""
-    lines = [line for line in failed.stderr.splitlines() if line.strip()]
+    code, out, err = cli_in_process(
+        ["detect", str(example_reference), str(bad)], capsys, monkeypatch
+    )
+    assert code == 1
+    assert out.startswith(str(example_reference)) and "p(synthetic)" in out
+    assert "watermark" in out
+    lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "broken.flac" in lines[0]
+
+
+def test_train_without_data_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["detector", "train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path)]
+    code, _, err = cli_in_process(args, capsys, monkeypatch)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and "no clips" in lines[0], err

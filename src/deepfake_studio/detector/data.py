@@ -67,13 +67,13 @@ class DataConfig:
     """What `build` makes. The defaults built the shipped model's data (see the model card)."""
 
     generators: tuple[str, ...] = GENERATORS
-    spoofs_per_generator: int = 160  # split 70/15/15 over train/dev/test
-    crops_per_recording: int = 2  # real clips cut from one recording (if it is long enough)
-    max_bona_fide: int | None = None  # cap on real clips (None: every recording of the split)
+    spoofs_per_generator: int = 43  # split 70/15/15 over train/dev/test
+    crops_per_recording: int = 1  # real clips cut from one recording (if it is long enough)
+    max_bona_fide: int | None = 519  # cap on real clips (None: every recording of the split)
     clip_seconds: float = 4.0
     augmented_copies: int = 1  # per clean clip, each with its own random augmentation chain
     clone_voices: dict[str, int] = field(
-        default_factory=lambda: {"train": 4, "dev": 1, "test": 1}
+        default_factory=lambda: {"train": 2, "dev": 1, "test": 1}
     )  # real speakers per split enrolled as studio voices (kokoro-clone and piper)
     watermark_fraction: float = 0.5  # share of studio-clone clips that carry the watermark
     seed: int = 0
@@ -126,20 +126,21 @@ def plan(config: DataConfig, clips: list, split_of: dict[str, str]) -> list[Job]
             for k in range(crops):
                 real.append(
                     Job(
-                        f"{split}/{BONA_FIDE}/{clip.corpus}_{stem}_{k}",
+                        f"{split}/{BONA_FIDE}/{clip.speaker}_{stem}_{k}",
                         split,
                         BONA_FIDE,
                         clip.speaker,
                         _rel(clip.path),
                         "",
-                        _seed(config.seed, BONA_FIDE, clip.path, k),
+                        _seed(config.seed, BONA_FIDE, _rel(clip.path), k),
                     )
                 )
+        # A seeded shuffle, so that the first N real clips of a split (`max_bona_fide`, or a
+        # partly built set) are a fair sample of its corpora and speakers.
+        order = np.random.default_rng(_seed(config.seed, "order", split)).permutation(len(real))
+        real = [real[i] for i in order]
         if config.max_bona_fide is not None:
-            cap = max(1, round(config.max_bona_fide * SPLIT_SHARES[split]))
-            rng = np.random.default_rng(_seed(config.seed, "cap", split))
-            keep = sorted(rng.choice(len(real), size=min(cap, len(real)), replace=False))
-            real = [real[i] for i in keep]
+            real = real[: max(1, round(config.max_bona_fide * SPLIT_SHARES[split]))]
         jobs += real
     for generator in config.generators:
         for split in SPLITS:
@@ -165,9 +166,12 @@ def plan(config: DataConfig, clips: list, split_of: dict[str, str]) -> list[Job]
                         _seed(config.seed, generator, split, i),
                     )
                 )
-    groups: dict[str, list[Job]] = {}
+    # Each (generator, split) advances at the same pace, and in plan order: a partly built
+    # set holds, for every generator and split, the first jobs of its plan, which are exactly
+    # the jobs a build with a smaller `spoofs_per_generator` makes (same ids, same seeds).
+    groups: dict[tuple[str, str], list[Job]] = {}
     for job in jobs:
-        groups.setdefault(job.generator, []).append(job)
+        groups.setdefault((job.generator, job.split), []).append(job)
     position = {j.id: k / len(g) for g in groups.values() for k, j in enumerate(g)}
     return sorted(jobs, key=lambda j: position[j.id])  # stable: ties keep plan order
 
@@ -416,3 +420,39 @@ def build(
             if progress:
                 progress(i + 1, len(jobs), job.generator)
     return written
+
+
+def shrink(out: Path, spoofs_per_generator: int, max_bona_fide: int | None) -> DataConfig:
+    """Turn a partly built set into the complete set of a smaller config, without generating.
+
+    Thanks to the build order (every generator and split advances through its own plan) and to
+    per-clip seeds, the jobs of a config with fewer spoofs or real clips are a subset of the
+    larger one's; this checks they are all built, keeps only their rows and rewrites
+    config.json, so the result is exactly what `build-data` with the smaller numbers makes.
+    """
+    from dataclasses import replace
+
+    from deepfake_studio.evaluation.speakers import SPLIT_FILE, data_root, load_manifest
+
+    out = Path(out)
+    built = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    built["clone_voices"] = dict(built["clone_voices"])
+    built["generators"] = tuple(built["generators"])
+    config = replace(
+        DataConfig(**built), spoofs_per_generator=spoofs_per_generator, max_bona_fide=max_bona_fide
+    )
+    splits = json.loads(SPLIT_FILE.read_text(encoding="utf-8"))["splits"]
+    split_of = {
+        spk: s for s, corpora in splits.items() for spks in corpora.values() for spk in spks
+    }
+    wanted = {j.id for j in plan(config, load_manifest(data_root()), split_of)}
+    rows = read_manifest(out)
+    present = {str(r["id"]).split("~")[0] for r in rows}
+    if missing := wanted - present:
+        raise StudioError(f"{len(missing)} clips of the smaller set are not built yet")
+    kept = [r for r in rows if str(r["id"]).split("~")[0] in wanted]
+    (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+    (out / "config.json").write_text(
+        json.dumps(json.loads(json.dumps(asdict(config))), indent=1) + "\n"
+    )
+    return config

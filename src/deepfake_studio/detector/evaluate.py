@@ -35,7 +35,7 @@ class EvalConfig:
 
     split: str = "test"
     logo: bool = True  # train and test one leave-one-generator-out model per generator
-    logo_epochs: int = 4  # shorter than the shipped model's training: 8 runs must fit a session
+    logo_epochs: int = 6  # shorter than the shipped model's training: 8 runs must fit a session
     threads: int = 2
 
 

@@ -4,17 +4,18 @@ After SpecRNet (Kawa et al., 2022): LFCC "image" → residual 2-D conv blocks, e
 max-pooling and filter-wise feature-map scaling (FMS, from RawNet2: a per-channel sigmoid
 gate computed from the channel's mean, applied as x·s + s) → a GRU over time → one logit.
 
-    (B, 1, 80, T)  BN + SELU, 3×3 conv stem (c0)            max-pool 2  → (B, c0, 40, T/2)
-                   ResBlock(c0→c1) + FMS                     max-pool 2  → (B, c1, 20, T/4)
-                   ResBlock(c1→c2) + FMS                     max-pool 2  → (B, c2, 10, T/8)
-                   ResBlock(c2→c3) + FMS                     max-pool 2  → (B, c3,  5, T/16)
-                   frequency folded into channels: (B, T/16, c3·5) → GRU → mean over time
+    (B, 1, 80, T)  BN, 3×3 conv stem with stride 2 (c0), SELU, max-pool 2 → (B, c0, 20, T/4)
+                   ResBlock(c0→c1) + FMS                     max-pool 2  → (B, c1, 10, T/8)
+                   ResBlock(c1→c2) + FMS                     max-pool 2  → (B, c2,  5, T/16)
+                   ResBlock(c2→c3) + FMS                     max-pool 2  → (B, c3,  2, T/32)
+                   frequency folded into channels: (B, T/32, c3·2) → GRU → mean over time
                    → dropout → linear → logit (> 0: synthetic)
 
-The stem pools once before the first residual block (SpecRNet runs its first block at full
-resolution): that quarters the compute, which is what lets it train in a session on 2 CPU cores.
-Four halvings of the 80 LFCC bins leave 5 bands; fewer than 64 input bins would leave too few.
-Any number of frames ≥ 16 works; the detector feeds 3 s windows (301 frames).
+SpecRNet runs its first block at full resolution; here the stem strides and pools first, which
+cuts the compute about 15-fold (17 M multiply-adds per 3 s window). That is what lets it train
+in a session on 2 shared CPU cores; the price is coarser time-frequency detail in the first
+block. With 80 LFCC bins five halvings leave 2 bands; fewer than 64 bins would leave none.
+Any number of frames ≥ 32 works; the detector feeds 3 s windows (301 frames).
 """
 
 from __future__ import annotations
@@ -30,13 +31,13 @@ class ModelConfig:
     """Network sizes (stored with the weights; the defaults are the shipped model's)."""
 
     n_lfcc: int = 80
-    channels: tuple[int, int, int, int] = (16, 16, 32, 64)  # stem, block 1, 2, 3
+    channels: tuple[int, int, int, int] = (16, 16, 32, 48)  # stem, block 1, 2, 3
     gru_hidden: int = 64
     dropout: float = 0.3
 
     @property
     def gru_input(self) -> int:
-        return self.channels[-1] * (self.n_lfcc // 16)
+        return self.channels[-1] * (self.n_lfcc // 32)
 
 
 class FMS(nn.Module):
@@ -77,7 +78,9 @@ class SpecRNetLite(nn.Module):
         self.config = c = config or ModelConfig()
         c0, c1, c2, c3 = c.channels
         self.input_bn = nn.BatchNorm2d(1)  # LFCCs are in dB-like units: normalise them here
-        self.stem = nn.Sequential(nn.Conv2d(1, c0, 3, padding=1), nn.BatchNorm2d(c0), nn.SELU())
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, c0, 3, stride=2, padding=1), nn.BatchNorm2d(c0), nn.SELU()
+        )
         self.blocks = nn.ModuleList([ResBlock(c0, c1), ResBlock(c1, c2), ResBlock(c2, c3)])
         self.gates = nn.ModuleList([FMS(c1), FMS(c2), FMS(c3)])
         self.pool = nn.MaxPool2d(2)
@@ -89,13 +92,13 @@ class SpecRNetLite(nn.Module):
 
     def forward(self, lfcc: torch.Tensor) -> torch.Tensor:
         x = self.input_bn(lfcc.unsqueeze(1))  # (B, 1, F, T)
-        x = self.pool(self.stem(x))  # (B, c0, F/2, T/2)
+        x = self.pool(self.stem(x))  # (B, c0, F/4, T/4)
         for block, gate in zip(self.blocks, self.gates, strict=True):
             x = gate(self.pool(block(x)))  # halve F and T after every block
-        x = self.act(self.out_bn(x))  # (B, c3, F/16, T/16)
+        x = self.act(self.out_bn(x))  # (B, c3, F/32, T/32)
         b, ch, f, t = x.shape
         x = x.permute(0, 3, 1, 2).reshape(b, t, ch * f)  # one vector per time step
-        h, _ = self.gru(x)  # (B, T/16, hidden)
+        h, _ = self.gru(x)  # (B, T/32, hidden)
         return self.head(self.dropout(h.mean(dim=1))).squeeze(-1)
 
 
