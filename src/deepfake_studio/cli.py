@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from deepfake_studio import __version__
-from deepfake_studio.audio import SUPPORTED_OUTPUT
+from deepfake_studio.audio import SUPPORTED_OUTPUT, load_audio
 from deepfake_studio.errors import StudioError, TextError
 from deepfake_studio.studio import Studio, StudioConfig
 from deepfake_studio.synthesizer import ENGINES, EngineOptions
@@ -371,6 +372,159 @@ Broker = Annotated[
 
 
 @app.command()
+def detect(
+    files: Annotated[list[Path], typer.Argument(help="Audio files to check.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per file.")
+    ] = False,
+    segments: Annotated[
+        bool, typer.Option("--segments", help="Add the per-window timeline.")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Probability that each file is synthetic speech, its label, and the studio watermark."""
+    studio = _studio(data_dir)
+    failed = False
+    for file in files:
+        try:
+            audio = load_audio(file)
+            result = studio.detect(audio)
+            mark = studio.watermarker.detect(audio)
+        except StudioError as e:  # report it and go on with the other files
+            typer.echo(f"error: {e}", err=True)
+            failed = True
+            continue
+        timeline = [asdict(s) for s in result.segments] if segments else None
+        if as_json:
+            summary: dict[str, object] = {
+                "file": str(file),
+                "probability_synthetic": round(result.probability, 4),
+                "label": result.label,
+                "threshold": round(result.threshold, 4),
+                "duration_s": round(result.duration, 2),
+                "watermark": {"present": mark.present, "confidence": round(mark.confidence, 4)},
+            }
+            if timeline is not None:
+                summary["segments"] = timeline
+            typer.echo(json.dumps(summary))
+            continue
+        verdict = "watermark present" if mark.present else "no watermark"
+        typer.echo(
+            f"{file}\t{result.label}\tp(synthetic) {result.probability:.3f}"
+            f"\t{verdict} ({mark.confidence:.2f})"
+        )
+        for s in result.segments if segments else ():
+            note = "" if s.speech else "  (little speech, not counted)"
+            typer.echo(f"  {s.start:7.2f}-{s.end:7.2f} s  p {s.probability:.3f}{note}")
+    if failed:
+        raise typer.Exit(1)
+
+
+detector_app = typer.Typer(help="Build data for and train the synthetic-speech detector.")
+app.add_typer(detector_app, name="detector")
+eval_app = typer.Typer(help="Measure the studio on held-out data: clone quality, the detector.")
+app.add_typer(eval_app, name="eval")
+
+
+def _steps(description: str):  # type: ignore[no-untyped-def]
+    """Progress for counted steps: a bar on a terminal, else a line every 5 % (logs)."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=description, file=sys.stderr, disable=None, leave=False)
+    shown = [-1]
+
+    def update(done: int, total: int, what: str) -> None:
+        if bar.disable:
+            if 20 * done // total != shown[0]:
+                shown[0] = 20 * done // total
+                typer.echo(f"{description}: {done}/{total} ({what})", err=True)
+            return
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(what, refresh=True)
+
+    return bar, update
+
+
+@detector_app.command("build-data")
+def detector_build_data(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for clips + manifest.")],
+    spoofs: Annotated[
+        int, typer.Option("--spoofs-per-generator", help="Synthetic clips per generator.")
+    ] = 43,
+    generators: Annotated[
+        str | None, typer.Option("--generators", help="Comma-separated subset (default: all).")
+    ] = None,
+    max_real: Annotated[
+        int, typer.Option("--max-real", help="Cap on real clips (0: every recording).")
+    ] = 519,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the whole build.")] = 0,
+    speech: Annotated[
+        Path | None, typer.Option("--speech", help="Real-speech corpus (manifest.csv).")
+    ] = None,
+) -> None:
+    """Generate the detector's real/synthetic clips (resumable: run it again to continue)."""
+    from deepfake_studio.detector.data import GENERATORS, DataConfig, build
+
+    chosen = tuple(g.strip() for g in generators.split(",")) if generators else GENERATORS
+    config = DataConfig(
+        generators=chosen,
+        spoofs_per_generator=spoofs,
+        max_bona_fide=max_real or None,
+        seed=seed,
+    )
+    bar, progress = _steps("building")
+    with bar:
+        written = build(out, config, speech_dir=speech, progress=progress)
+    made = ", ".join(f"{k} {v}" for k, v in written.items()) or "nothing new (already complete)"
+    typer.echo(f"{out}: {made}")
+
+
+@detector_app.command("train")
+def detector_train(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Folder made by build-data.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoints + ONNX export.")] = Path(
+        "detector-run"
+    ),
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 30,
+    exclude: Annotated[
+        str | None, typer.Option("--exclude", help="Comma-separated generators to leave out.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.pt.")] = False,
+) -> None:
+    """Train the detector; OUT gets detector.onnx + detector.json (copy them to ship)."""
+    from deepfake_studio.detector.train import TrainConfig, train
+
+    left_out = tuple(g.strip() for g in exclude.split(",")) if exclude else ()
+    config = TrainConfig(epochs=epochs, seed=seed, exclude_generators=left_out)
+    card = train(data, out, config, resume=resume, log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"{out / 'detector.onnx'}  dev EER {100 * float(card['dev']['eer']):.2f} %")  # type: ignore[index]
+
+
+@eval_app.command("detect")
+def eval_detect(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Folder made by build-data.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where results go.")] = Path(
+        "benchmarks"
+    ),
+    runs: Annotated[
+        Path, typer.Option("--runs", help="Leave-one-generator-out models (resumable).")
+    ] = Path("detector-runs"),
+    logo: Annotated[bool, typer.Option("--logo/--no-logo", help="Leave-one-out runs.")] = True,
+    logo_epochs: Annotated[int, typer.Option("--logo-epochs", help="Epochs per run.")] = 6,
+) -> None:
+    """EER (seen, leave-one-generator-out; clean and augmented), FPR, DET plot → OUT."""
+    from deepfake_studio.detector.evaluate import EvalConfig, evaluate, write_report
+
+    config = EvalConfig(logo=logo, logo_epochs=logo_epochs)
+    report = evaluate(data, runs, config, log=lambda line: typer.echo(line, err=True))
+    json_path, md, png = write_report(report, out)
+    typer.echo(md.read_text(encoding="utf-8"))
+    typer.echo(f"wrote {json_path}, {md}, {png}")
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
@@ -518,10 +672,6 @@ def batch(
         typer.echo(f"failed: line {row.line} {row.out.name}: {error}", err=True)
     if report.failed:
         raise typer.Exit(1)
-
-
-eval_app = typer.Typer(help="Measure the studio: clone quality (speaker similarity, WER, speed).")
-app.add_typer(eval_app, name="eval")
 
 
 @eval_app.command("clone")

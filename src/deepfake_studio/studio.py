@@ -34,6 +34,7 @@ from deepfake_studio.text import check_text, split_first_clause, split_sentences
 from deepfake_studio.voices import Voice, VoiceLibrary, check_name, voice_id
 
 if TYPE_CHECKING:
+    from deepfake_studio.detector import DetectionResult, Detector
     from deepfake_studio.encoder import SpeakerEncoder
     from deepfake_studio.faceswap.landmarks import FaceModels
     from deepfake_studio.provenance import AudioWatermarker
@@ -96,6 +97,7 @@ class Studio:
         self._load_lock = threading.RLock()
         self._face_models: FaceModels | None = None
         self._image_watermarker: ImageWatermarker | None = None
+        self._detector: Detector | None = None
 
     # -- models, loaded once ----------------------------------------------------------------
     # Loading happens on first use, under a lock: a server's worker threads (and the UI) may
@@ -119,6 +121,21 @@ class Studio:
 
                     self._watermarker = AudioWatermarker()
         return self._watermarker
+
+    @property
+    def detector(self) -> Detector:
+        """The synthetic-speech detector (the ONNX model shipped in the package)."""
+        if self._detector is None:
+            with self._load_lock:
+                if self._detector is None:
+                    from deepfake_studio.detector import Detector
+
+                    self._detector = Detector()
+        return self._detector
+
+    def detect(self, audio: str | Path | Audio) -> DetectionResult:
+        """How likely a file or clip is synthetic speech (any length; AudioError if unreadable)."""
+        return self.detector.detect(audio)
 
     @property
     def face_models(self) -> FaceModels:
@@ -151,6 +168,7 @@ class Studio:
         """Names of the models already in memory (the rest load on first use)."""
         loaded = ["encoder"] if self._encoder is not None else []
         loaded += ["watermark"] if self._watermarker is not None else []
+        loaded += ["detector"] if self._detector is not None else []
         return loaded + sorted(self._engines)
 
     def has_voice(self, name: str) -> bool:

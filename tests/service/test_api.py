@@ -467,3 +467,37 @@ def test_faceswap_requests_are_checked_before_queueing(client: TestClient) -> No
         response = client.post(f"{API}/faceswap", files=files, data=data)
         assert response.status_code == status, response.text
         assert message in response.json()["error"]
+
+
+def test_detect_scores_a_clip_and_reports_the_watermark(
+    client: TestClient, studio: Studio, piper_voice: dict[str, Any], example_reference: Path
+) -> None:
+    before = set(client.app.state.store.incoming_dir.iterdir())
+    clip = studio.clone("Is this voice real or made?", voice=piper_voice["accepted"]["voice_id"])
+    buffer = io.BytesIO()
+    sf.write(buffer, clip.samples, clip.sample_rate, format="WAV")
+    made = client.post(f"{API}/detect", files={"audio": ("made.wav", buffer.getvalue())})
+    real = client.post(
+        f"{API}/detect",
+        files={"audio": ("lj.flac", example_reference.read_bytes(), "audio/flac")},
+    )
+    assert made.status_code == 200 and real.status_code == 200, (made.text, real.text)
+    made_body, real_body = made.json(), real.json()
+    assert made_body["watermark"]["present"] is True
+    assert real_body["watermark"]["present"] is False
+    for body, seconds in ((made_body, clip.duration), (real_body, 7.6)):
+        assert body["label"] in ("real", "synthetic")
+        assert (body["label"] == "synthetic") == (body["probability"] >= body["threshold"])
+        assert abs(body["duration"] - seconds) < 0.2
+        assert body["segments"] and body["segments"][0]["start"] == 0.0
+    # Nothing of the uploads stays on the server.
+    assert set(client.app.state.store.incoming_dir.iterdir()) == before
+
+
+def test_detect_rejects_bad_uploads(client: TestClient) -> None:
+    not_audio = client.post(f"{API}/detect", files={"audio": ("x.wav", b"not audio at all")})
+    assert not_audio.status_code == 422 and "x.wav" in not_audio.json()["error"]
+    missing = client.post(f"{API}/detect", data={"text": "no file"})
+    assert missing.status_code in (415, 422)
+    as_json = client.post(f"{API}/detect", json={"audio": "x"})
+    assert as_json.status_code == 415

@@ -47,7 +47,7 @@ from deepfake_studio.errors import (
     VoiceError,
 )
 from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from deepfake_studio.service.runner import EmbeddedRunner, JobRunner
+from deepfake_studio.service.runner import EmbeddedRunner, JobRunner, detection_summary
 from deepfake_studio.service.store import Job, JobKind, JobState, JobStore, UnknownJobError
 from deepfake_studio.studio import Studio
 from deepfake_studio.synthesizer import ENGINES
@@ -189,6 +189,27 @@ class Health(BaseModel):
     models_loaded: list[str] = Field(description="Models already in memory (loaded on first use).")
     queue_depth: int
     jobs_running: int
+
+
+class DetectedSegment(BaseModel):
+    start: float = Field(description="Seconds from the start of the clip.")
+    end: float
+    probability: float = Field(description="Calibrated probability that this window is synthetic.")
+    speech: bool = Field(description="The window holds enough speech to count in the verdict.")
+
+
+class WatermarkVerdict(BaseModel):
+    present: bool
+    confidence: float
+
+
+class Detection(BaseModel):
+    probability: float = Field(description="Calibrated probability that the clip is synthetic.")
+    label: Literal["real", "synthetic"]
+    threshold: float = Field(description="The shipped threshold the label is taken at.")
+    duration: float
+    segments: list[DetectedSegment]
+    watermark: WatermarkVerdict = Field(description="The Deepfake Studio watermark (PerthNet).")
 
 
 class SynthesisRequest(BaseModel):
@@ -853,6 +874,54 @@ def create_app(
         )
         jobs.submit(job.id)
         return _accepted(job)
+
+    # -- detection --------------------------------------------------------------------------
+    @api.post(
+        "/detect",
+        response_model=Detection,
+        tags=["detect"],
+        dependencies=submission,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"audio": {"type": "string", "format": "binary"}},
+                            "required": ["audio"],
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def detect(request: Request) -> dict[str, Any]:
+        """Is this speech synthetic? The detector's calibrated probability, its label, a
+        per-window timeline, and whether the studio's watermark is present. Answered at once
+        (the detector runs far faster than real time); nothing is kept on the server."""
+        if _content_type(request) != "multipart/form-data":
+            raise HTTPException(415, "send multipart/form-data with an 'audio' file")
+        limit = limits.max_upload_bytes + FORM_OVERHEAD_BYTES
+        form = await _read_limited(request, limit, "form", file_limit=limits.max_upload_bytes)
+        try:
+            upload = form.get("audio")
+            if not isinstance(upload, UploadFile):
+                raise HTTPException(422, "send the clip as a file field named 'audio'")
+            suffix = _upload_suffix(upload)
+            name = _safe_name(upload.filename, suffix)
+            path = await run_in_threadpool(
+                _receive_upload, store, upload, suffix, limits.max_upload_bytes
+            )
+            try:
+                return await run_in_threadpool(detection_summary, studio, path)
+            except StudioError as e:  # name the client's file, never the server path
+                message = str(e).replace(str(path), name).replace(path.name, name)
+                raise type(e)(message) from None
+            finally:
+                path.unlink(missing_ok=True)
+        finally:
+            await form.close()
 
     # -- jobs -------------------------------------------------------------------------------
     @api.get("/jobs", response_model=JobPage, tags=["jobs"])

@@ -56,6 +56,7 @@ from deepfake_studio.service.runner import (
     Progress,
     compute_clone,
     compute_enroll,
+    detection_summary,
     execute_job,
     public_error,
     store_clone,
@@ -73,7 +74,6 @@ TASKS: dict[str, str] = {
     "enroll": "deepfake_studio.enroll",
     "detect": "deepfake_studio.detect",
 }
-DETECTOR_MISSING = "the detector is not available in this build"
 _ATTEMPTS_KEY = "deepfake-studio:attempts:{}"
 _MGET_CHUNK = 500
 
@@ -314,9 +314,12 @@ def _compute_enroll(
 def _compute_detect(
     studio: Studio, payload: Mapping[str, Any], files: Mapping[str, Path], report: Progress
 ) -> dict[str, Any]:
-    # The detector (Studio.detect) is being built on another branch; until it lands here a
-    # detect job fails with this line instead of pretending.
-    raise StudioError(DETECTOR_MISSING)
+    """Detector verdict + watermark for `request["audio"]` (an input file of the payload)."""
+    audio = files.get(payload["request"].get("audio") or "")
+    if audio is None:
+        raise StudioError("the detect job carries no audio file")
+    report(0.0, "scoring")
+    return detection_summary(studio, audio)
 
 
 _COMPUTE: dict[str, Callable[[Studio, Mapping[str, Any], Mapping[str, Path], Progress], Any]] = {

@@ -185,6 +185,31 @@ def store_enroll(studio: Studio, request: Mapping[str, Any], voice: Voice) -> di
     return {"voice": voice.id, "name": voice.name, "engine": voice.engine}
 
 
+def detection_summary(studio: Studio, path: Path) -> dict[str, Any]:
+    """JSON-ready verdict of the detector and of the watermark for one audio file."""
+    from deepfake_studio.audio import load_audio
+
+    clip = load_audio(path)
+    result = studio.detect(clip)
+    mark = studio.watermarker.detect(clip)
+    return {
+        "probability": round(result.probability, 4),
+        "label": result.label,
+        "threshold": result.threshold,
+        "duration": round(result.duration, 3),
+        "segments": [
+            {
+                "start": s.start,
+                "end": s.end,
+                "probability": round(s.probability, 4),
+                "speech": s.speech,
+            }
+            for s in result.segments
+        ],
+        "watermark": {"present": mark.present, "confidence": round(mark.confidence, 4)},
+    }
+
+
 def _run_clone(studio: Studio, store: JobStore, job: Job) -> dict[str, Any]:
     reference = job.request.get("reference")
     path = store.input_path(job.id, reference) if reference else None

@@ -6,8 +6,8 @@ shows its progress, then the result with plots of the audio and of the speaker e
 
 Tabs: Clone (enrolled voice or a reference upload/recording → speech), Voices (library,
 enroll with a consent statement, delete), Face swap (source photo + target image or video →
-result, side by side; a video can get a cloned soundtrack), Detect (the watermark verdict
-only: the synthetic-speech detector does not exist yet).
+result, side by side; a video can get a cloned soundtrack), Detect (the synthetic-speech
+detector's probability, label and per-window timeline, and the watermark verdict).
 
 PWA: `/manifest.json`, the service worker `/sw.js` (scope `/`, caches the app shell so the
 installed app starts without the server; jobs and audio are never cached) and icons under
@@ -41,6 +41,7 @@ from starlette.types import Receive, Scope, Send
 from deepfake_studio import __version__
 from deepfake_studio import audio as audio_io
 from deepfake_studio.audio import Audio
+from deepfake_studio.detector import DetectionResult
 from deepfake_studio.encoder.features import mel_spectrogram
 from deepfake_studio.encoder.model import EncoderConfig
 from deepfake_studio.errors import AudioError, EngineError, MediaError, StudioError, VoiceError
@@ -65,10 +66,11 @@ _MAX_PLOT_POINTS = 20_000
 VOICE_COLUMNS = ["id", "name", "engine", "created", "consent", "reference", "seconds", "speed"]
 
 DETECTOR_NOTICE = (
-    "**The synthetic-speech detector is not available yet** (it comes in a later release). "
-    "This tab only checks for the Deepfake Studio watermark, which every clip made here "
-    "carries. A missing watermark does **not** mean a recording is real: other tools do not "
-    "add it, and heavy editing or added noise can remove it."
+    "The detector (a small SpecRNet-like network trained here; see its model card) gives the "
+    "probability that a clip is synthetic speech, and a timeline of 3 s windows. It errs, "
+    "especially on generators and recording conditions it never saw. The watermark check "
+    "looks for the mark every Deepfake Studio clip carries; a missing watermark does **not** "
+    "mean a recording is real."
 )
 
 # In the page <head>: colour and icon for installed apps (the manifest link is Gradio's own).
@@ -378,11 +380,13 @@ class StudioWeb:
             projection=projection_figure(voices, ref_embedding, res_embedding),
         )
 
-    def detect(self, upload: str | None) -> str:
-        """The watermark verdict of an uploaded or recorded clip, as Markdown."""
+    def detect(self, upload: str | None) -> tuple[str, Figure]:
+        """Detector and watermark verdicts of an uploaded or recorded clip: Markdown and the
+        per-window timeline."""
         if not upload:
             raise AudioError("upload or record a clip first")
         audio = audio_io.load_audio(upload)
+        result = self.studio.detect(audio)
         found = self.studio.watermarker.detect(audio)
         threshold = self.studio.watermarker.threshold
         if found.present:
@@ -396,7 +400,13 @@ class StudioWeb:
                 f"**No watermark found** (confidence {found.confidence:.2f} < {threshold:.2f}). "
                 "This does not show the clip is real."
             )
-        return f"{verdict}\n\n_Synthetic-speech detector: not available yet._"
+        label = "**Synthetic speech**" if result.synthetic else "**Real speech**"
+        detector = (
+            f"Detector: {label} (probability {result.probability:.2f}; "
+            f"threshold {result.threshold:.2f}; {len(result.segments)} "
+            f"window{'s' if len(result.segments) != 1 else ''})."
+        )
+        return f"{detector}\n\n{verdict}", timeline_figure(result)
 
 
 def _engine(engine: str | None) -> str | None:
@@ -417,6 +427,31 @@ def _decimated(audio: Audio) -> tuple[np.ndarray, np.ndarray]:
     step = max(1, len(audio.samples) // _MAX_PLOT_POINTS)
     samples = audio.samples[::step]
     return np.arange(len(samples)) * step / audio.sample_rate, samples
+
+
+def timeline_figure(result: DetectionResult) -> Figure:
+    """The detector's probability per window over time, with the threshold."""
+    fig = Figure(figsize=(10, 2.6), layout="constrained")
+    ax = fig.add_subplot()
+    for seg in result.segments:
+        colour = "#d62728" if seg.probability >= result.threshold else "#2ca02c"
+        ax.plot(
+            [seg.start, seg.end],
+            [seg.probability] * 2,
+            color=colour,
+            lw=3,
+            alpha=1.0 if seg.speech else 0.35,
+        )
+    ax.axhline(result.threshold, color="grey", ls="--", lw=1, label="threshold")
+    ax.set(
+        xlim=(0, max(result.duration, 0.1)),
+        ylim=(-0.02, 1.02),
+        xlabel="s",
+        ylabel="P(synthetic)",
+        title="Detector timeline (faint: little speech)",
+    )
+    ax.legend(loc="upper right", fontsize=8)
+    return fig
 
 
 def signals_figure(reference: Audio | None, result: Audio) -> Figure:
@@ -702,8 +737,9 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                 label="Clip to check",
                 elem_id="detect-audio",
             )
-            check = gr.Button("Check for the watermark", elem_id="detect-button")
+            check = gr.Button("Check the clip", elem_id="detect-button")
             verdict = gr.Markdown("", elem_id="detect-verdict")
+            timeline = gr.Plot(label="Detector timeline", elem_id="detect-timeline")
 
         # -- handlers ----------------------------------------------------------------------------
         library_outputs = [table, library_errors, voice, to_delete, fs_voice]
@@ -820,11 +856,11 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                 result if video else None,
             )
 
-        def run_detect(audio_in: str | None) -> str:
+        def run_detect(audio_in: str | None) -> tuple[Any, Any]:
             try:
                 return web.detect(audio_in)
             except StudioError as e:
-                return _error_text(e)
+                return _error_text(e), gr.skip()
 
         # Giving a recording or picking a voice switches "Voice from" to match.
         for event in (reference.upload, reference.stop_recording):
@@ -845,7 +881,7 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
             **hidden,
         )
         delete.click(run_delete, [to_delete], [delete_status, *library_outputs], **hidden)
-        check.click(run_detect, [suspect], [verdict], **hidden)
+        check.click(run_detect, [suspect], [verdict, timeline], **hidden)
         fs_button.click(
             run_faceswap,
             [fs_source, fs_target_image, fs_target_video, fs_face, fs_voice, fs_text],
