@@ -33,8 +33,10 @@ lint: install
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-bench: install
+bench: install  # each script writes its results under benchmarks/ (see benchmarks/README.md)
 	$(BIN)/python benchmarks/bench_clone.py
+	$(BIN)/python benchmarks/bench_sv2tts.py
+	$(BIN)/python benchmarks/bench_server_load.py
 
 clean:
 	rm -rf $(VENV) out .pytest_cache

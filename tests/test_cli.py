@@ -50,6 +50,10 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], pattern: str
         ),
         (["enroll", "{ref}", "--name", "x"], "consent"),
         (["watermark", "verify", "{bad}"], "bad.wav"),
+        (["eval", "clone", "--out", "e.json", "--manifest", "none.csv"], "none.csv"),
+        (["eval", "clone", "--out", "e.json", "--fit", "bogus=1"], "FitConfig field"),
+        (["eval", "clone", "--out", "e.json", "--fit", "generations=x"], "not a number"),
+        (["eval", "clone", "--out", "e.json", "--split", "holdout"], "unknown split"),
     ],
 )
 def test_bad_input_gives_one_line_and_exit_1(

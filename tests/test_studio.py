@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepfake_studio import Audio, Studio, load_audio, save_audio
+from deepfake_studio import Audio, Studio, StudioConfig, load_audio, save_audio
 from deepfake_studio.errors import AudioError, EngineError, TextError, VoiceError
 from deepfake_studio.evaluation.asr import word_error_rate
 
@@ -130,3 +130,15 @@ def test_enroll_requires_consent_and_a_fresh_name(
         studio.enroll(example_reference, "someone", "  ")
     with pytest.raises(VoiceError, match="already exists"):
         studio.enroll(example_reference, "lj", "again")
+
+
+def test_models_load_once_under_concurrent_first_use(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    fresh = Studio(StudioConfig(data_dir=tmp_path))
+    assert fresh.loaded_models() == []
+    with ThreadPoolExecutor(4) as pool:
+        engines = list(pool.map(lambda _: fresh.engine("piper"), range(4)))
+    assert all(engine is engines[0] for engine in engines)
+    assert fresh.loaded_models() == ["piper"]
+    assert not fresh.has_voice("nobody")

@@ -15,6 +15,7 @@ from deepfake_studio.audio import SUPPORTED_OUTPUT
 from deepfake_studio.errors import StudioError, TextError
 from deepfake_studio.studio import Studio, StudioConfig
 from deepfake_studio.synthesizer import EngineOptions
+from deepfake_studio.synthesizer.kokoro_fit import FitConfig
 from deepfake_studio.text import check_text
 
 app = typer.Typer(
@@ -370,6 +371,77 @@ def serve(
     from deepfake_studio.service.server import serve as run_server
 
     run_server(_studio(data_dir), host=host, port=port, token=token)
+
+
+eval_app = typer.Typer(help="Measure the studio: clone quality (speaker similarity, WER, speed).")
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("clone")
+def eval_clone(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Result JSON (a .md table beside it).")],
+    manifest: Annotated[
+        Path | None,
+        typer.Option("--manifest", help="manifest.csv of held-out speakers (default: shared)."),
+    ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="train, dev, test, or all (every manifest speaker).")
+    ] = "test",
+    speakers: Annotated[int, typer.Option("--speakers", help="How many speakers.")] = 10,
+    sentences: Annotated[int, typer.Option("--sentences", help="Sentences per speaker.")] = 2,
+    corpora: Annotated[
+        list[str] | None, typer.Option("--corpus", help="Only this corpus (repeatable).")
+    ] = None,
+    fit: Annotated[
+        list[str] | None,
+        typer.Option("--fit", help="Override a FitConfig field, e.g. --fit generations=1."),
+    ] = None,
+    seed: Seed = 0,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an earlier partial run.")] = False,
+) -> None:
+    """Clone held-out speakers; judge similarity (independent d-vector), WER and speed."""
+    try:
+        from deepfake_studio.evaluation.clone_eval import CloneEvalConfig, report, run_clone_eval
+    except ImportError as e:
+        raise StudioError(f"the evaluation needs the [eval] extra ({e.name} is missing)") from None
+    from deepfake_studio.synthesizer.kokoro_fit import FitConfig
+
+    config = CloneEvalConfig(
+        manifest=manifest,
+        split=None if split == "all" else split,
+        speakers=speakers,
+        sentences=sentences,
+        corpora=tuple(corpora) if corpora else None,
+        seed=seed,
+        fit=_fit_config(FitConfig(), fit or []),
+    )
+    data = run_clone_eval(config, out, fresh=fresh, progress=lambda msg: typer.echo(msg, err=True))
+    typer.echo(report(data, config.methods))
+
+
+def _fit_config(base: FitConfig, assignments: list[str]) -> FitConfig:
+    """`base` with NAME=VALUE overrides, typed like the field's default."""
+    from dataclasses import fields, replace
+
+    kinds = {f.name: type(getattr(base, f.name)) for f in fields(base)}
+    changes: dict[str, object] = {}
+    for item in assignments:
+        name, _, value = item.partition("=")
+        if name not in kinds or not value:
+            raise StudioError(f"--fit takes NAME=VALUE with NAME a FitConfig field, got {item!r}")
+        kind = kinds[name]
+        try:
+            if kind is bool:
+                changes[name] = value.lower() in ("1", "true", "yes")
+            elif kind in (int, float):
+                changes[name] = kind(value)
+            elif kind is type(None):
+                changes[name] = float(value)
+            else:
+                raise StudioError(f"--fit cannot set {name}")
+        except ValueError:
+            raise StudioError(f"--fit {name}: {value!r} is not a number") from None
+    return replace(base, **changes)  # type: ignore[arg-type]
 
 
 @app.command()

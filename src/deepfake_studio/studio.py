@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,39 +95,50 @@ class Studio:
         self._watermarker: AudioWatermarker | None = None
         self._face_models: FaceModels | None = None
         self._image_watermarker: ImageWatermarker | None = None
+        self._load_lock = threading.RLock()
 
     # -- models, loaded once ----------------------------------------------------------------
+    # Loading happens on first use, under a lock: a server's worker threads (and the UI) may
+    # ask for the same model at once, and it must load once.
     @property
     def encoder(self) -> SpeakerEncoder:
         if self._encoder is None:
-            from deepfake_studio.encoder import SpeakerEncoder
+            with self._load_lock:
+                if self._encoder is None:
+                    from deepfake_studio.encoder import SpeakerEncoder
 
-            self._encoder = SpeakerEncoder()
+                    self._encoder = SpeakerEncoder()
         return self._encoder
 
     @property
     def watermarker(self) -> AudioWatermarker:
         if self._watermarker is None:
-            from deepfake_studio.provenance import AudioWatermarker
+            with self._load_lock:
+                if self._watermarker is None:
+                    from deepfake_studio.provenance import AudioWatermarker
 
-            self._watermarker = AudioWatermarker()
+                    self._watermarker = AudioWatermarker()
         return self._watermarker
 
     @property
     def face_models(self) -> FaceModels:
         """dlib's face detector and 68-point predictor (loaded on first use)."""
         if self._face_models is None:
-            from deepfake_studio.faceswap.landmarks import FaceModels
+            with self._load_lock:
+                if self._face_models is None:
+                    from deepfake_studio.faceswap.landmarks import FaceModels
 
-            self._face_models = FaceModels(self.config.faceswap)
+                    self._face_models = FaceModels(self.config.faceswap)
         return self._face_models
 
     @property
     def image_watermarker(self) -> ImageWatermarker:
         if self._image_watermarker is None:
-            from deepfake_studio.provenance.image_watermark import ImageWatermarker
+            with self._load_lock:
+                if self._image_watermarker is None:
+                    from deepfake_studio.provenance.image_watermark import ImageWatermarker
 
-            self._image_watermarker = ImageWatermarker()
+                    self._image_watermarker = ImageWatermarker()
         return self._image_watermarker
 
     def engine(self, name: str | None = None) -> Engine:
@@ -134,8 +146,21 @@ class Studio:
         if name not in ENGINES:
             raise EngineError(f"unknown engine {name!r} (available: {', '.join(ENGINES)})")
         if name not in self._engines:
-            self._engines[name] = create_engine(name, self.config.engines)
+            with self._load_lock:
+                if name not in self._engines:
+                    self._engines[name] = create_engine(name, self.config.engines)
         return self._engines[name]
+
+    def loaded_models(self) -> list[str]:
+        """Names of the models already in memory (the rest load on first use)."""
+        loaded = ["encoder"] if self._encoder is not None else []
+        loaded += ["watermark"] if self._watermarker is not None else []
+        loaded += ["faces"] if self._face_models is not None else []
+        return loaded + sorted(self._engines)
+
+    def has_voice(self, name: str) -> bool:
+        """Whether the library has a voice folder for `name` (it may still fail to load)."""
+        return bool(voice_id(name)) and voice_id(name) in self.library.names()
 
     # -- references and voices ---------------------------------------------------------------
     def load_reference(self, reference: str | Path | Audio) -> tuple[Audio, str, str]:

@@ -15,9 +15,8 @@ import soundfile as sf
 from fastapi.testclient import TestClient
 
 from deepfake_studio import Studio, Voice, __version__
-from deepfake_studio import audio as audio_io
 from deepfake_studio.errors import StudioError
-from deepfake_studio.service.api import create_app
+from deepfake_studio.service.api import ApiLimits, create_app
 from deepfake_studio.service.runner import execute_job
 from deepfake_studio.service.server import is_loopback, serve
 
@@ -349,10 +348,43 @@ def test_unknown_job_is_404(client: TestClient) -> None:
     assert client.get(f"{API}/nothing-here").json() == {"error": "Not Found"}
 
 
-def test_oversized_uploads_are_413(
-    client: TestClient, example_reference: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(audio_io, "MAX_INPUT_BYTES", 1000)
+def test_default_upload_limit_is_20_mb(client: TestClient) -> None:
+    assert ApiLimits().max_upload_bytes == 20 * 2**20
+    # Declared over 20 MB (+ form overhead): refused from the header, nothing read.
+    response = client.post(
+        f"{API}/voices",
+        content=b"x",
+        headers={"content-type": "multipart/form-data; boundary=b", "content-length": "22000000"},
+    )
+    assert response.status_code == 413
+    assert response.json() == {"error": "the upload is over the 20 MB limit"}
+
+
+def test_job_submissions_are_rate_limited_per_token(studio: Studio) -> None:
+    app = create_app(
+        studio, runner=_HeldRunner(), token="s3cret", limits=ApiLimits(jobs_per_minute=3)
+    )
+    auth = {"Authorization": "Bearer s3cret"}
+    with TestClient(app) as client:
+        codes = [
+            client.post(f"{API}/synthesize", json={"text": "Hi.", "voice": "nobody"}, headers=auth)
+            for _ in range(4)
+        ]
+        assert [c.status_code for c in codes] == [404, 404, 404, 429]
+        limited = codes[-1]
+        assert "at most 3 a minute" in limited.json()["error"]
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        # Polling is not a submission: still served.
+        assert client.get(f"{API}/jobs", headers=auth).status_code == 200
+
+
+def test_oversized_uploads_are_413(studio: Studio, example_reference: Path) -> None:
+    app = create_app(studio, runner=_HeldRunner(), limits=ApiLimits(max_upload_bytes=1000))
+    with TestClient(app) as client:
+        _check_oversized(client, example_reference)
+
+
+def _check_oversized(client: TestClient, example_reference: Path) -> None:
     before = set(client.app.state.store.incoming_dir.iterdir())
     # The file alone is over the limit: refused while it is copied (the body is small).
     small_body = client.post(

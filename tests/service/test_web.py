@@ -51,6 +51,8 @@ CHROMIUM_ARGS = [
 ]
 SENTENCE = "The library opens at nine on Monday morning."
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Screenshots of each tab after its test, for people reviewing a change (kept out of git).
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 if not CHROMIUM.exists():
     if os.environ.get("CI"):  # a skip would hide a missing install step
@@ -152,6 +154,14 @@ def _wait_for_text(page: Any, selector: str, needle: str, timeout: float = 60.0)
     raise AssertionError(f"{needle!r} not in {selector}: {page.locator(selector).inner_text()!r}")
 
 
+def _screenshot(page: Any, name: str) -> None:
+    """Save the whole page as test-artifacts/NAME.png and check a real image was written."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+
+
 def _upload(page: Any, component: str, path: Path) -> None:
     """Give a gr.Audio a file and wait until Gradio has uploaded and shown it."""
     page.locator(f"{component} input[type=file]").set_input_files(str(path))
@@ -191,6 +201,7 @@ def test_generate_runs_a_job_in_the_shared_store_and_shows_the_result(
     status = _wait_for_text(page, "#clone-status", "Speaker similarity")
     for plot in ("#clone-signals", "#clone-embedding", "#clone-projection"):
         page.wait_for_selector(f"{plot} img")
+    _screenshot(page, "clone-tab")
 
     # The job went through the REST API's store: done, with a plausible WAV.
     job_id = UUID.search(status).group(0)  # type: ignore[union-attr]
@@ -232,6 +243,7 @@ def test_voices_tab_enrolls_with_consent_and_deletes(
     new_id = name.lower().replace(" ", "-")
     assert studio.voice(new_id).consent == "Public-domain LJ Speech reader."
     _wait_for_text(page, "#voices-table", new_id)
+    _screenshot(page, "voices-tab")
 
     page.get_by_text("Delete a voice").click()
     page.locator("#delete-voice input").click()
@@ -259,6 +271,7 @@ def test_detect_tab_gives_the_watermark_verdict_and_says_there_is_no_detector_ye
     page.locator("#detect-button").click()
     assert "detector: not available yet" in _wait_for_text(page, "#detect-verdict", "found")
     _wait_for_text(page, "#detect-verdict", "Watermark found")
+    _screenshot(page, "detect-tab")
 
     page = _open(context, server.url)  # a fresh page for the second clip
     page.get_by_role("tab", name="Detect").click()

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from deepfake_studio.audio import Audio, concatenate, load_audio, trim_silence
+from deepfake_studio.errors import StudioError
 
 SPLIT_FILE = Path(__file__).with_name("speaker_split.json")
 RATE = 16_000
@@ -66,14 +67,33 @@ def data_root(root: str | Path | None = None) -> Path:
     return Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 
-def load_manifest(root: str | Path | None = None) -> list[Clip]:
-    """All clips of `speech/manifest.csv`, paths made absolute."""
-    speech = data_root(root) / "speech"
-    with open(speech / "manifest.csv", newline="", encoding="utf-8") as f:
-        return [
-            Clip(speech / r["path"], r["corpus"], r["speaker"], r["text"], float(r["duration_s"]))
-            for r in csv.DictReader(f)
-        ]
+def load_manifest(source: str | Path | None = None) -> list[Clip]:
+    """All clips of a manifest, paths made absolute (relative ones are to its folder).
+
+    `source`: a manifest .csv (columns path, corpus, speaker, text, duration_s), or a data
+    folder holding `speech/manifest.csv`, or None for the shared data.
+    """
+    path = Path(source) if source is not None else None
+    if path is None or path.suffix.lower() != ".csv":
+        path = data_root(source) / "speech" / "manifest.csv"
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise StudioError(f"cannot read the manifest {path}: {exc.strerror or exc}") from None
+    missing = {"path", "corpus", "speaker", "text"} - set(rows[0] if rows else ())
+    if missing:
+        raise StudioError(f"the manifest {path} lacks the column(s) {', '.join(sorted(missing))}")
+    return [
+        Clip(
+            path.parent / r["path"],
+            r["corpus"],
+            r["speaker"],
+            r["text"],
+            float(r.get("duration_s") or 0.0),
+        )
+        for r in rows
+    ]
 
 
 def make_split(

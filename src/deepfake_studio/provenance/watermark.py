@@ -5,9 +5,10 @@ STFT bins of the loud frames, and a decoder averages a per-frame score over thos
 (about 0 for clean audio, about 1 for watermarked audio). It carries no payload: the mark says
 "made by a watermarking generator", and the signed provenance record says the rest.
 
-What it changes (measured on 15 Kokoro/Piper clips): magnitudes below 2 kHz move by 1.4 dB on
-average, nothing above 2.5 kHz changes, loudness shifts by under 0.7 LU; as a waveform that
-is an SNR of only 15-17 dB, because the change is coherent with the speech rather than added
+What it changes: magnitudes below 2 kHz move by 1.4 dB on average (15 Kokoro/Piper clips),
+nothing above 2.5 kHz changes; integrated loudness moves by a median +0.03 LU, at most 1.27 LU
+(70 real and synthetic clips, benchmarks/watermark_robustness.md); as a waveform that is an
+SNR of only 14-17.5 dB, because the change is coherent with the speech rather than added
 noise. Not listening-tested here. The GE2E d-vector of a clip moves slightly (cosine 0.98-0.99
 to the unmarked clip), so compute speaker-similarity metrics before watermarking.
 

@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import secrets
+import threading
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -63,6 +68,47 @@ FACESWAP_MEDIA_TYPES = {
     "webp": "image/webp",
     "mp4": "video/mp4",
 }
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """What one client may send. Checked before any work is done."""
+
+    max_upload_bytes: int = 20 * 2**20  # one reference recording; decoded, not trusted by name
+    jobs_per_minute: int = 120  # submissions per token (per client address without one); 0: off
+
+
+class RateLimiter:
+    """Sliding one-minute window of job submissions per key (token or client address).
+
+    Only submissions count: they start model work, while polling a job is cheap and a UI
+    polls often.
+    """
+
+    def __init__(self, per_minute: int, window_s: float = 60.0) -> None:
+        self.per_minute, self.window_s = per_minute, window_s
+        self._times: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, key: str) -> None:
+        """Count one submission for `key`, or raise 429 with the seconds to wait."""
+        if self.per_minute <= 0:
+            return
+        now = time.monotonic()
+        with self._lock:
+            times = self._times.setdefault(key, deque())
+            while times and now - times[0] >= self.window_s:
+                times.popleft()
+            if len(times) >= self.per_minute:
+                wait = max(1, math.ceil(self.window_s - (now - times[0])))
+                raise HTTPException(
+                    429,
+                    f"too many jobs: at most {self.per_minute} a minute; try again in {wait} s",
+                    headers={"Retry-After": str(wait)},
+                )
+            times.append(now)
+
+
 # Used only when an upload's file name has no suffix.
 _SUFFIX_BY_CONTENT_TYPE = {
     "audio/wav": ".wav",
@@ -257,13 +303,18 @@ def _too_large(limit: int) -> HTTPException:
 
 
 async def _read_limited(
-    request: Request, limit: int, reader: str, max_files: int = 1, file_limit: int | None = None
+    request: Request,
+    limit: int,
+    reader: str,
+    file_limit: int | None = None,
+    max_files: int = 1,
 ) -> Any:
     """Parse the body (`form` or `json`), refusing it as soon as more than `limit` bytes
     arrive: a declared Content-Length is checked before reading anything, and a chunked body
-    is counted as it streams (Starlette spools file parts to a temporary file)."""
+    is counted as it streams (Starlette spools file parts to a temporary file). The error
+    names `file_limit` (the limit the user knows), default `limit`."""
     declared = request.headers.get("content-length", "")
-    file_limit = audio_io.MAX_INPUT_BYTES if file_limit is None else file_limit
+    file_limit = limit if file_limit is None else file_limit
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(file_limit)
     received = 0
@@ -335,13 +386,8 @@ def _safe_name(filename: str | None, suffix: str) -> str:
     return f"{stem or 'reference'}{suffix}"
 
 
-def _receive_upload(
-    store: JobStore, upload: UploadFile, suffix: str, limit: int | None = None
-) -> Path:
-    """Copy an upload to the store's incoming folder, stopping past `limit` (default
-    MAX_INPUT_BYTES)."""
-    if limit is None:
-        limit = audio_io.MAX_INPUT_BYTES  # read at call time: tests (and configs) may change it
+def _receive_upload(store: JobStore, upload: UploadFile, suffix: str, limit: int) -> Path:
+    """Copy an upload to the store's incoming folder, stopping past `limit` bytes."""
     path = store.incoming_path(suffix)
     size = 0
     try:
@@ -368,11 +414,13 @@ def _check_reference(studio: Studio, path: Path, display: str) -> None:
         raise type(e)(message) from None
 
 
-async def _accept_upload(studio: Studio, store: JobStore, upload: UploadFile) -> tuple[Path, str]:
+async def _accept_upload(
+    studio: Studio, store: JobStore, upload: UploadFile, limit: int
+) -> tuple[Path, str]:
     """Receive and check an uploaded reference: (its path in incoming/, the name to keep)."""
     suffix = _upload_suffix(upload)
     name = _safe_name(upload.filename, suffix)
-    path = await run_in_threadpool(_receive_upload, store, upload, suffix)
+    path = await run_in_threadpool(_receive_upload, store, upload, suffix, limit)
     try:
         await run_in_threadpool(_check_reference, studio, path, name)
     except BaseException:
@@ -463,17 +511,6 @@ def _accepted(job: Job, voice: str | None = None) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=202, headers={"Location": url})
 
 
-def _known_voice(studio: Studio, name: str) -> bool:
-    # The library's folder names tell unknown (404) from corrupt (a VoiceError when loaded).
-    return bool(voice_id(name)) and voice_id(name) in studio.library.names()
-
-
-def _loaded_models(studio: Studio) -> list[str]:
-    # Studio loads models lazily and has no public "what is loaded" yet; read its caches.
-    loaded = ["encoder"] if getattr(studio, "_encoder", None) is not None else []
-    return loaded + sorted(getattr(studio, "_engines", {}))
-
-
 def _check_engine(engine: str | None) -> None:
     if engine is not None and engine not in ENGINES:
         raise EngineError(f"unknown engine {engine!r} (available: {', '.join(ENGINES)})")
@@ -486,11 +523,15 @@ def create_app(
     token: str | None = None,
     *,
     web: bool = False,
+    limits: ApiLimits | None = None,
 ) -> FastAPI:
     """The API over `studio`. Jobs are stored in `studio.data_dir/studio.db`; `runner`
     (default: one embedded worker thread) is started and stopped with the app. With
     `token`, every route except /health needs `Authorization: Bearer <token>`. With `web`,
-    the web studio (service/web.py) is mounted at `/`, behind the same token."""
+    the web studio (service/web.py) is mounted at `/`, behind the same token. `limits`:
+    upload size and job submissions per minute (ApiLimits defaults)."""
+    limits = limits or ApiLimits()
+    rate = RateLimiter(limits.jobs_per_minute)
     store = JobStore(studio.data_dir)
     jobs: JobRunner = runner if runner is not None else EmbeddedRunner(studio, store)
 
@@ -524,6 +565,16 @@ def create_app(
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
+    def count_submission(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        # Keyed by token when there is one, else by client address (loopback: one user).
+        client = request.client.host if request.client else "unknown"
+        rate.check(f"token:{credentials.credentials}" if credentials else f"addr:{client}")
+
+    submission = [Depends(count_submission)]
+
     # Auth runs before any body is read: these routes parse their bodies themselves.
     guarded = [Depends(require_token)] if token else []
     api = APIRouter(prefix=API_PREFIX, dependencies=guarded, responses=_ERRORS)
@@ -535,7 +586,7 @@ def create_app(
         return Health(
             status="ok",
             version=__version__,
-            models_loaded=_loaded_models(studio),
+            models_loaded=studio.loaded_models(),
             queue_depth=jobs.queue_depth(),
             jobs_running=store.count("running"),
         )
@@ -544,6 +595,7 @@ def create_app(
     @api.post(
         "/voices",
         status_code=202,
+        dependencies=submission,
         response_model=Accepted,
         tags=["voices"],
         openapi_extra={
@@ -566,20 +618,20 @@ def create_app(
         """
         if _content_type(request) != "multipart/form-data":
             raise HTTPException(415, "send multipart/form-data with an 'audio' file")
-        limit = audio_io.MAX_INPUT_BYTES + FORM_OVERHEAD_BYTES
-        form: FormData = await _read_limited(request, limit, "form")
+        limit = limits.max_upload_bytes + FORM_OVERHEAD_BYTES
+        form: FormData = await _read_limited(request, limit, "form", limits.max_upload_bytes)
         try:
             fields = _form_model(EnrollForm, form, "audio")
             name = check_name(fields.name)
             if not fields.consent.strip():
                 raise VoiceError("enrolling a voice needs the speaker's consent statement")
             _check_engine(fields.engine)
-            if not fields.overwrite and _known_voice(studio, name):
+            if not fields.overwrite and studio.has_voice(name):
                 raise HTTPException(409, f"a voice with id {voice_id(name)!r} already exists")
             upload = form.get("audio")
             if not isinstance(upload, UploadFile):
                 raise HTTPException(422, "audio: an audio file upload is required")
-            path, source = await _accept_upload(studio, store, upload)
+            path, source = await _accept_upload(studio, store, upload, limits.max_upload_bytes)
         finally:
             await form.close()
         request_json = {
@@ -606,7 +658,7 @@ def create_app(
     @api.get("/voices/{voice}", response_model=VoiceOut, tags=["voices"])
     def get_voice(voice: str) -> VoiceOut:
         """One voice by id (or name)."""
-        if not _known_voice(studio, voice):
+        if not studio.has_voice(voice):
             raise HTTPException(404, f"unknown voice {voice!r}")
         try:
             return _voice_out(studio.voice(voice))
@@ -616,7 +668,7 @@ def create_app(
     @api.delete("/voices/{voice}", status_code=204, tags=["voices"])
     def delete_voice(voice: str) -> Response:
         """Delete a voice (corrupt ones too)."""
-        if not _known_voice(studio, voice):
+        if not studio.has_voice(voice):
             raise HTTPException(404, f"unknown voice {voice!r}")
         studio.delete_voice(voice)
         return Response(status_code=204)
@@ -625,6 +677,7 @@ def create_app(
     @api.post(
         "/synthesize",
         status_code=202,
+        dependencies=submission,
         response_model=Accepted,
         tags=["synthesis"],
         openapi_extra={
@@ -654,8 +707,8 @@ def create_app(
             body = await _read_limited(request, MAX_JSON_BYTES, "json")
             req = _validated(SynthesisRequest, body)
         elif kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
-            limit = audio_io.MAX_INPUT_BYTES + FORM_OVERHEAD_BYTES
-            form = await _read_limited(request, limit, "form")
+            limit = limits.max_upload_bytes + FORM_OVERHEAD_BYTES
+            form = await _read_limited(request, limit, "form", limits.max_upload_bytes)
             req = _form_model(SynthesisRequest, form, "reference")
             found = form.get("reference")
             upload = found if isinstance(found, UploadFile) else None
@@ -672,7 +725,7 @@ def create_app(
                 raise AudioError("mp3 output needs ffmpeg on the server; ask for wav or flac")
             inputs: dict[str, Path] = {}
             if req.voice is not None:
-                if not _known_voice(studio, req.voice):
+                if not studio.has_voice(req.voice):
                     raise HTTPException(404, f"unknown voice {req.voice!r}")
                 # Loads the voice: catches a corrupt voice or an engine mismatch now.
                 voice = await run_in_threadpool(studio.resolve_voice, req.voice, None, req.engine)
@@ -681,7 +734,9 @@ def create_app(
             else:
                 assert upload is not None
                 _check_engine(req.engine)
-                path, reference = await _accept_upload(studio, store, upload)
+                path, reference = await _accept_upload(
+                    studio, store, upload, limits.max_upload_bytes
+                )
                 inputs[reference] = path
                 chosen = None
         finally:
@@ -706,6 +761,7 @@ def create_app(
         status_code=202,
         response_model=Accepted,
         tags=["faceswap"],
+        dependencies=submission,
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -733,9 +789,15 @@ def create_app(
         if _content_type(request) != "multipart/form-data":
             raise HTTPException(415, "send multipart/form-data with 'source' and 'target' files")
         cfg = studio.config.faceswap
-        file_limit = cfg.max_image_bytes + cfg.max_video_bytes
+        # Each file is held to the API's upload limit as well as to the stage's own limits.
+        image_limit = min(cfg.max_image_bytes, limits.max_upload_bytes)
+        video_limit = min(cfg.max_video_bytes, limits.max_upload_bytes)
         form = await _read_limited(
-            request, file_limit + FORM_OVERHEAD_BYTES, "form", 2, file_limit=file_limit
+            request,
+            image_limit + video_limit + FORM_OVERHEAD_BYTES,
+            "form",
+            file_limit=max(image_limit, video_limit),
+            max_files=2,
         )
         received: list[Path] = []
         try:
@@ -751,16 +813,18 @@ def create_app(
             if fields.voice is not None:
                 if not is_video:
                     raise MediaError("a new soundtrack (voice, text) needs a video target")
-                if not _known_voice(studio, fields.voice):
+                if not studio.has_voice(fields.voice):
                     raise HTTPException(404, f"unknown voice {fields.voice!r}")
-            limits = {"source": cfg.max_image_bytes}
-            limits["target"] = cfg.max_video_bytes if is_video else cfg.max_image_bytes
             source_path = await run_in_threadpool(
-                _receive_upload, store, source, source_suffix, limits["source"]
+                _receive_upload, store, source, source_suffix, image_limit
             )
             received.append(source_path)
             target_path = await run_in_threadpool(
-                _receive_upload, store, target, target_suffix, limits["target"]
+                _receive_upload,
+                store,
+                target,
+                target_suffix,
+                video_limit if is_video else image_limit,
             )
             received.append(target_path)
             names = {
@@ -880,5 +944,5 @@ def create_app(
     if web:  # web studio (issue 7): Gradio at "/", mounted last so the API routes win
         from deepfake_studio.service.web import mount_web
 
-        mount_web(app, studio, store, jobs, token)
+        mount_web(app, studio, store, jobs, token, max_upload_bytes=limits.max_upload_bytes)
     return app

@@ -106,8 +106,15 @@ class Analysis:
 class StudioWeb:
     """The UI's actions, independent of Gradio so they can be tested directly."""
 
-    def __init__(self, studio: Studio, store: JobStore, runner: JobRunner) -> None:
+    def __init__(
+        self,
+        studio: Studio,
+        store: JobStore,
+        runner: JobRunner,
+        max_upload_bytes: int = 20 * 2**20,
+    ) -> None:
         self.studio, self.store, self.runner = studio, store, runner
+        self.max_upload_bytes = max_upload_bytes
 
     # -- voices -------------------------------------------------------------------------------
     def voices(self) -> list[Voice]:
@@ -139,7 +146,7 @@ class StudioWeb:
         return rows, errors
 
     def delete_voice(self, voice: str | None) -> str:
-        if not voice or voice_id(voice) not in self.studio.library.names():
+        if not voice or not self.studio.has_voice(voice):
             raise VoiceError("pick a voice to delete")
         self.studio.delete_voice(voice)
         return f"Deleted voice `{voice_id(voice)}`."
@@ -194,7 +201,7 @@ class StudioWeb:
         if not (consent or "").strip():
             raise VoiceError("enrolling a voice needs the speaker's consent statement")
         chosen_engine = _engine(engine)
-        if not overwrite and voice_id(name) in self.studio.library.names():
+        if not overwrite and self.studio.has_voice(name):
             raise VoiceError(f"a voice with id {voice_id(name)!r} already exists (tick overwrite)")
         path, source = self._receive(reference)
         request = {
@@ -248,6 +255,10 @@ class StudioWeb:
                     raise MediaError(
                         f"the {role} has an unsupported file type {suffix or '(none)'!r}; "
                         f"use {', '.join(allowed)}"
+                    )
+                if path.stat().st_size > self.max_upload_bytes:
+                    raise MediaError(
+                        f"the {role} is over the {self.max_upload_bytes >> 20} MB upload limit"
                     )
                 copy = self.store.incoming_path(suffix)
                 shutil.copyfile(path, copy)
@@ -305,8 +316,8 @@ class StudioWeb:
                 f"unsupported file type {suffix or '(none)'!r}; "
                 f"use {', '.join(audio_io.SUPPORTED_INPUT)}"
             )
-        if source.stat().st_size > audio_io.MAX_INPUT_BYTES:
-            raise AudioError(f"the upload is over the {audio_io.MAX_INPUT_BYTES >> 20} MB limit")
+        if source.stat().st_size > self.max_upload_bytes:
+            raise AudioError(f"the upload is over the {self.max_upload_bytes >> 20} MB limit")
         stem = re.sub(r"[^A-Za-z0-9._-]+", "_", source.stem).strip("._")[:80]
         name = f"{stem or 'reference'}{suffix}"
         path = self.store.incoming_path(suffix)
@@ -885,10 +896,12 @@ def mount_web(
     store: JobStore,
     runner: JobRunner,
     token: str | None = None,
+    *,
+    max_upload_bytes: int = 20 * 2**20,
 ) -> FastAPI:
     """Mount the web studio at `/` of `app` (after its API routes, which keep precedence)."""
     add_pwa_routes(app)
-    blocks = build_blocks(StudioWeb(studio, store, runner))
+    blocks = build_blocks(StudioWeb(studio, store, runner, max_upload_bytes))
     gr.mount_gradio_app(
         app,
         blocks,
@@ -900,7 +913,7 @@ def mount_web(
         # Result audio is served from the job folders; uploads in flight never are.
         allowed_paths=[str(store.jobs_dir)],
         blocked_paths=[str(store.incoming_dir)],
-        max_file_size=audio_io.MAX_INPUT_BYTES,
+        max_file_size=max_upload_bytes,
         favicon_path=str(PWA_DIR / "icon-192.png"),
         footer_links=["settings"],
         run_history=False,
