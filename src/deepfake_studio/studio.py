@@ -141,17 +141,21 @@ class Studio:
     def face_models(self) -> FaceModels:
         """dlib's face detector and 68-point predictor (loaded on first use)."""
         if self._face_models is None:
-            from deepfake_studio.faceswap.landmarks import FaceModels
+            with self._load_lock:
+                if self._face_models is None:
+                    from deepfake_studio.faceswap.landmarks import FaceModels
 
-            self._face_models = FaceModels(self.config.faceswap)
+                    self._face_models = FaceModels(self.config.faceswap)
         return self._face_models
 
     @property
     def image_watermarker(self) -> ImageWatermarker:
         if self._image_watermarker is None:
-            from deepfake_studio.provenance.image_watermark import ImageWatermarker
+            with self._load_lock:
+                if self._image_watermarker is None:
+                    from deepfake_studio.provenance.image_watermark import ImageWatermarker
 
-            self._image_watermarker = ImageWatermarker()
+                    self._image_watermarker = ImageWatermarker()
         return self._image_watermarker
 
     def engine(self, name: str | None = None) -> Engine:
@@ -169,6 +173,7 @@ class Studio:
         loaded = ["encoder"] if self._encoder is not None else []
         loaded += ["watermark"] if self._watermarker is not None else []
         loaded += ["detector"] if self._detector is not None else []
+        loaded += ["faces"] if self._face_models is not None else []
         return loaded + sorted(self._engines)
 
     def has_voice(self, name: str) -> bool:

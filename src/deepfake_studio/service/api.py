@@ -62,6 +62,12 @@ FORM_OVERHEAD_BYTES = 256 * 1024
 MAX_JSON_BYTES = 1024 * 1024
 OUTPUT_FORMATS = ("wav", "flac", "mp3")
 MEDIA_TYPES = {"wav": "audio/wav", "flac": "audio/flac", "mp3": "audio/mpeg"}
+FACESWAP_MEDIA_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "webp": "image/webp",
+    "mp4": "video/mp4",
+}
 
 
 @dataclass(frozen=True)
@@ -101,14 +107,6 @@ class RateLimiter:
                     headers={"Retry-After": str(wait)},
                 )
             times.append(now)
-
-
-FACESWAP_MEDIA_TYPES = {
-    "png": "image/png",
-    "jpg": "image/jpeg",
-    "webp": "image/webp",
-    "mp4": "video/mp4",
-}
 
 
 # Used only when an upload's file name has no suffix.
@@ -326,7 +324,11 @@ def _too_large(limit: int) -> HTTPException:
 
 
 async def _read_limited(
-    request: Request, limit: int, reader: str, max_files: int = 1, file_limit: int | None = None
+    request: Request,
+    limit: int,
+    reader: str,
+    file_limit: int | None = None,
+    max_files: int = 1,
 ) -> Any:
     """Parse the body (`form` or `json`), refusing it as soon as more than `limit` bytes
     arrive: a declared Content-Length is checked before reading anything, and a chunked body
@@ -780,9 +782,9 @@ def create_app(
     @api.post(
         "/faceswap",
         status_code=202,
-        dependencies=submission,
         response_model=Accepted,
         tags=["faceswap"],
+        dependencies=submission,
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -810,9 +812,15 @@ def create_app(
         if _content_type(request) != "multipart/form-data":
             raise HTTPException(415, "send multipart/form-data with 'source' and 'target' files")
         cfg = studio.config.faceswap
-        file_limit = cfg.max_image_bytes + cfg.max_video_bytes
+        # Each file is held to the API's upload limit as well as to the stage's own limits.
+        image_limit = min(cfg.max_image_bytes, limits.max_upload_bytes)
+        video_limit = min(cfg.max_video_bytes, limits.max_upload_bytes)
         form = await _read_limited(
-            request, file_limit + FORM_OVERHEAD_BYTES, "form", 2, file_limit=file_limit
+            request,
+            image_limit + video_limit + FORM_OVERHEAD_BYTES,
+            "form",
+            file_limit=max(image_limit, video_limit),
+            max_files=2,
         )
         received: list[Path] = []
         try:
@@ -830,14 +838,16 @@ def create_app(
                     raise MediaError("a new soundtrack (voice, text) needs a video target")
                 if not studio.has_voice(fields.voice):
                     raise HTTPException(404, f"unknown voice {fields.voice!r}")
-            size_limits = {"source": cfg.max_image_bytes}
-            size_limits["target"] = cfg.max_video_bytes if is_video else cfg.max_image_bytes
             source_path = await run_in_threadpool(
-                _receive_upload, store, source, source_suffix, size_limits["source"]
+                _receive_upload, store, source, source_suffix, image_limit
             )
             received.append(source_path)
             target_path = await run_in_threadpool(
-                _receive_upload, store, target, target_suffix, size_limits["target"]
+                _receive_upload,
+                store,
+                target,
+                target_suffix,
+                video_limit if is_video else image_limit,
             )
             received.append(target_path)
             names = {

@@ -258,6 +258,10 @@ class StudioWeb:
                         f"the {role} has an unsupported file type {suffix or '(none)'!r}; "
                         f"use {', '.join(allowed)}"
                     )
+                if path.stat().st_size > self.max_upload_bytes:
+                    raise MediaError(
+                        f"the {role} is over the {self.max_upload_bytes >> 20} MB upload limit"
+                    )
                 copy = self.store.incoming_path(suffix)
                 shutil.copyfile(path, copy)
                 inputs[f"{role}{suffix}"] = copy
