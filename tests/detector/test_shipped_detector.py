@@ -40,17 +40,16 @@ def test_fresh_kokoro_piper_and_espeak_score_high(
 ) -> None:
     from deepfake_studio.synthesizer.base import Conditioning
 
-    kokoro = kokoro_engine.synthesize(FRESH_TEXT, kokoro_engine.default_conditioning())
+    # A male pack at a faster rate: the default pack is the one the studio's clones start from.
     other_pack = Conditioning("kokoro", arrays={"style": kokoro_engine.style_packs["jm_kumo"]})
-    kokoro2 = kokoro_engine.synthesize(FRESH_TEXT, other_pack, 1.1)
+    kokoro = kokoro_engine.synthesize(FRESH_TEXT, other_pack, 1.1)
     piper = piper_engine.synthesize(FRESH_TEXT, piper_engine.default_conditioning())
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "e.wav"
         subprocess.run(["espeak-ng", "-v", "en-gb+f3", "-w", str(out), FRESH_TEXT], check=True)
         espeak = load_audio(out)
     clips = {
-        "kokoro": Audio(kokoro, 24_000),
-        "kokoro jm_kumo": Audio(kokoro2, 24_000),
+        "kokoro jm_kumo": Audio(kokoro, 24_000),
         "piper": Audio(piper, piper_engine.sample_rate),
         "espeak-ng": espeak,
     }

@@ -97,50 +97,61 @@ FLITE_VOICES = ("kal", "kal16", "awb", "rms", "slt")
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 
 
-def espeak_ng() -> Generator:
-    binary = _require("espeak-ng", "espeak-ng")
+def _command_line(
+    name: str,
+    binary: str,
+    voices: tuple[str, ...],
+    arguments: Callable[[Request, Path, Path], list[str]],
+    encoding: str = "utf-8",
+) -> Generator:
+    """A synthesizer run as `binary ARGUMENTS`: text goes in a file, a wav file comes back."""
 
     def generate(request: Request) -> Audio:
         with tempfile.TemporaryDirectory() as tmp:
             text, out = Path(tmp) / "text.txt", Path(tmp) / "out.wav"
-            text.write_text(request.text, encoding="utf-8")
-            wpm = round(165 * request.speed)
-            pitch = round(50 + 8 * request.pitch)  # 0-99, 50 is the voice's own
-            cmd = [binary, "-v", request.voice, "-s", str(wpm), "-p", str(pitch)]
-            _run([*cmd, "-f", str(text), "-w", str(out)], "espeak-ng")
-            return _read_wav(out, "espeak-ng")
+            text.write_text(request.text, encoding=encoding, errors="replace")
+            _run([binary, *arguments(request, text, out)], name)
+            return _read_wav(out, name)
 
-    return Generator("espeak-ng", ESPEAK_VOICES, True, generate)
+    return Generator(name, voices, True, generate)
+
+
+def espeak_ng() -> Generator:
+    def arguments(request: Request, text: Path, out: Path) -> list[str]:
+        wpm = round(165 * request.speed)
+        pitch = round(50 + 8 * request.pitch)  # 0-99, 50 is the voice's own
+        return [
+            "-v",
+            request.voice,
+            "-s",
+            str(wpm),
+            "-p",
+            str(pitch),
+            "-f",
+            str(text),
+            "-w",
+            str(out),
+        ]
+
+    return _command_line("espeak-ng", _require("espeak-ng", "espeak-ng"), ESPEAK_VOICES, arguments)
 
 
 def flite() -> Generator:
-    binary = _require("flite", "flite")
+    def arguments(request: Request, text: Path, out: Path) -> list[str]:
+        stretch = f"duration_stretch={1.0 / request.speed:.3f}"
+        return ["-voice", request.voice, "--setf", stretch, "-f", str(text), "-o", str(out)]
 
-    def generate(request: Request) -> Audio:
-        with tempfile.TemporaryDirectory() as tmp:
-            text, out = Path(tmp) / "text.txt", Path(tmp) / "out.wav"
-            text.write_text(request.text, encoding="utf-8")
-            stretch = f"duration_stretch={1.0 / request.speed:.3f}"
-            cmd = [binary, "-voice", request.voice, "--setf", stretch]
-            _run([*cmd, "-f", str(text), "-o", str(out)], "flite")
-            return _read_wav(out, "flite")
-
-    return Generator("flite", FLITE_VOICES, True, generate)
+    return _command_line("flite", _require("flite", "flite"), FLITE_VOICES, arguments)
 
 
 def festival() -> Generator:
+    def arguments(request: Request, text: Path, out: Path) -> list[str]:
+        stretch = f"(Parameter.set 'Duration_Stretch {1.0 / request.speed:.3f})"
+        return ["-eval", f"(voice_{request.voice})", "-eval", stretch, str(text), "-o", str(out)]
+
     binary = _require("text2wave", "festival")
-
-    def generate(request: Request) -> Audio:
-        with tempfile.TemporaryDirectory() as tmp:
-            text, out = Path(tmp) / "text.txt", Path(tmp) / "out.wav"
-            text.write_text(request.text, encoding="latin-1", errors="replace")
-            stretch = f"(Parameter.set 'Duration_Stretch {1.0 / request.speed:.3f})"
-            cmd = [binary, "-eval", f"(voice_{request.voice})", "-eval", stretch]
-            _run([*cmd, str(text), "-o", str(out)], "festival")
-            return _read_wav(out, "festival")
-
-    return Generator("festival", FESTIVAL_VOICES, True, generate)
+    # festival reads its input as Latin-1; unmappable characters become "?".
+    return _command_line("festival", binary, FESTIVAL_VOICES, arguments, encoding="latin-1")
 
 
 # -- the studio's engines ----------------------------------------------------------------------

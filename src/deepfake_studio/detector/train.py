@@ -11,6 +11,7 @@ same machine; `resume=True` continues from `last.pt` after an interruption.
 from __future__ import annotations
 
 import json
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from deepfake_studio.detector.data import read_manifest
 from deepfake_studio.detector.features import FeatureConfig, fit_frames, lfcc, window_starts
@@ -219,7 +221,15 @@ def train(
         # Cosine decay over all epochs (computed, so a resumed run continues the same schedule).
         for group in optimizer.param_groups:
             group["lr"] = config.learning_rate * 0.5 * (1 + np.cos(np.pi * epoch / config.epochs))
-        for b in range(0, len(order), config.batch_size):
+        # A bar per epoch on a terminal (disable=None hides it in logs and tests).
+        batches = tqdm(
+            range(0, len(order), config.batch_size),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            leave=False,
+            disable=None,
+            file=sys.stderr,
+        )
+        for b in batches:
             batch = train_idx[order[b : b + config.batch_size]]
             crops = []
             for i in batch:  # a random window of every clip: cheap time-shift augmentation
