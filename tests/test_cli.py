@@ -127,3 +127,40 @@ def test_sv2tts_engine_reports_missing_and_lfs_pointer_checkpoints(
         (models / name).write_text("version https://git-lfs.github.com/spec/v1\nsize 17090379\n")
     pointer = run(*args, "-e", "sv2tts", "--models-dir", models, home=tmp_path)
     assert_one_line_error(pointer, "Git LFS pointer")
+
+
+FACES = Path(__file__).resolve().parents[1] / "examples" / "faces"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--source", "{blank}", "--target", "{astronaut}"], "no face found in the source"),
+        (["--source", "{obama}", "--target", "{astronaut}", "--face", "2"], "--face 2 is out"),
+    ],
+)
+def test_faceswap_errors_are_one_line(args: list[str], message: str, tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((300, 300, 3), 128, np.uint8))
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not a picture")
+    paths = {"blank": blank, "bad": bad, "obama": FACES / "obama.jpg"}
+    filled = [a.format(**paths, astronaut=FACES / "astronaut.jpg") for a in args]
+    result = run("faceswap", *filled, "--out", tmp_path / "o.png", home=tmp_path)
+    assert_one_line_error(result, message)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_faceswap_image_then_verify_its_marks(tmp_path: Path) -> None:
+    out = tmp_path / "swapped.png"
+    args = ["--source", FACES / "obama.jpg", "--target", FACES / "astronaut.jpg", "--out", out]
+    swapped = run("faceswap", *args, home=tmp_path)
+    assert swapped.returncode == 0, swapped.stderr
+    assert "found 1 face in the target, swapped 1" in swapped.stdout
+    checked = run("watermark", "verify", out, FACES / "astronaut.jpg", home=tmp_path)
+    lines = checked.stdout.splitlines()
+    assert "\tpresent\t" in lines[0] and "\tabsent\t" in lines[1]
+    assert run("provenance", "verify", out, home=tmp_path).returncode == 0

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from deepfake_studio import __version__
-from deepfake_studio.audio import SUPPORTED_OUTPUT
+from deepfake_studio.audio import SUPPORTED_OUTPUT, load_audio
 from deepfake_studio.errors import StudioError, TextError
 from deepfake_studio.studio import Studio, StudioConfig
 from deepfake_studio.synthesizer import ENGINES, EngineOptions
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from deepfake_studio.service.distributed import QueueConfig
 
 app = typer.Typer(
-    help="Deepfake Studio: offline voice cloning on a laptop CPU.",
+    help="Deepfake Studio: offline voice cloning and face swap on a laptop CPU.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -194,7 +195,60 @@ def voices_delete(name: str, data_dir: DataDir = None) -> None:
     typer.echo(f"deleted {name!r}")
 
 
-watermark_app = typer.Typer(help="Check files for the studio's audio watermark.")
+@app.command()
+def faceswap(
+    source: Annotated[Path, typer.Option("--source", "-s", help="Image with the face to use.")],
+    target: Annotated[
+        Path, typer.Option("--target", "-t", help="Image or video (.mp4, .mov, ...) to change.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Output .png/.jpg/.webp or .mp4.")],
+    face: Annotated[
+        int | None,
+        typer.Option("--face", help="Swap only this target face (0 = leftmost); default: all."),
+    ] = None,
+    voice: Annotated[
+        str | None, typer.Option("--voice", "-v", help="Video: speak --text in this voice.")
+    ] = None,
+    reference: Annotated[
+        Path | None,
+        typer.Option("--reference", "-r", help="Video: speak --text in this recording's voice."),
+    ] = None,
+    text: Annotated[
+        str | None, typer.Option("--text", help="Video: new soundtrack text (cloned voice).")
+    ] = None,
+    audio: Annotated[
+        Path | None, typer.Option("--audio", help="Video: replace the soundtrack with this file.")
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Put the face from SOURCE onto the faces of TARGET (an image or a video)."""
+    studio = _studio(data_dir)
+    bar, progress = _bar("swapping")
+    with bar:
+        result = studio.faceswap(
+            source,
+            target,
+            out,
+            face=face,
+            text=text,
+            voice=voice,
+            reference=reference,
+            audio=audio,
+            progress=progress,
+        )
+    found = f"{result.faces_found} face{'s' if result.faces_found != 1 else ''}"
+    if result.media == "image":
+        done = f"found {found} in the target, swapped {result.faces_swapped}"
+    else:
+        done = (
+            f"found {found} (tracked) in the video, swapped {result.faces_swapped}/"
+            f"{result.frames} frames at {result.fps} fps, audio: {result.audio}"
+        )
+    mark = "watermarked" if result.watermarked else "no watermark"
+    typer.echo(f"{result.path}  {done}  {mark}  record={result.record.name}")
+
+
+watermark_app = typer.Typer(help="Check files for the studio's watermark (audio, images, video).")
 app.add_typer(watermark_app, name="watermark")
 provenance_app = typer.Typer(help="Check signed provenance records.")
 app.add_typer(provenance_app, name="provenance")
@@ -202,39 +256,91 @@ app.add_typer(provenance_app, name="provenance")
 
 @watermark_app.command("verify")
 def watermark_verify(
-    files: Annotated[list[Path], typer.Argument(help="Audio files to check.")],
+    files: Annotated[list[Path], typer.Argument(help="Audio, image or video files to check.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
-    """Report whether each file carries the watermark, with the detector's confidence."""
-    from deepfake_studio.audio import load_audio
-    from deepfake_studio.provenance import AudioWatermarker
+    """Report whether each file carries the watermark, with the detector's confidence.
 
-    watermarker = AudioWatermarker()
+    Audio: PerthNet. Images: the invisible-watermark payload. Videos: the same payload, each
+    bit by majority over the frames.
+    """
+    from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
+    checkers: dict[str, object] = {}
     for file in files:
-        result = watermarker.detect(load_audio(file))
+        suffix = file.suffix.lower()
+        extra = ""
+        if suffix in IMAGE_SUFFIXES:
+            result = _image_checker(checkers).detect(_read_image(file))
+            kind = "image"
+        elif suffix in VIDEO_SUFFIXES:
+            result, frames = _video_watermark(file, _image_checker(checkers))
+            kind, extra = "video", f" over {frames} frames"
+        else:
+            from deepfake_studio.audio import load_audio
+
+            result = _audio_checker(checkers).detect(load_audio(file))
+            kind = "audio"
         verdict = "present" if result.present else "absent"
         if as_json:
             typer.echo(
                 json.dumps(
                     {
                         "file": str(file),
+                        "media": kind,
                         "watermark": verdict,
                         "confidence": round(result.confidence, 4),
                     }
                 )
             )
         else:
-            typer.echo(f"{file}\t{verdict}\tconfidence {result.confidence:.3f}")
+            typer.echo(f"{file}\t{verdict}\tconfidence {result.confidence:.3f}{extra}")
+
+
+def _image_checker(cache: dict[str, object]):  # type: ignore[no-untyped-def]
+    """One image watermarker for all files of a command (created on first need)."""
+    if "image" not in cache:
+        from deepfake_studio.provenance.image_watermark import ImageWatermarker
+
+        cache["image"] = ImageWatermarker()
+    return cache["image"]
+
+
+def _audio_checker(cache: dict[str, object]):  # type: ignore[no-untyped-def]
+    if "audio" not in cache:
+        from deepfake_studio.provenance import AudioWatermarker
+
+        cache["audio"] = AudioWatermarker()
+    return cache["audio"]
+
+
+def _read_image(file: Path):  # type: ignore[no-untyped-def]
+    from deepfake_studio.faceswap.config import FaceSwapConfig
+    from deepfake_studio.faceswap.image import read_image
+
+    return read_image(file, FaceSwapConfig(), "image")
+
+
+def _video_watermark(file: Path, checker):  # type: ignore[no-untyped-def]
+    from deepfake_studio.faceswap.video import probe, read_frames
+
+    info = probe(file)
+    result, frames = checker.detect_frames(read_frames(file, info))
+    if frames == 0:
+        raise StudioError(f"the video {file.name} has no frames that can be decoded")
+    return result, frames
 
 
 @provenance_app.command("verify")
 def provenance_verify(
-    file: Annotated[Path, typer.Argument(help="Audio file with a .provenance.json sidecar.")],
+    file: Annotated[
+        Path, typer.Argument(help="Audio, image or video file with a .provenance.json sidecar.")
+    ],
     record: Annotated[Path | None, typer.Option("--record", help="Record path.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Check the record's signature and the audio hash; exit 1 and say what fails."""
+    """Check the record's signature and the file's hash; exit 1 and say what fails."""
     from deepfake_studio.provenance import verify
     from deepfake_studio.studio import default_data_dir
 
@@ -263,6 +369,159 @@ Broker = Annotated[
         help="Redis URL of the Celery broker (redis://host:6379/0): run jobs on workers.",
     ),
 ]
+
+
+@app.command()
+def detect(
+    files: Annotated[list[Path], typer.Argument(help="Audio files to check.")],
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object per file.")
+    ] = False,
+    segments: Annotated[
+        bool, typer.Option("--segments", help="Add the per-window timeline.")
+    ] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Probability that each file is synthetic speech, its label, and the studio watermark."""
+    studio = _studio(data_dir)
+    failed = False
+    for file in files:
+        try:
+            audio = load_audio(file)
+            result = studio.detect(audio)
+            mark = studio.watermarker.detect(audio)
+        except StudioError as e:  # report it and go on with the other files
+            typer.echo(f"error: {e}", err=True)
+            failed = True
+            continue
+        timeline = [asdict(s) for s in result.segments] if segments else None
+        if as_json:
+            summary: dict[str, object] = {
+                "file": str(file),
+                "probability_synthetic": round(result.probability, 4),
+                "label": result.label,
+                "threshold": round(result.threshold, 4),
+                "duration_s": round(result.duration, 2),
+                "watermark": {"present": mark.present, "confidence": round(mark.confidence, 4)},
+            }
+            if timeline is not None:
+                summary["segments"] = timeline
+            typer.echo(json.dumps(summary))
+            continue
+        verdict = "watermark present" if mark.present else "no watermark"
+        typer.echo(
+            f"{file}\t{result.label}\tp(synthetic) {result.probability:.3f}"
+            f"\t{verdict} ({mark.confidence:.2f})"
+        )
+        for s in result.segments if segments else ():
+            note = "" if s.speech else "  (little speech, not counted)"
+            typer.echo(f"  {s.start:7.2f}-{s.end:7.2f} s  p {s.probability:.3f}{note}")
+    if failed:
+        raise typer.Exit(1)
+
+
+detector_app = typer.Typer(help="Build data for and train the synthetic-speech detector.")
+app.add_typer(detector_app, name="detector")
+eval_app = typer.Typer(help="Measure the studio on held-out data: clone quality, the detector.")
+app.add_typer(eval_app, name="eval")
+
+
+def _steps(description: str):  # type: ignore[no-untyped-def]
+    """Progress for counted steps: a bar on a terminal, else a line every 5 % (logs)."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=description, file=sys.stderr, disable=None, leave=False)
+    shown = [-1]
+
+    def update(done: int, total: int, what: str) -> None:
+        if bar.disable:
+            if 20 * done // total != shown[0]:
+                shown[0] = 20 * done // total
+                typer.echo(f"{description}: {done}/{total} ({what})", err=True)
+            return
+        bar.total = total
+        bar.n = done
+        bar.set_postfix_str(what, refresh=True)
+
+    return bar, update
+
+
+@detector_app.command("build-data")
+def detector_build_data(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for clips + manifest.")],
+    spoofs: Annotated[
+        int, typer.Option("--spoofs-per-generator", help="Synthetic clips per generator.")
+    ] = 43,
+    generators: Annotated[
+        str | None, typer.Option("--generators", help="Comma-separated subset (default: all).")
+    ] = None,
+    max_real: Annotated[
+        int, typer.Option("--max-real", help="Cap on real clips (0: every recording).")
+    ] = 519,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the whole build.")] = 0,
+    speech: Annotated[
+        Path | None, typer.Option("--speech", help="Real-speech corpus (manifest.csv).")
+    ] = None,
+) -> None:
+    """Generate the detector's real/synthetic clips (resumable: run it again to continue)."""
+    from deepfake_studio.detector.data import GENERATORS, DataConfig, build
+
+    chosen = tuple(g.strip() for g in generators.split(",")) if generators else GENERATORS
+    config = DataConfig(
+        generators=chosen,
+        spoofs_per_generator=spoofs,
+        max_bona_fide=max_real or None,
+        seed=seed,
+    )
+    bar, progress = _steps("building")
+    with bar:
+        written = build(out, config, speech_dir=speech, progress=progress)
+    made = ", ".join(f"{k} {v}" for k, v in written.items()) or "nothing new (already complete)"
+    typer.echo(f"{out}: {made}")
+
+
+@detector_app.command("train")
+def detector_train(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Folder made by build-data.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoints + ONNX export.")] = Path(
+        "detector-run"
+    ),
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs.")] = 30,
+    exclude: Annotated[
+        str | None, typer.Option("--exclude", help="Comma-separated generators to leave out.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed.")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.pt.")] = False,
+) -> None:
+    """Train the detector; OUT gets detector.onnx + detector.json (copy them to ship)."""
+    from deepfake_studio.detector.train import TrainConfig, train
+
+    left_out = tuple(g.strip() for g in exclude.split(",")) if exclude else ()
+    config = TrainConfig(epochs=epochs, seed=seed, exclude_generators=left_out)
+    card = train(data, out, config, resume=resume, log=lambda line: typer.echo(line, err=True))
+    typer.echo(f"{out / 'detector.onnx'}  dev EER {100 * float(card['dev']['eer']):.2f} %")  # type: ignore[index]
+
+
+@eval_app.command("detect")
+def eval_detect(
+    data: Annotated[Path, typer.Option("--data", "-d", help="Folder made by build-data.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where results go.")] = Path(
+        "benchmarks"
+    ),
+    runs: Annotated[
+        Path, typer.Option("--runs", help="Leave-one-generator-out models (resumable).")
+    ] = Path("detector-runs"),
+    logo: Annotated[bool, typer.Option("--logo/--no-logo", help="Leave-one-out runs.")] = True,
+    logo_epochs: Annotated[int, typer.Option("--logo-epochs", help="Epochs per run.")] = 6,
+) -> None:
+    """EER (seen, leave-one-generator-out; clean and augmented), FPR, DET plot → OUT."""
+    from deepfake_studio.detector.evaluate import EvalConfig, evaluate, write_report
+
+    config = EvalConfig(logo=logo, logo_epochs=logo_epochs)
+    report = evaluate(data, runs, config, log=lambda line: typer.echo(line, err=True))
+    json_path, md, png = write_report(report, out)
+    typer.echo(md.read_text(encoding="utf-8"))
+    typer.echo(f"wrote {json_path}, {md}, {png}")
 
 
 @app.command()
@@ -413,10 +672,6 @@ def batch(
         typer.echo(f"failed: line {row.line} {row.out.name}: {error}", err=True)
     if report.failed:
         raise typer.Exit(1)
-
-
-eval_app = typer.Typer(help="Measure the studio: clone quality (speaker similarity, WER, speed).")
-app.add_typer(eval_app, name="eval")
 
 
 @eval_app.command("clone")

@@ -19,3 +19,11 @@ class VoiceError(StudioError):
 
 class EngineError(StudioError):
     """Unknown engine, or an engine that cannot run with the given voice."""
+
+
+class FaceError(StudioError):
+    """No face where one is needed, or a face index that does not exist."""
+
+
+class MediaError(StudioError):
+    """An image or video that cannot be read, is of an unsupported type, or is too large."""

@@ -20,7 +20,8 @@ import platformdirs
 
 from deepfake_studio import audio as audio_io
 from deepfake_studio.audio import Audio
-from deepfake_studio.errors import AudioError, EngineError, VoiceError
+from deepfake_studio.errors import AudioError, EngineError, MediaError, VoiceError
+from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FaceSwapConfig
 from deepfake_studio.synthesizer import (
     DEFAULT_ENGINE,
     ENGINES,
@@ -33,8 +34,11 @@ from deepfake_studio.text import check_text, split_first_clause, split_sentences
 from deepfake_studio.voices import Voice, VoiceLibrary, check_name, voice_id
 
 if TYPE_CHECKING:
+    from deepfake_studio.detector import DetectionResult, Detector
     from deepfake_studio.encoder import SpeakerEncoder
+    from deepfake_studio.faceswap.landmarks import FaceModels
     from deepfake_studio.provenance import AudioWatermarker
+    from deepfake_studio.provenance.image_watermark import ImageWatermarker
 
 REFERENCE_RATE = 16_000
 
@@ -61,6 +65,23 @@ class StudioConfig:
     max_speed: float = 2.0
     engines: EngineOptions = field(default_factory=EngineOptions)
     watermark: bool = True  # every generated clip carries the studio's watermark by default
+    faceswap: FaceSwapConfig = field(default_factory=FaceSwapConfig)
+
+
+@dataclass(frozen=True)
+class FaceSwapOutput:
+    """What `Studio.faceswap` wrote and found."""
+
+    path: Path
+    record: Path
+    media: str  # "image" or "video"
+    source_faces: int  # faces in the source image (the largest is used)
+    faces_found: int  # faces in the target image, or face tracks in the video
+    faces_swapped: int  # faces swapped in the image, or frames with a swapped face
+    watermarked: bool
+    frames: int | None = None
+    fps: str | None = None
+    audio: str | None = None  # video soundtrack: "original", "cloned", "file" or "none"
 
 
 class Studio:
@@ -74,6 +95,9 @@ class Studio:
         self._engines: dict[str, Engine] = {}
         self._watermarker: AudioWatermarker | None = None
         self._load_lock = threading.RLock()
+        self._face_models: FaceModels | None = None
+        self._image_watermarker: ImageWatermarker | None = None
+        self._detector: Detector | None = None
 
     # -- models, loaded once ----------------------------------------------------------------
     # Loading happens on first use, under a lock: a server's worker threads (and the UI) may
@@ -98,6 +122,38 @@ class Studio:
                     self._watermarker = AudioWatermarker()
         return self._watermarker
 
+    @property
+    def detector(self) -> Detector:
+        """The synthetic-speech detector (the ONNX model shipped in the package)."""
+        if self._detector is None:
+            with self._load_lock:
+                if self._detector is None:
+                    from deepfake_studio.detector import Detector
+
+                    self._detector = Detector()
+        return self._detector
+
+    def detect(self, audio: str | Path | Audio) -> DetectionResult:
+        """How likely a file or clip is synthetic speech (any length; AudioError if unreadable)."""
+        return self.detector.detect(audio)
+
+    @property
+    def face_models(self) -> FaceModels:
+        """dlib's face detector and 68-point predictor (loaded on first use)."""
+        if self._face_models is None:
+            from deepfake_studio.faceswap.landmarks import FaceModels
+
+            self._face_models = FaceModels(self.config.faceswap)
+        return self._face_models
+
+    @property
+    def image_watermarker(self) -> ImageWatermarker:
+        if self._image_watermarker is None:
+            from deepfake_studio.provenance.image_watermark import ImageWatermarker
+
+            self._image_watermarker = ImageWatermarker()
+        return self._image_watermarker
+
     def engine(self, name: str | None = None) -> Engine:
         name = name or self.config.default_engine
         if name not in ENGINES:
@@ -112,6 +168,7 @@ class Studio:
         """Names of the models already in memory (the rest load on first use)."""
         loaded = ["encoder"] if self._encoder is not None else []
         loaded += ["watermark"] if self._watermarker is not None else []
+        loaded += ["detector"] if self._detector is not None else []
         return loaded + sorted(self._engines)
 
     def has_voice(self, name: str) -> bool:
@@ -289,6 +346,245 @@ class Studio:
         trailing = int(pieces[-1].sample_rate * self.config.paragraph_pause_s)
         return Audio(samples[: max(1, len(samples) - trailing)], pieces[0].sample_rate)
 
+    # -- face swap ---------------------------------------------------------------------------
+    def faceswap(
+        self,
+        source: str | Path,
+        target: str | Path,
+        out: str | Path,
+        *,
+        face: int | None = None,
+        text: str | None = None,
+        voice: str | Voice | None = None,
+        reference: str | Path | None = None,
+        audio: str | Path | None = None,
+        watermark: bool | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> FaceSwapOutput:
+        """Put the (largest) face of the `source` image onto the faces of `target`, an image
+        or a video (by its suffix); `face` picks one target face (left to right, from 0).
+
+        Video only: `text` with `voice` or `reference` replaces the soundtrack with cloned
+        speech (watermarked); `audio` replaces it with a file as it is. Every output image or
+        frame is watermarked (unless `watermark` is False) and gets a signed record.
+        """
+        suffix = Path(target).suffix.lower()
+        if suffix in VIDEO_SUFFIXES:
+            return self.faceswap_video(
+                source,
+                target,
+                out,
+                face=face,
+                text=text,
+                voice=voice,
+                reference=reference,
+                audio=audio,
+                watermark=watermark,
+                progress=progress,
+            )
+        if suffix not in IMAGE_SUFFIXES:
+            raise MediaError(
+                f"the target {Path(target).name} is neither an image "
+                f"({', '.join(IMAGE_SUFFIXES)}) nor a video ({', '.join(VIDEO_SUFFIXES)})"
+            )
+        if text is not None or voice is not None or reference is not None or audio is not None:
+            raise MediaError("a new soundtrack (--voice, --text, --audio) needs a video target")
+        return self.faceswap_image(source, target, out, face=face, watermark=watermark)
+
+    def faceswap_image(
+        self,
+        source: str | Path,
+        target: str | Path,
+        out: str | Path,
+        *,
+        face: int | None = None,
+        watermark: bool | None = None,
+    ) -> FaceSwapOutput:
+        """Swap faces in one image; writes `out` atomically plus its signed record."""
+        from deepfake_studio.faceswap import image as fs_image
+        from deepfake_studio.provenance import image_watermark
+
+        cfg = self.config.faceswap
+        mark = self.config.watermark if watermark is None else watermark
+        out = Path(out)
+        _check_output(out, fs_image.IMAGE_OUTPUT_SUFFIXES, "image")
+        src = fs_image.prepare_source(
+            fs_image.read_image(source, cfg, "source"), self.face_models, "source"
+        )
+        tgt = fs_image.read_image(target, cfg, "target")
+        if mark and not image_watermark.ImageWatermarker.can_mark(tgt):
+            raise MediaError(
+                f"the target {Path(target).name} is {tgt.shape[1]}x{tgt.shape[0]} pixels: "
+                "too small to carry the watermark (at least 256x256 pixels are needed)"
+            )
+        result = fs_image.swap_faces(tgt, src, self.face_models, cfg, face)
+        pixels = self.image_watermarker.embed(result.image) if mark else result.image
+        path = fs_image.write_image(pixels, out, cfg)
+        details = {"width": int(tgt.shape[1]), "height": int(tgt.shape[0])}
+        record = self._media_record(
+            path,
+            "image",
+            details,
+            mark,
+            inputs={"source": _describe(source), "target": _describe(target)},
+            parameters={"face": face, "faces_swapped": result.swapped, "kept": result.kept},
+        )
+        return FaceSwapOutput(
+            path=path,
+            record=record,
+            media="image",
+            source_faces=src.faces_found,
+            faces_found=result.faces_found,
+            faces_swapped=len(result.swapped),
+            watermarked=mark,
+        )
+
+    def faceswap_video(
+        self,
+        source: str | Path,
+        target: str | Path,
+        out: str | Path,
+        *,
+        face: int | None = None,
+        text: str | None = None,
+        voice: str | Voice | None = None,
+        reference: str | Path | None = None,
+        audio: str | Path | None = None,
+        watermark: bool | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> FaceSwapOutput:
+        """Swap faces in a video, streamed frame by frame; see `faceswap` for the soundtrack."""
+        import tempfile
+
+        from deepfake_studio.faceswap import image as fs_image
+        from deepfake_studio.faceswap import video as fs_video
+        from deepfake_studio.faceswap.config import VIDEO_OUTPUT_SUFFIXES
+
+        cfg = self.config.faceswap
+        mark = self.config.watermark if watermark is None else watermark
+        out = Path(out)
+        _check_output(out, VIDEO_OUTPUT_SUFFIXES, "video")
+        cloning = voice is not None or reference is not None
+        if cloning and not text:
+            raise VoiceError("a cloned soundtrack needs --text")
+        if text is not None and not cloning:
+            raise VoiceError("give --voice or --reference to speak --text")
+        if cloning and audio is not None:
+            raise VoiceError("give a cloned soundtrack (--voice, --text) or --audio, not both")
+        text = check_text(text) if text is not None else None
+        src = fs_image.prepare_source(
+            fs_image.read_image(source, cfg, "source"), self.face_models, "source"
+        )
+        info = fs_video.probe(target, cfg)
+        if mark and info.width * info.height < 256 * 256:
+            raise MediaError(
+                f"the video {Path(target).name} is {info.width}x{info.height}: too small to "
+                "carry the watermark (frames of at least 256x256 pixels are needed)"
+            )
+        chosen: Voice | None = None
+        soundtrack: Path | None = None
+        audio_kind = "original" if info.has_audio else "none"
+        with tempfile.TemporaryDirectory(prefix="faceswap-") as tmp:
+            if cloning:
+                assert text is not None
+                chosen = self.resolve_voice(voice, reference)
+                speech = self.clone(text, voice=chosen, watermark=mark)
+                soundtrack = audio_io.save_audio(speech, Path(tmp) / "speech.wav")
+                audio_kind = "cloned"
+            elif audio is not None:
+                audio_io.load_audio(audio)  # a clear AudioError now, not an ffmpeg failure later
+                soundtrack, audio_kind = Path(audio), "file"
+            frame_filter = self.image_watermarker.embed if mark else None
+            stats = fs_video.swap_video(
+                src,
+                target,
+                out,
+                self.face_models,
+                cfg,
+                face_index=face,
+                audio=soundtrack,
+                frame_filter=frame_filter,
+                progress=progress,
+            )
+        details = {
+            "width": stats.width,
+            "height": stats.height,
+            "frames": stats.frames,
+            "fps": stats.fps,
+            "audio": audio_kind,
+        }
+        inputs = {"source": _describe(source), "target": _describe(target)}
+        if audio is not None:
+            inputs["audio"] = _describe(audio)
+        if reference is not None:
+            inputs["reference"] = _describe(reference)
+        record = self._media_record(
+            out,
+            "video",
+            details,
+            mark,
+            inputs=inputs,
+            parameters={"face": face, "frames_swapped": stats.frames_swapped},
+            voice=chosen,
+            text=text,
+            cloned_audio=audio_kind == "cloned",
+        )
+        return FaceSwapOutput(
+            path=out,
+            record=record,
+            media="video",
+            source_faces=src.faces_found,
+            faces_found=stats.faces_found,
+            faces_swapped=stats.frames_swapped,
+            watermarked=mark,
+            frames=stats.frames,
+            fps=stats.fps,
+            audio=audio_kind,
+        )
+
+    def _media_record(
+        self,
+        path: Path,
+        media: str,
+        details: dict[str, object],
+        mark: bool,
+        *,
+        inputs: dict[str, object],
+        parameters: dict[str, object],
+        voice: Voice | None = None,
+        text: str | None = None,
+        cloned_audio: bool = False,
+    ) -> Path:
+        from deepfake_studio import provenance
+        from deepfake_studio.provenance import image_watermark, watermark
+
+        marks: dict[str, object] = {
+            "applied": mark,
+            "method": image_watermark.METHOD if mark else None,
+            "model": image_watermark.model_version() if mark else None,
+            "payload": image_watermark.PAYLOAD.decode() if mark else None,
+        }
+        if cloned_audio:
+            marks["audio"] = {
+                "applied": mark,
+                "method": watermark.METHOD if mark else None,
+                "model": watermark.model_version() if mark else None,
+            }
+        key = provenance.load_or_create_key(self.data_dir)
+        record = provenance.make_media_record(
+            path,
+            media=media,
+            key=key,
+            engine="faceswap-dlib68",
+            details=details,
+            watermark=marks,
+            inputs=inputs,
+            voice=voice,
+            text=text,
+            parameters=parameters,
+        )
+        return provenance.write_sidecar(path, record)
+
     # -- writing outputs ---------------------------------------------------------------------
     def save(
         self,
@@ -322,6 +618,21 @@ class Studio:
         if out.suffix.lower() == ".flac":
             provenance.embed_in_flac(out, record)
         return out, provenance.write_sidecar(out, record)
+
+
+def _check_output(out: Path, suffixes: tuple[str, ...], kind: str) -> None:
+    if out.suffix.lower() not in suffixes:
+        raise MediaError(
+            f"cannot write {out.suffix or 'files without a suffix'} for a {kind} output: "
+            f"use {', '.join(suffixes)}"
+        )
+    if not out.parent.is_dir():
+        raise MediaError(f"the output folder {str(out.parent)!r} does not exist")
+
+
+def _describe(path: str | Path) -> dict[str, str]:
+    """Name and SHA-256 of an input file, for provenance records."""
+    return {"name": Path(path).name, "sha256": _file_sha256(Path(path))}
 
 
 def _file_sha256(path: Path) -> str:

@@ -418,3 +418,86 @@ def _check_oversized(client: TestClient, example_reference: Path) -> None:
     )
     assert chunked.status_code == 413 and chunked.json()["error"]
     assert set(client.app.state.store.incoming_dir.iterdir()) == before  # nothing left behind
+
+
+# -- face swap --------------------------------------------------------------------------------
+FACES = Path(__file__).resolve().parents[2] / "examples" / "faces"
+
+
+def _faces(source: str = "obama.jpg", target: str = "astronaut.jpg") -> dict[str, Any]:
+    return {
+        "source": (source, (FACES / "obama.jpg").read_bytes(), "image/jpeg"),
+        "target": (target, (FACES / "astronaut.jpg").read_bytes(), "image/jpeg"),
+    }
+
+
+def test_faceswap_job_returns_a_marked_signed_image(client: TestClient) -> None:
+    import cv2
+
+    from deepfake_studio.provenance.image_watermark import ImageWatermarker
+
+    response = client.post(f"{API}/faceswap", files=_faces(), data={"format": "png"})
+    assert response.status_code == 202, response.text
+    job, _ = _wait(client, response.json()["job_id"])
+    assert job["state"] == "done", job
+    assert job["result"]["faces_found"] == 1 and job["result"]["media"] == "image"
+    assert job["result_url"] == f"{API}/jobs/{job['id']}/result" and job["audio_url"] is None
+    image = client.get(job["result_url"])
+    assert image.status_code == 200 and image.headers["content-type"] == "image/png"
+    decoded = cv2.imdecode(np.frombuffer(image.content, np.uint8), cv2.IMREAD_COLOR)
+    assert decoded.shape == (512, 512, 3)
+    assert ImageWatermarker().detect(cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)).present
+    record = client.get(f"{API}/jobs/{job['id']}/provenance").json()
+    assert record["media"] == "image" and record["watermark"]["applied"] is True
+
+
+def test_faceswap_requests_are_checked_before_queueing(client: TestClient) -> None:
+    import cv2
+
+    blank = cv2.imencode(".png", np.full((300, 300, 3), 128, np.uint8))[1].tobytes()
+    no_face = {**_faces(), "source": ("blank.png", blank, "image/png")}
+    cases = [
+        (no_face, {}, 422, "no face found in the source"),
+        (_faces(target="t.gif"), {}, 415, "unsupported file type"),
+        (_faces(), {"face": "4"}, 422, "--face 4 is out of range"),
+        (_faces(), {"voice": "x", "text": "Hi."}, 422, "needs a video target"),
+        ({"source": _faces()["source"]}, {}, 422, "target"),
+    ]
+    for files, data, status, message in cases:
+        response = client.post(f"{API}/faceswap", files=files, data=data)
+        assert response.status_code == status, response.text
+        assert message in response.json()["error"]
+
+
+def test_detect_scores_a_clip_and_reports_the_watermark(
+    client: TestClient, studio: Studio, piper_voice: dict[str, Any], example_reference: Path
+) -> None:
+    before = set(client.app.state.store.incoming_dir.iterdir())
+    clip = studio.clone("Is this voice real or made?", voice=piper_voice["accepted"]["voice_id"])
+    buffer = io.BytesIO()
+    sf.write(buffer, clip.samples, clip.sample_rate, format="WAV")
+    made = client.post(f"{API}/detect", files={"audio": ("made.wav", buffer.getvalue())})
+    real = client.post(
+        f"{API}/detect",
+        files={"audio": ("lj.flac", example_reference.read_bytes(), "audio/flac")},
+    )
+    assert made.status_code == 200 and real.status_code == 200, (made.text, real.text)
+    made_body, real_body = made.json(), real.json()
+    assert made_body["watermark"]["present"] is True
+    assert real_body["watermark"]["present"] is False
+    for body, seconds in ((made_body, clip.duration), (real_body, 7.6)):
+        assert body["label"] in ("real", "synthetic")
+        assert (body["label"] == "synthetic") == (body["probability"] >= body["threshold"])
+        assert abs(body["duration"] - seconds) < 0.2
+        assert body["segments"] and body["segments"][0]["start"] == 0.0
+    # Nothing of the uploads stays on the server.
+    assert set(client.app.state.store.incoming_dir.iterdir()) == before
+
+
+def test_detect_rejects_bad_uploads(client: TestClient) -> None:
+    not_audio = client.post(f"{API}/detect", files={"audio": ("x.wav", b"not audio at all")})
+    assert not_audio.status_code == 422 and "x.wav" in not_audio.json()["error"]
+    missing = client.post(f"{API}/detect", data={"text": "no file"})
+    assert missing.status_code in (415, 422)
+    as_json = client.post(f"{API}/detect", json={"audio": "x"})
+    assert as_json.status_code == 415

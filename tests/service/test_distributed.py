@@ -27,7 +27,6 @@ from deepfake_studio import Studio, StudioConfig
 from deepfake_studio.errors import StudioError
 from deepfake_studio.provenance import load_or_create_key
 from deepfake_studio.service.distributed import (
-    DETECTOR_MISSING,
     CeleryRunner,
     Dispatcher,
     QueueConfig,
@@ -316,7 +315,7 @@ def _run_direct(dispatcher: Dispatcher, kind: str, payload: dict[str, Any]) -> d
 
 
 def test_failures_come_back_as_one_line_and_crashes_are_retried_then_failed(
-    broker: str, workers: Workers
+    broker: str, workers: Workers, example_reference: Path
 ) -> None:
     dispatcher = Dispatcher(QueueConfig(broker))
     try:
@@ -327,7 +326,17 @@ def test_failures_come_back_as_one_line_and_crashes_are_retried_then_failed(
         assert meta["result"]["attempts"] == 1  # a user error is not retried
 
         meta = _run_direct(dispatcher, "detect", {"request": {}})
-        assert meta["result"]["error"] == DETECTOR_MISSING
+        assert meta["result"]["error"] == "the detect job carries no audio file"
+        # A real recording: scored by the shipped detector, no watermark.
+        real = base64.b64encode(example_reference.read_bytes()).decode()
+        meta = _run_direct(
+            dispatcher, "detect", {"request": {"audio": "lj.flac"}, "inputs": {"lj.flac": real}}
+        )
+        verdict = meta["result"]
+        assert verdict["ok"] is True, verdict
+        assert verdict["watermark"]["present"] is False
+        assert verdict["label"] in ("real", "synthetic") and 0.0 <= verdict["probability"] <= 1.0
+        assert 7.0 < verdict["duration"] < 8.0 and verdict["segments"]
 
         # A crash (here: a malformed message) is retried, then fails without details.
         start = time.monotonic()

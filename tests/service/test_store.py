@@ -163,6 +163,26 @@ def test_crash_fails_with_a_generic_line_and_is_logged(
     assert any(r.exc_info and "secret detail" in str(r.exc_info[1]) for r in caplog.records)
 
 
+def test_a_database_from_before_face_swap_is_migrated(tmp_path: Path) -> None:
+    # The version-1 table: its CHECK constraint does not know the "faceswap" kind.
+    with sqlite3.connect(tmp_path / "studio.db") as db:
+        db.execute(
+            "CREATE TABLE jobs (id TEXT PRIMARY KEY, kind TEXT NOT NULL CHECK (kind IN "
+            "('clone', 'enroll', 'detect')), state TEXT NOT NULL, progress REAL NOT NULL "
+            "DEFAULT 0, message TEXT NOT NULL DEFAULT '', error TEXT, request TEXT NOT NULL, "
+            "result TEXT, created TEXT NOT NULL, updated TEXT NOT NULL)"
+        )
+        db.execute(
+            "INSERT INTO jobs VALUES ('00000000-0000-4000-8000-000000000001', 'clone', 'done',"
+            " 1, 'done', NULL, '{}', '{}', '2026-01-01', '2026-01-01')"
+        )
+    db.close()
+    store = JobStore(tmp_path)
+    assert store.get("00000000-0000-4000-8000-000000000001").state == "done"
+    assert store.create("faceswap", {"source": "s.jpg"}).kind == "faceswap"
+    assert store.list()[1] == 2
+
+
 def test_job_kind_without_a_handler_fails_cleanly(tmp_path: Path) -> None:
     store = JobStore(tmp_path)
     job = store.create("detect", {})

@@ -253,7 +253,7 @@ def test_voices_tab_enrolls_with_consent_and_deletes(
     assert new_id not in studio.library.names()
 
 
-def test_detect_tab_gives_the_watermark_verdict_and_says_there_is_no_detector_yet(
+def test_detect_tab_gives_the_detector_and_watermark_verdicts_with_a_timeline(
     server: _Server,
     context: Any,
     studio: Studio,
@@ -261,23 +261,67 @@ def test_detect_tab_gives_the_watermark_verdict_and_says_there_is_no_detector_ye
     example_reference: Path,
     tmp_path: Path,
 ) -> None:
-    clip = studio.clone("Checking the watermark.", voice=voice)
+    clip = studio.clone("Checking the watermark and the detector.", voice=voice)
     marked = audio_io.save_audio(clip, tmp_path / "marked.wav")
+    expected = studio.detect(marked)
     page = _open(context, server.url)
     page.get_by_role("tab", name="Detect").click()
-    assert "not available yet" in page.locator("#detect-notice").inner_text()
+    assert "probability that a clip is synthetic" in page.locator("#detect-notice").inner_text()
 
     _upload(page, "#detect-audio", marked)
     page.locator("#detect-button").click()
-    assert "detector: not available yet" in _wait_for_text(page, "#detect-verdict", "found")
-    _wait_for_text(page, "#detect-verdict", "Watermark found")
+    text = _wait_for_text(page, "#detect-verdict", "Watermark found")
+    assert f"probability {expected.probability:.2f}" in text
+    assert ("Synthetic speech" if expected.synthetic else "Real speech") in text
+    page.wait_for_selector("#detect-timeline img")
     _screenshot(page, "detect-tab")
 
     page = _open(context, server.url)  # a fresh page for the second clip
     page.get_by_role("tab", name="Detect").click()
     _upload(page, "#detect-audio", example_reference)
     page.locator("#detect-button").click()
-    _wait_for_text(page, "#detect-verdict", "No watermark found")
+    text = _wait_for_text(page, "#detect-verdict", "No watermark found")
+    assert f"probability {studio.detect(example_reference).probability:.2f}" in text
+
+
+FACES = Path(__file__).resolve().parents[2] / "examples" / "faces"
+
+
+def test_faceswap_tab_shows_source_target_and_result(server: _Server, context: Any) -> None:
+    page = _open(context, server.url)
+    page.get_by_role("tab", name="Face swap").click()
+    page.locator("#faceswap-source input[type=file]").set_input_files(str(FACES / "obama.jpg"))
+    page.wait_for_selector("#faceswap-source img[src]", state="attached")
+    target = page.locator("#faceswap-target-image input[type=file]")
+    target.set_input_files(str(FACES / "astronaut.jpg"))
+    page.wait_for_selector("#faceswap-target-image img[src]", state="attached")
+    page.locator("#faceswap-button").click()
+    status = _wait_for_text(page, "#faceswap-status", "Done", timeout=120)
+    assert "found 1 face" in status and "watermarked" in status
+    page.wait_for_selector("#faceswap-result-image img[src]", state="attached")
+
+
+def test_faceswap_requests_are_checked_before_a_job_is_queued(
+    studio: Studio, tmp_path: Path
+) -> None:
+    from deepfake_studio.errors import FaceError, MediaError
+
+    held = _HeldRunner()
+    web = StudioWeb(studio, JobStore(studio.data_dir), held)
+    source, target = str(FACES / "obama.jpg"), str(FACES / "astronaut.jpg")
+    with pytest.raises(MediaError, match="source photo"):
+        web.submit_faceswap(None, target, None)
+    with pytest.raises(MediaError, match="one of them"):
+        web.submit_faceswap(source, None, None)
+    with pytest.raises(FaceError, match="--face 3 is out of range"):
+        web.submit_faceswap(source, target, None, face=3)
+    with pytest.raises(MediaError, match="needs a target video"):
+        web.submit_faceswap(source, target, None, voice="x", text="Hello.")
+    assert held.submitted == []
+    assert not list(JobStore(studio.data_dir).incoming_dir.iterdir())  # nothing left behind
+    job = web.submit_faceswap(source, target, None, face=0)
+    assert held.submitted == [job.id] and job.request["face"] == 0
+    JobStore(studio.data_dir).fail(job.id, "not run by this test")  # no later runner picks it up
 
 
 # -- PWA ----------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ every number (per speaker rows; an interrupted run resumes from it) and a markdo
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import tempfile
@@ -68,7 +69,7 @@ ABOUT = {
     "piper": "the bundled Piper voice (the stranger baseline)",
     "best_pack": "bundled Kokoro pack closest by GE2E alone, rate-matched",
     "pitch_pack": "the fit's start: closest pack moved to the reference's pitch",
-    "clone": "default `clone`: pitch-moved pack + style search (kokoro_fit.py)",
+    "clone": "`clone` as enrolled with the run's FitConfig",
 }
 
 Progress = Callable[[str], None]
@@ -310,6 +311,7 @@ def _write(out_json: Path, config: CloneEvalConfig, settings: dict, rows: dict) 
     data = {
         "tool": f"deepfake-studio {__version__}",
         "machine": platform.platform(),
+        "load_average": round(os.getloadavg()[0], 2),  # at the last write: > 2 = shared cores
         "settings": settings,
         "sentences": SENTENCES[: config.sentences],
         "summary": summary,
@@ -339,7 +341,8 @@ def report(data: dict, methods: tuple[str, ...] = METHODS) -> str:
         f"{s['stranger']:.3f}. norm = (sim - piper) / (same - piper). WER: Whisper-base on "
         f"{len(data['sentences'])} sentences per speaker. RTF: `Studio.clone` wall time "
         "(synthesis, loudness, watermark) per second of audio. "
-        f"Machine: {data['machine']}.",
+        f"Machine: {data['machine']}, load average {data.get('load_average', '?')} "
+        "(above 2 the 2 cores were shared and RTF and enrollment times are inflated).",
         "",
         "| method | judge sim | norm | WER | RTF | enroll s | what |",
         "|---|---|---|---|---|---|---|",
@@ -349,9 +352,15 @@ def report(data: dict, methods: tuple[str, ...] = METHODS) -> str:
         if not v:
             continue
         enroll = f"{v['enroll_s']:.1f}" if "enroll_s" in v else "–"
+        about = ABOUT[m]
+        if m == "clone":
+            generations = data["settings"]["fit"]["generations"]
+            about += f" ({generations} search generations" + (
+                ", = pitch_pack)" if not generations else ")"
+            )
         lines.append(
             f"| {m} | {v['sim']:.3f} | {v['norm']:.3f} | {100 * v['wer']:.1f} % | "
-            f"{v['rtf']:.2f} | {enroll} | {ABOUT[m]} |"
+            f"{v['rtf']:.2f} | {enroll} | {about} |"
         )
     if "clone_fit_kept" in s:
         lines += [

@@ -16,6 +16,11 @@ sample, the length, gain, or sample rate breaks it. The studio writes 16-bit PCM
 decodes bit-exactly; for MP3 the decoded samples depend on the decoder (libsndfile's mpg123),
 so an MP3 may fail to verify on a machine with a different decoder build.
 
+Images and videos (face swap) get the same kind of record with ``"media": "image"`` or
+``"video"`` and an ``image``/``video`` field instead of ``audio``: SHA-256 of the file's bytes
+(method ``sha256-file``) with its size, frames and frame rate. Audio records carry no
+``media`` field, so records written before this extension verify unchanged.
+
 Files: ``OUT.wav`` -> sidecar ``OUT.wav.provenance.json`` (:func:`write_sidecar`); for FLAC the
 same record can also be stored in the file (:func:`embed_in_flac`).
 """
@@ -49,6 +54,8 @@ from deepfake_studio.provenance.keys import SigningKey
 FORMAT = "deepfake-studio/provenance"
 FORMAT_VERSION = 1
 HASH_METHOD = "sha256-pcm-s16le"
+MEDIA_HASH_METHOD = "sha256-file"  # image and video records: the file's bytes
+MEDIA_TYPES = ("image", "video")
 SIDECAR_SUFFIX = ".provenance.json"
 FLAC_TAG = "DEEPFAKE_STUDIO_PROVENANCE"
 SIGNATURE_ALGORITHM = "Ed25519"
@@ -78,6 +85,8 @@ class Failure(StrEnum):
     SIGNATURE_INVALID = "signature invalid"
     AUDIO_UNREADABLE = "audio unreadable"
     AUDIO_MISMATCH = "audio hash mismatch"
+    MEDIA_UNREADABLE = "file unreadable"  # image and video records
+    MEDIA_MISMATCH = "file hash mismatch"
     UNKNOWN_KEY = "unknown signing key"
 
 
@@ -114,7 +123,8 @@ class VerifyReport:
     def summary(self) -> str:
         if self.ok:
             whose = "this studio's key" if self.key_is_local else "a trusted key"
-            return f"verified: signed by {whose} ({self.key_id}), audio unchanged"
+            media = (self.record or {}).get("media", "audio")
+            return f"verified: signed by {whose} ({self.key_id}), {media} unchanged"
         return "; ".join(self.details)
 
 
@@ -206,6 +216,74 @@ def make_record(
             "method": METHOD if watermarked else None,
             "model": model_version() if watermarked else None,
         },
+        "parameters": dict(parameters or {}),
+    }
+    return sign_record(record, key)
+
+
+def file_fingerprint(path: str | Path) -> dict[str, Any]:
+    """``{hash_method, sha256, bytes}`` of a file's exact bytes (image and video records).
+
+    Bytes rather than decoded pixels: video decoders differ between builds, and a re-encoded
+    file is a different file. Raises OSError when the file cannot be read.
+    """
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+            size += len(block)
+    return {"hash_method": MEDIA_HASH_METHOD, "sha256": digest.hexdigest(), "bytes": size}
+
+
+def make_media_record(
+    path: str | Path,
+    *,
+    media: str,
+    key: SigningKey,
+    engine: str,
+    details: Mapping[str, Any],
+    watermark: Mapping[str, Any],
+    inputs: Mapping[str, Any] | None = None,
+    voice: VoiceLike | None = None,
+    text: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    created: datetime | None = None,
+) -> dict[str, Any]:
+    """A signed record for an image or video output (``media`` is "image" or "video").
+
+    Like :func:`make_record`, with ``media`` naming the kind and a ``<media>`` field holding
+    :func:`file_fingerprint` plus ``details`` (size, frames, fps...); ``inputs`` hashes the
+    source and target files; ``voice``/``consent``/``text_sha256`` describe a cloned
+    soundtrack (null otherwise); ``watermark`` says what marks were applied, and how.
+    """
+    import deepfake_studio
+
+    if media not in MEDIA_TYPES:
+        raise ValueError(f"media must be one of {MEDIA_TYPES}, not {media!r}")
+    when = (created or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
+    consent = None
+    if voice is not None and voice.consent.strip():
+        consent = {
+            "statement": voice.consent,
+            "time": voice.created,
+            "reference_sha256": voice.source_sha256,
+        }
+    record: dict[str, Any] = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "media": media,
+        "tool": {"name": "deepfake-studio", "version": deepfake_studio.__version__},
+        "created": when,
+        "engine": engine,
+        "voice": None
+        if voice is None
+        else {"id": voice.id, "name": voice.name, "source_sha256": voice.source_sha256},
+        "consent": consent,
+        "text_sha256": None if text is None else text_sha256(text),
+        media: {**file_fingerprint(path), **dict(details)},
+        "inputs": dict(inputs or {}),
+        "watermark": dict(watermark),
         "parameters": dict(parameters or {}),
     }
     return sign_record(record, key)
@@ -369,24 +447,26 @@ def verify(
         signature_valid = False
         fail(Failure.SIGNATURE_INVALID, "the record was altered after it was signed")
 
-    # 3. audio
+    # 3. the file's content (audio samples; image and video bytes)
     audio_matches = False
-    expected = record["audio"]
-    try:
-        actual = audio_fingerprint(audio_path)
-    except (OSError, RuntimeError) as exc:  # soundfile's LibsndfileError is a RuntimeError
-        fail(Failure.AUDIO_UNREADABLE, f"cannot decode {str(audio_path)!r} ({_first_line(exc)})")
+    media = record.get("media", "audio")
+    if media in MEDIA_TYPES:
+        expected, fields = record[media], ("bytes", "sha256")
+        unreadable, mismatch = Failure.MEDIA_UNREADABLE, Failure.MEDIA_MISMATCH
+        fingerprint: Any = file_fingerprint
     else:
-        changed = [
-            name
-            for name in ("sample_rate", "channels", "frames", "sha256")
-            if actual[name] != expected.get(name)
-        ]
+        expected, fields = record["audio"], ("sample_rate", "channels", "frames", "sha256")
+        unreadable, mismatch = Failure.AUDIO_UNREADABLE, Failure.AUDIO_MISMATCH
+        fingerprint = audio_fingerprint
+    try:
+        actual = fingerprint(audio_path)
+    except (OSError, RuntimeError) as exc:  # soundfile's LibsndfileError is a RuntimeError
+        fail(unreadable, f"cannot read {str(audio_path)!r} ({_first_line(exc)})")
+    else:
+        changed = [name for name in fields if actual[name] != expected.get(name)]
         if changed:
-            fail(
-                Failure.AUDIO_MISMATCH,
-                "the audio differs from the recorded one (" + ", ".join(changed) + ")",
-            )
+            what = ", ".join(changed)
+            fail(mismatch, f"the {media} differs from the recorded one ({what})")
         else:
             audio_matches = True
 
@@ -448,9 +528,17 @@ def _malformed(record: Any) -> str | None:
     signature = _b64(record.get("signature"))
     if signature is None or len(signature) != 64:
         return "the signature is not 64 bytes of base64"
-    audio = record.get("audio")
-    if not isinstance(audio, dict) or audio.get("hash_method") != HASH_METHOD:
-        return f"the record has no {HASH_METHOD} audio hash"
+    media = record.get("media", "audio")
+    if media in MEDIA_TYPES:
+        content = record.get(media)
+        if not isinstance(content, dict) or content.get("hash_method") != MEDIA_HASH_METHOD:
+            return f"the record has no {MEDIA_HASH_METHOD} {media} hash"
+    elif media != "audio":
+        return f"unknown media type {media!r}"
+    else:
+        audio = record.get("audio")
+        if not isinstance(audio, dict) or audio.get("hash_method") != HASH_METHOD:
+            return f"the record has no {HASH_METHOD} audio hash"
     try:
         canonical_json({k: v for k, v in record.items() if k != "signature"})
     except ValueError:  # NaN/Infinity: json.loads accepts them, canonical JSON does not

@@ -40,11 +40,14 @@ from deepfake_studio import audio as audio_io
 from deepfake_studio.errors import (
     AudioError,
     EngineError,
+    FaceError,
+    MediaError,
     StudioError,
     TextError,
     VoiceError,
 )
-from deepfake_studio.service.runner import EmbeddedRunner, JobRunner
+from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from deepfake_studio.service.runner import EmbeddedRunner, JobRunner, detection_summary
 from deepfake_studio.service.store import Job, JobKind, JobState, JobStore, UnknownJobError
 from deepfake_studio.studio import Studio
 from deepfake_studio.synthesizer import ENGINES
@@ -100,6 +103,14 @@ class RateLimiter:
             times.append(now)
 
 
+FACESWAP_MEDIA_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "webp": "image/webp",
+    "mp4": "video/mp4",
+}
+
+
 # Used only when an upload's file name has no suffix.
 _SUFFIX_BY_CONTENT_TYPE = {
     "audio/wav": ".wav",
@@ -144,6 +155,9 @@ class JobOut(BaseModel):
     created: str
     updated: str
     audio_url: str | None = Field(None, description="Set once a synthesis job is done.")
+    result_url: str | None = Field(
+        None, description="Set once a face-swap job is done: the image or video."
+    )
 
 
 class JobPage(BaseModel):
@@ -177,6 +191,27 @@ class Health(BaseModel):
     jobs_running: int
 
 
+class DetectedSegment(BaseModel):
+    start: float = Field(description="Seconds from the start of the clip.")
+    end: float
+    probability: float = Field(description="Calibrated probability that this window is synthetic.")
+    speech: bool = Field(description="The window holds enough speech to count in the verdict.")
+
+
+class WatermarkVerdict(BaseModel):
+    present: bool
+    confidence: float
+
+
+class Detection(BaseModel):
+    probability: float = Field(description="Calibrated probability that the clip is synthetic.")
+    label: Literal["real", "synthetic"]
+    threshold: float = Field(description="The shipped threshold the label is taken at.")
+    duration: float
+    segments: list[DetectedSegment]
+    watermark: WatermarkVerdict = Field(description="The Deepfake Studio watermark (PerthNet).")
+
+
 class SynthesisRequest(BaseModel):
     """Body of POST /synthesize (JSON, or the same fields as multipart form fields)."""
 
@@ -188,6 +223,19 @@ class SynthesisRequest(BaseModel):
     speed: float = Field(1.0, allow_inf_nan=False, description="Relative speaking rate.")
     seed: int = Field(0, description="Seed for analysing an uploaded reference.")
     format: Literal["wav", "flac", "mp3"] = "wav"
+
+
+class FaceSwapForm(BaseModel):
+    """Fields of POST /faceswap besides the `source` and `target` files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    face: int | None = Field(None, ge=0, description="Swap only this target face (0 = leftmost).")
+    voice: str | None = Field(None, description="Video: speak `text` in this enrolled voice.")
+    text: str | None = Field(None, description="Video: the new soundtrack's text.")
+    format: Literal["png", "jpg", "webp"] = Field(
+        "png", description="Image output format (a video target always gives mp4)."
+    )
 
 
 class EnrollForm(BaseModel):
@@ -221,7 +269,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 # -- error handling -----------------------------------------------------------------------
 def _status_for(error: StudioError) -> int:
-    if isinstance(error, TextError | AudioError | VoiceError | EngineError):
+    if isinstance(
+        error, TextError | AudioError | VoiceError | EngineError | FaceError | MediaError
+    ):
         return 422
     return 400
 
@@ -276,7 +326,7 @@ def _too_large(limit: int) -> HTTPException:
 
 
 async def _read_limited(
-    request: Request, limit: int, reader: str, file_limit: int | None = None
+    request: Request, limit: int, reader: str, max_files: int = 1, file_limit: int | None = None
 ) -> Any:
     """Parse the body (`form` or `json`), refusing it as soon as more than `limit` bytes
     arrive: a declared Content-Length is checked before reading anything, and a chunked body
@@ -300,7 +350,7 @@ async def _read_limited(
     limited = Request(request.scope, receive)
     try:
         if reader == "form":
-            return await limited.form(max_files=1, max_fields=16)
+            return await limited.form(max_files=max_files, max_fields=16)
         try:
             return await limited.json()
         except ValueError:  # JSONDecodeError and bad UTF-8
@@ -313,15 +363,17 @@ def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-def _form_model(model: type[M], form: FormData, file_field: str) -> M:
+def _form_model(model: type[M], form: FormData, file_field: str | tuple[str, ...]) -> M:
     """Validate a form's text fields with a model (empty fields count as missing)."""
+    file_fields = (file_field,) if isinstance(file_field, str) else file_field
     fields: dict[str, str] = {}
     for key, value in form.multi_items():
         if isinstance(value, str):
             if value.strip():
                 fields[key] = value
-        elif key != file_field:
-            raise HTTPException(422, f"{key}: unexpected file field (only {file_field!r})")
+        elif key not in file_fields:
+            only = " or ".join(repr(f) for f in file_fields)
+            raise HTTPException(422, f"{key}: unexpected file field (only {only})")
     return _validated(model, fields)
 
 
@@ -396,11 +448,53 @@ async def _accept_upload(
     return path, name
 
 
+def _faceswap_upload(upload: Any, role: str, allowed: tuple[str, ...]) -> tuple[UploadFile, str]:
+    """The upload in field `role` and its suffix (415 for other file types)."""
+    if not isinstance(upload, UploadFile):
+        raise HTTPException(422, f"{role}: a file upload is required")
+    suffix = Path(upload.filename or "").suffix.lower()
+    if suffix == ".jpeg":
+        suffix = ".jpg"
+    if suffix not in allowed:
+        raise HTTPException(
+            415, f"{role}: unsupported file type {suffix or '(none)'!r}; use {', '.join(allowed)}"
+        )
+    return upload, suffix
+
+
+def _check_faceswap(
+    studio: Studio, source: Path, target: Path, face: int | None, names: dict[Path, str]
+) -> dict[str, Any]:
+    """Decode both uploads and find their faces now, so a bad request fails with a 4xx instead
+    of a failed job. Errors name the client's files, never server paths."""
+    from deepfake_studio.faceswap import image as fs_image
+    from deepfake_studio.faceswap import video as fs_video
+
+    cfg = studio.config.faceswap
+    try:
+        src = fs_image.prepare_source(
+            fs_image.read_image(source, cfg, "source"), studio.face_models, "source"
+        )
+        if target.suffix.lower() in VIDEO_SUFFIXES:
+            info = fs_video.probe(target, cfg)
+            return {"source_faces": src.faces_found, "frames": info.expected_frames}
+        faces = studio.face_models.detect(fs_image.read_image(target, cfg, "target"))
+        fs_image.choose_faces(faces, face, "target image")
+        return {"source_faces": src.faces_found, "target_faces": len(faces)}
+    except StudioError as e:
+        message = str(e)
+        for path, display in names.items():
+            message = message.replace(str(path), display).replace(path.name, display)
+        raise type(e)(message) from None
+
+
 # -- conversions ------------------------------------------------------------------------------
 def _job_out(job: Job) -> JobOut:
-    audio_url = None
+    audio_url = result_url = None
     if job.kind == "clone" and job.state == "done":
         audio_url = f"{API_PREFIX}/jobs/{job.id}/audio"
+    if job.kind == "faceswap" and job.state == "done":
+        result_url = f"{API_PREFIX}/jobs/{job.id}/result"
     return JobOut(
         id=job.id,
         kind=job.kind,  # type: ignore[arg-type]
@@ -413,6 +507,7 @@ def _job_out(job: Job) -> JobOut:
         created=job.created,
         updated=job.updated,
         audio_url=audio_url,
+        result_url=result_url,
     )
 
 
@@ -470,7 +565,8 @@ def create_app(
     app = FastAPI(
         title="Deepfake Studio",
         version=__version__,
-        summary="Offline voice cloning: enroll voices, synthesise speech as jobs.",
+        summary="Offline voice cloning and face swap: enroll voices, synthesise speech and "
+        "swap faces as jobs.",
         lifespan=lifespan,
     )
     app.state.studio, app.state.store, app.state.runner = studio, store, jobs
@@ -542,7 +638,9 @@ def create_app(
         if _content_type(request) != "multipart/form-data":
             raise HTTPException(415, "send multipart/form-data with an 'audio' file")
         limit = limits.max_upload_bytes + FORM_OVERHEAD_BYTES
-        form: FormData = await _read_limited(request, limit, "form", limits.max_upload_bytes)
+        form: FormData = await _read_limited(
+            request, limit, "form", file_limit=limits.max_upload_bytes
+        )
         try:
             fields = _form_model(EnrollForm, form, "audio")
             name = check_name(fields.name)
@@ -631,7 +729,7 @@ def create_app(
             req = _validated(SynthesisRequest, body)
         elif kind in ("multipart/form-data", "application/x-www-form-urlencoded"):
             limit = limits.max_upload_bytes + FORM_OVERHEAD_BYTES
-            form = await _read_limited(request, limit, "form", limits.max_upload_bytes)
+            form = await _read_limited(request, limit, "form", file_limit=limits.max_upload_bytes)
             req = _form_model(SynthesisRequest, form, "reference")
             found = form.get("reference")
             upload = found if isinstance(found, UploadFile) else None
@@ -678,6 +776,153 @@ def create_app(
         jobs.submit(job.id)
         return _accepted(job)
 
+    # -- face swap --------------------------------------------------------------------------
+    @api.post(
+        "/faceswap",
+        status_code=202,
+        dependencies=submission,
+        response_model=Accepted,
+        tags=["faceswap"],
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            **FaceSwapForm.model_json_schema(),
+                            "properties": {
+                                **FaceSwapForm.model_json_schema()["properties"],
+                                "source": {"type": "string", "format": "binary"},
+                                "target": {"type": "string", "format": "binary"},
+                            },
+                            "required": ["source", "target"],
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def faceswap(request: Request) -> JSONResponse:
+        """Queue a face swap (202 + job id): the face in the `source` image onto the faces of
+        the `target` image or video. Video only: `voice` + `text` replace the soundtrack with
+        cloned speech. Both files are decoded and their faces found before the job is queued
+        (422 for no face, a bad `face` index or an unreadable file; 415 for other types)."""
+        if _content_type(request) != "multipart/form-data":
+            raise HTTPException(415, "send multipart/form-data with 'source' and 'target' files")
+        cfg = studio.config.faceswap
+        file_limit = cfg.max_image_bytes + cfg.max_video_bytes
+        form = await _read_limited(
+            request, file_limit + FORM_OVERHEAD_BYTES, "form", 2, file_limit=file_limit
+        )
+        received: list[Path] = []
+        try:
+            fields = _form_model(FaceSwapForm, form, ("source", "target"))
+            source, source_suffix = _faceswap_upload(form.get("source"), "source", IMAGE_SUFFIXES)
+            target, target_suffix = _faceswap_upload(
+                form.get("target"), "target", IMAGE_SUFFIXES + VIDEO_SUFFIXES
+            )
+            is_video = target_suffix in VIDEO_SUFFIXES
+            text = check_text(fields.text) if fields.text is not None else None
+            if (fields.voice is None) != (text is None):
+                raise VoiceError("a new soundtrack needs both a voice and a text")
+            if fields.voice is not None:
+                if not is_video:
+                    raise MediaError("a new soundtrack (voice, text) needs a video target")
+                if not studio.has_voice(fields.voice):
+                    raise HTTPException(404, f"unknown voice {fields.voice!r}")
+            size_limits = {"source": cfg.max_image_bytes}
+            size_limits["target"] = cfg.max_video_bytes if is_video else cfg.max_image_bytes
+            source_path = await run_in_threadpool(
+                _receive_upload, store, source, source_suffix, size_limits["source"]
+            )
+            received.append(source_path)
+            target_path = await run_in_threadpool(
+                _receive_upload, store, target, target_suffix, size_limits["target"]
+            )
+            received.append(target_path)
+            names = {
+                source_path: _safe_name(source.filename, source_suffix),
+                target_path: _safe_name(target.filename, target_suffix),
+            }
+            found = await run_in_threadpool(
+                _check_faceswap, studio, source_path, target_path, fields.face, names
+            )
+        except BaseException:
+            for path in received:
+                path.unlink(missing_ok=True)
+            raise
+        finally:
+            await form.close()
+        fmt = "mp4" if is_video else fields.format
+        source_name, target_name = f"source{source_suffix}", f"target{target_suffix}"
+        request_json = {
+            "source": source_name,
+            "target": target_name,
+            "source_name": names[source_path],
+            "target_name": names[target_path],
+            "face": fields.face,
+            "voice": fields.voice,
+            "text": text,
+            "format": fmt,
+            **found,
+        }
+        job = await run_in_threadpool(
+            store.create,
+            "faceswap",
+            request_json,
+            inputs={source_name: source_path, target_name: target_path},
+        )
+        jobs.submit(job.id)
+        return _accepted(job)
+
+    # -- detection --------------------------------------------------------------------------
+    @api.post(
+        "/detect",
+        response_model=Detection,
+        tags=["detect"],
+        dependencies=submission,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"audio": {"type": "string", "format": "binary"}},
+                            "required": ["audio"],
+                        }
+                    }
+                },
+            }
+        },
+    )
+    async def detect(request: Request) -> dict[str, Any]:
+        """Is this speech synthetic? The detector's calibrated probability, its label, a
+        per-window timeline, and whether the studio's watermark is present. Answered at once
+        (the detector runs far faster than real time); nothing is kept on the server."""
+        if _content_type(request) != "multipart/form-data":
+            raise HTTPException(415, "send multipart/form-data with an 'audio' file")
+        limit = limits.max_upload_bytes + FORM_OVERHEAD_BYTES
+        form = await _read_limited(request, limit, "form", file_limit=limits.max_upload_bytes)
+        try:
+            upload = form.get("audio")
+            if not isinstance(upload, UploadFile):
+                raise HTTPException(422, "send the clip as a file field named 'audio'")
+            suffix = _upload_suffix(upload)
+            name = _safe_name(upload.filename, suffix)
+            path = await run_in_threadpool(
+                _receive_upload, store, upload, suffix, limits.max_upload_bytes
+            )
+            try:
+                return await run_in_threadpool(detection_summary, studio, path)
+            except StudioError as e:  # name the client's file, never the server path
+                message = str(e).replace(str(path), name).replace(path.name, name)
+                raise type(e)(message) from None
+            finally:
+                path.unlink(missing_ok=True)
+        finally:
+            await form.close()
+
     # -- jobs -------------------------------------------------------------------------------
     @api.get("/jobs", response_model=JobPage, tags=["jobs"])
     def list_jobs(
@@ -718,13 +963,36 @@ def create_app(
             raise HTTPException(404, f"the audio of job {job_id!r} is no longer on the server")
         return FileResponse(path, media_type=MEDIA_TYPES[fmt], filename=f"{job.id}.{fmt}")
 
+    @api.get(
+        "/jobs/{job_id}/result",
+        response_class=FileResponse,
+        tags=["jobs"],
+        responses={200: {"content": {t: {} for t in FACESWAP_MEDIA_TYPES.values()}}},
+    )
+    def job_result(job_id: str) -> FileResponse:
+        """The image or video of a finished face-swap job (409 until it is done)."""
+        job = store.get(job_id)
+        if job.kind != "faceswap":
+            raise HTTPException(404, f"job {job_id!r} is a {job.kind} job: use /audio")
+        if job.state == "failed":
+            raise HTTPException(409, f"job {job_id!r} failed: {job.error}")
+        if job.state != "done":
+            raise HTTPException(
+                409, f"job {job_id!r} is {job.state} ({job.progress:.0%}); its result is not ready"
+            )
+        fmt = (job.result or {}).get("format", "png")
+        path = store.output_path(job.id, fmt)
+        if not path.is_file():
+            raise HTTPException(404, f"the result of job {job_id!r} is no longer on the server")
+        return FileResponse(path, media_type=FACESWAP_MEDIA_TYPES[fmt], filename=f"{job.id}.{fmt}")
+
     @api.get("/jobs/{job_id}/provenance", tags=["jobs"])
     def job_provenance(job_id: str) -> dict[str, Any]:
-        """The signed provenance record of a finished synthesis job's audio."""
+        """The signed provenance record of a finished synthesis or face-swap job's output."""
         from deepfake_studio.provenance import sidecar_path
 
         job = store.get(job_id)
-        if job.kind != "clone" or job.state != "done":
+        if job.kind not in ("clone", "faceswap") or job.state != "done":
             raise HTTPException(409, f"job {job_id!r} has no finished audio ({job.state})")
         fmt = (job.result or {}).get("format", "wav")
         record = sidecar_path(store.output_path(job.id, fmt))

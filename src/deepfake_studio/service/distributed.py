@@ -39,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,8 @@ from deepfake_studio.service.runner import (
     Progress,
     compute_clone,
     compute_enroll,
+    detection_summary,
+    execute_job,
     public_error,
     store_clone,
     store_enroll,
@@ -71,7 +74,6 @@ TASKS: dict[str, str] = {
     "enroll": "deepfake_studio.enroll",
     "detect": "deepfake_studio.detect",
 }
-DETECTOR_MISSING = "the detector is not available in this build"
 _ATTEMPTS_KEY = "deepfake-studio:attempts:{}"
 _MGET_CHUNK = 500
 
@@ -312,9 +314,12 @@ def _compute_enroll(
 def _compute_detect(
     studio: Studio, payload: Mapping[str, Any], files: Mapping[str, Path], report: Progress
 ) -> dict[str, Any]:
-    # The detector (Studio.detect) is being built on another branch; until it lands here a
-    # detect job fails with this line instead of pretending.
-    raise StudioError(DETECTOR_MISSING)
+    """Detector verdict + watermark for `request["audio"]` (an input file of the payload)."""
+    audio = files.get(payload["request"].get("audio") or "")
+    if audio is None:
+        raise StudioError("the detect job carries no audio file")
+    report(0.0, "scoring")
+    return detection_summary(studio, audio)
 
 
 _COMPUTE: dict[str, Callable[[Studio, Mapping[str, Any], Mapping[str, Path], Progress], Any]] = {
@@ -461,6 +466,8 @@ class CeleryRunner:
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._seen: dict[str, tuple[float, str]] = {}  # last progress written per job
+        # Job kinds no worker task exists for (face swaps) run here, one at a time.
+        self._local: ThreadPoolExecutor | None = None
 
     def check(self) -> None:
         """Fail now, in one line, if the broker cannot be reached."""
@@ -477,6 +484,7 @@ class CeleryRunner:
                 return
             self._stopping.clear()
             self.dispatcher = Dispatcher(self.config)
+            self._local = ThreadPoolExecutor(1, thread_name_prefix="studio-local-job")
             for target, name in ((self._send_loop, "sender"), (self._collect_loop, "collector")):
                 thread = threading.Thread(target=target, name=f"studio-queue-{name}", daemon=True)
                 thread.start()
@@ -491,6 +499,9 @@ class CeleryRunner:
             self._outbox.put(None)
         for thread in threads:
             thread.join(timeout)
+        if self._local is not None:  # a local job still running ends in its thread
+            self._local.shutdown(wait=False, cancel_futures=True)
+            self._local = None
         if self.dispatcher is not None:
             self.dispatcher.close()
 
@@ -547,6 +558,10 @@ class CeleryRunner:
     def _send(self, job_id: str) -> None:
         job = self.store.get(job_id)
         if job.finished:
+            return
+        if job.kind not in TASKS:  # no worker task for it: run it in this process
+            if self._local is not None:
+                self._local.submit(execute_job, self.studio, self.store, job.id)
             return
         try:
             payload = self._payload(job)

@@ -185,6 +185,31 @@ def store_enroll(studio: Studio, request: Mapping[str, Any], voice: Voice) -> di
     return {"voice": voice.id, "name": voice.name, "engine": voice.engine}
 
 
+def detection_summary(studio: Studio, path: Path) -> dict[str, Any]:
+    """JSON-ready verdict of the detector and of the watermark for one audio file."""
+    from deepfake_studio.audio import load_audio
+
+    clip = load_audio(path)
+    result = studio.detect(clip)
+    mark = studio.watermarker.detect(clip)
+    return {
+        "probability": round(result.probability, 4),
+        "label": result.label,
+        "threshold": result.threshold,
+        "duration": round(result.duration, 3),
+        "segments": [
+            {
+                "start": s.start,
+                "end": s.end,
+                "probability": round(s.probability, 4),
+                "speech": s.speech,
+            }
+            for s in result.segments
+        ],
+        "watermark": {"present": mark.present, "confidence": round(mark.confidence, 4)},
+    }
+
+
 def _run_clone(studio: Studio, store: JobStore, job: Job) -> dict[str, Any]:
     reference = job.request.get("reference")
     path = store.input_path(job.id, reference) if reference else None
@@ -203,9 +228,36 @@ def _run_enroll(studio: Studio, store: JobStore, job: Job) -> dict[str, Any]:
     return store_enroll(studio, job.request, compute_enroll(studio, job.request, path, writer))
 
 
+def _run_faceswap(studio: Studio, store: JobStore, job: Job) -> dict[str, Any]:
+    req = job.request
+    store.set_progress(job.id, 0.0, "swapping faces")
+    # Studio.faceswap writes the output atomically, watermarked, plus its signed record.
+    result = studio.faceswap(
+        store.input_path(job.id, req["source"]),
+        store.input_path(job.id, req["target"]),
+        store.output_path(job.id, req["format"]),
+        face=req.get("face"),
+        voice=req.get("voice"),
+        text=req.get("text"),
+        progress=_progress_writer(store, job.id),
+    )
+    return {
+        "format": req["format"],
+        "media": result.media,
+        "source_faces": result.source_faces,
+        "faces_found": result.faces_found,
+        "faces_swapped": result.faces_swapped,
+        "frames": result.frames,
+        "fps": result.fps,
+        "audio": result.audio,
+        "bytes": result.path.stat().st_size,
+    }
+
+
 HANDLERS: dict[str, Callable[[Studio, JobStore, Job], dict[str, Any]]] = {
     "clone": _run_clone,
     "enroll": _run_enroll,
+    "faceswap": _run_faceswap,
 }
 
 

@@ -29,18 +29,18 @@ from typing import Any, Literal, get_args
 
 from deepfake_studio.audio import Audio, save_audio
 
-JobKind = Literal["clone", "enroll", "detect"]
+JobKind = Literal["clone", "enroll", "detect", "faceswap"]
 JobState = Literal["queued", "running", "done", "failed"]
 KINDS: tuple[str, ...] = get_args(JobKind)
 STATES: tuple[str, ...] = get_args(JobState)
 FINISHED: tuple[str, ...] = ("done", "failed")
 
 DB_NAME = "studio.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the "faceswap" job kind (older tables are rebuilt on open)
 _INCOMING_MAX_AGE_S = 24 * 3600  # an upload this old belongs to a request that died
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS jobs (
+_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {{name}} (
     id       TEXT PRIMARY KEY,
     kind     TEXT NOT NULL CHECK (kind IN {KINDS!r}),
     state    TEXT NOT NULL CHECK (state IN {STATES!r}),
@@ -52,9 +52,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     created  TEXT NOT NULL,
     updated  TEXT NOT NULL
 );
+"""
+_SCHEMA = (
+    _TABLE.format(name="jobs")
+    + """
 CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state);
 """
+)
 
 
 class UnknownJobError(KeyError):
@@ -88,6 +93,27 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """Rebuild a jobs table whose CHECK constraint predates a job kind (SQLite cannot alter a
+    CHECK): copy the rows into a new table, in one transaction."""
+    row = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'jobs'")
+    sql = row.fetchone()[0]
+    if all(repr(kind) in sql for kind in KINDS):
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        db.execute(_TABLE.format(name="jobs_new"))
+        db.execute("INSERT INTO jobs_new SELECT * FROM jobs")
+        db.execute("DROP TABLE jobs")
+        db.execute("ALTER TABLE jobs_new RENAME TO jobs")
+        db.execute("CREATE INDEX IF NOT EXISTS jobs_by_created ON jobs (created)")
+        db.execute("CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state)")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
 def _row_to_job(row: sqlite3.Row) -> Job:
     return Job(
         id=row["id"],
@@ -116,6 +142,7 @@ class JobStore:
             # WAL is a property of the file: set once, every later connection uses it.
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(_SCHEMA)
+            _migrate(db)
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         self._sweep_incoming()
 

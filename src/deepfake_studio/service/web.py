@@ -5,8 +5,9 @@ store and runner as `/api/v1` (they appear in `GET /api/v1/jobs`); the page poll
 shows its progress, then the result with plots of the audio and of the speaker embeddings.
 
 Tabs: Clone (enrolled voice or a reference upload/recording → speech), Voices (library,
-enroll with a consent statement, delete), Detect (the watermark verdict only: the synthetic-
-speech detector does not exist yet).
+enroll with a consent statement, delete), Face swap (source photo + target image or video →
+result, side by side; a video can get a cloned soundtrack), Detect (the synthetic-speech
+detector's probability, label and per-window timeline, and the watermark verdict).
 
 PWA: `/manifest.json`, the service worker `/sw.js` (scope `/`, caches the app shell so the
 installed app starts without the server; jobs and audio are never cached) and icons under
@@ -40,9 +41,11 @@ from starlette.types import Receive, Scope, Send
 from deepfake_studio import __version__
 from deepfake_studio import audio as audio_io
 from deepfake_studio.audio import Audio
+from deepfake_studio.detector import DetectionResult
 from deepfake_studio.encoder.features import mel_spectrogram
 from deepfake_studio.encoder.model import EncoderConfig
-from deepfake_studio.errors import AudioError, EngineError, StudioError, VoiceError
+from deepfake_studio.errors import AudioError, EngineError, MediaError, StudioError, VoiceError
+from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from deepfake_studio.service.api import API_PREFIX
 from deepfake_studio.service.runner import JobRunner
 from deepfake_studio.service.store import Job, JobStore
@@ -63,10 +66,11 @@ _MAX_PLOT_POINTS = 20_000
 VOICE_COLUMNS = ["id", "name", "engine", "created", "consent", "reference", "seconds", "speed"]
 
 DETECTOR_NOTICE = (
-    "**The synthetic-speech detector is not available yet** (it comes in a later release). "
-    "This tab only checks for the Deepfake Studio watermark, which every clip made here "
-    "carries. A missing watermark does **not** mean a recording is real: other tools do not "
-    "add it, and heavy editing or added noise can remove it."
+    "The detector (a small SpecRNet-like network trained here; see its model card) gives the "
+    "probability that a clip is synthetic speech, and a timeline of 3 s windows. It errs, "
+    "especially on generators and recording conditions it never saw. The watermark check "
+    "looks for the mark every Deepfake Studio clip carries; a missing watermark does **not** "
+    "mean a recording is real."
 )
 
 # In the page <head>: colour and icon for installed apps (the manifest link is Gradio's own).
@@ -212,6 +216,73 @@ class StudioWeb:
         }
         return self._queue("enroll", request, {source: path})
 
+    def submit_faceswap(
+        self,
+        source: str | None,
+        target_image: str | None,
+        target_video: str | None,
+        face: float | None = None,
+        voice: str | None = None,
+        text: str | None = None,
+    ) -> Job:
+        """Check the request now (like POST /faceswap: files decoded, faces found), then
+        queue a face-swap job."""
+        from deepfake_studio.service.api import _check_faceswap
+
+        if not source:
+            raise MediaError("upload a source photo with the face to use")
+        if bool(target_image) == bool(target_video):
+            raise MediaError("give a target image or a target video (one of them)")
+        target = target_image or target_video
+        assert target is not None
+        index = None if face is None or face == "" else int(face)
+        text = (text or "").strip() or None
+        voice = voice or None
+        if text is not None:
+            text = check_text(text)
+        if (voice is None) != (text is None):
+            raise VoiceError("a new soundtrack needs both a voice and a text (or neither)")
+        if voice is not None and not target_video:
+            raise MediaError("a new soundtrack needs a target video")
+        inputs: dict[str, Path] = {}
+        names: dict[Path, str] = {}
+        try:
+            for role, upload, allowed in (
+                ("source", source, IMAGE_SUFFIXES),
+                ("target", target, IMAGE_SUFFIXES + VIDEO_SUFFIXES),
+            ):
+                path = Path(upload)
+                suffix = path.suffix.lower().replace(".jpeg", ".jpg")
+                if suffix not in allowed:
+                    raise MediaError(
+                        f"the {role} has an unsupported file type {suffix or '(none)'!r}; "
+                        f"use {', '.join(allowed)}"
+                    )
+                copy = self.store.incoming_path(suffix)
+                shutil.copyfile(path, copy)
+                inputs[f"{role}{suffix}"] = copy
+                names[copy] = path.name
+            source_copy, target_copy = inputs.values()
+            found = _check_faceswap(self.studio, source_copy, target_copy, index, names)
+        except BaseException:
+            for path in inputs.values():
+                path.unlink(missing_ok=True)
+            raise
+        source_name, target_name = inputs
+        is_video = Path(target_name).suffix in VIDEO_SUFFIXES
+        request = {
+            "source": source_name,
+            "target": target_name,
+            "source_name": names[source_copy],
+            "target_name": names[target_copy],
+            "face": index,
+            "voice": voice,
+            "text": text,
+            "format": "mp4" if is_video else "png",
+            **found,
+        }
+        return self._queue("faceswap", request, inputs)
+
     def follow(self, job_id: str, interval: float = POLL_S) -> Iterator[Job]:
         """The job's record every `interval` seconds until it is done or failed."""
         while True:
@@ -258,7 +329,23 @@ class StudioWeb:
 
     # -- results ------------------------------------------------------------------------------
     def result_path(self, job: Job) -> Path:
-        return self.store.output_path(job.id, (job.result or {}).get("format", "wav"))
+        default = "png" if job.kind == "faceswap" else "wav"
+        return self.store.output_path(job.id, (job.result or {}).get("format", default))
+
+    def faceswap_summary(self, job: Job) -> str:
+        """One Markdown line about a finished face-swap job."""
+        r = job.result or {}
+        found = r.get("faces_found", 0)
+        if r.get("media") == "video":
+            return (
+                f"**Done**: {r.get('faces_swapped')}/{r.get('frames')} frames swapped at "
+                f"{r.get('fps')} fps ({found} face track{'s' if found != 1 else ''}), "
+                f"audio: {r.get('audio')}; every frame watermarked, with a signed record."
+            )
+        return (
+            f"**Done**: found {found} face{'s' if found != 1 else ''} in the target, swapped "
+            f"{r.get('faces_swapped')}; watermarked, with a signed provenance record."
+        )
 
     def analyse(self, job: Job, reference: str | None) -> Analysis:
         """Plots of a finished clone job: the reference (upload, or the enrolled voice's
@@ -293,11 +380,13 @@ class StudioWeb:
             projection=projection_figure(voices, ref_embedding, res_embedding),
         )
 
-    def detect(self, upload: str | None) -> str:
-        """The watermark verdict of an uploaded or recorded clip, as Markdown."""
+    def detect(self, upload: str | None) -> tuple[str, Figure]:
+        """Detector and watermark verdicts of an uploaded or recorded clip: Markdown and the
+        per-window timeline."""
         if not upload:
             raise AudioError("upload or record a clip first")
         audio = audio_io.load_audio(upload)
+        result = self.studio.detect(audio)
         found = self.studio.watermarker.detect(audio)
         threshold = self.studio.watermarker.threshold
         if found.present:
@@ -311,7 +400,13 @@ class StudioWeb:
                 f"**No watermark found** (confidence {found.confidence:.2f} < {threshold:.2f}). "
                 "This does not show the clip is real."
             )
-        return f"{verdict}\n\n_Synthetic-speech detector: not available yet._"
+        label = "**Synthetic speech**" if result.synthetic else "**Real speech**"
+        detector = (
+            f"Detector: {label} (probability {result.probability:.2f}; "
+            f"threshold {result.threshold:.2f}; {len(result.segments)} "
+            f"window{'s' if len(result.segments) != 1 else ''})."
+        )
+        return f"{detector}\n\n{verdict}", timeline_figure(result)
 
 
 def _engine(engine: str | None) -> str | None:
@@ -332,6 +427,31 @@ def _decimated(audio: Audio) -> tuple[np.ndarray, np.ndarray]:
     step = max(1, len(audio.samples) // _MAX_PLOT_POINTS)
     samples = audio.samples[::step]
     return np.arange(len(samples)) * step / audio.sample_rate, samples
+
+
+def timeline_figure(result: DetectionResult) -> Figure:
+    """The detector's probability per window over time, with the threshold."""
+    fig = Figure(figsize=(10, 2.6), layout="constrained")
+    ax = fig.add_subplot()
+    for seg in result.segments:
+        colour = "#d62728" if seg.probability >= result.threshold else "#2ca02c"
+        ax.plot(
+            [seg.start, seg.end],
+            [seg.probability] * 2,
+            color=colour,
+            lw=3,
+            alpha=1.0 if seg.speech else 0.35,
+        )
+    ax.axhline(result.threshold, color="grey", ls="--", lw=1, label="threshold")
+    ax.set(
+        xlim=(0, max(result.duration, 0.1)),
+        ylim=(-0.02, 1.02),
+        xlabel="s",
+        ylabel="P(synthetic)",
+        title="Detector timeline (faint: little speech)",
+    )
+    ax.legend(loc="upper right", fontsize=8)
+    return fig
 
 
 def signals_figure(reference: Audio | None, result: Audio) -> Figure:
@@ -552,6 +672,63 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                     delete = gr.Button("Delete", variant="stop", elem_id="delete-button")
                 delete_status = gr.Markdown("", elem_id="delete-status")
 
+        with gr.Tab("Face swap", id="faceswap"):
+            gr.Markdown(
+                "Put the face from a source photo onto the faces of a target image or video. "
+                "Use only faces you have consent for. Every output image and frame carries an "
+                "invisible watermark and a signed provenance record."
+            )
+            with gr.Row():
+                fs_source = gr.Image(
+                    type="filepath",
+                    sources=["upload"],
+                    label="Source face",
+                    elem_id="faceswap-source",
+                )
+                with gr.Column():
+                    fs_target_image = gr.Image(
+                        type="filepath",
+                        sources=["upload"],
+                        label="Target image",
+                        elem_id="faceswap-target-image",
+                    )
+                    fs_target_video = gr.Video(
+                        sources=["upload"],
+                        label="…or target video",
+                        elem_id="faceswap-target-video",
+                    )
+                with gr.Column():
+                    fs_result_image = gr.Image(
+                        type="filepath",
+                        label="Result",
+                        interactive=False,
+                        elem_id="faceswap-result-image",
+                    )
+                    fs_result_video = gr.Video(
+                        label="Result video",
+                        interactive=False,
+                        elem_id="faceswap-result-video",
+                    )
+            with gr.Row():
+                fs_face = gr.Number(
+                    value=None,
+                    precision=0,
+                    minimum=0,
+                    label="Target face (empty: all; 0 = leftmost)",
+                    elem_id="faceswap-face",
+                )
+                fs_voice = gr.Dropdown(
+                    choices=[],
+                    value=None,
+                    label="Video: speak in this voice (optional)",
+                    elem_id="faceswap-voice",
+                )
+                fs_text = gr.Textbox(
+                    label="Video: new soundtrack text", lines=2, elem_id="faceswap-text"
+                )
+            fs_button = gr.Button("Swap faces", variant="primary", elem_id="faceswap-button")
+            fs_status = gr.Markdown("", elem_id="faceswap-status")
+
         with gr.Tab("Detect", id="detect"):
             gr.Markdown(DETECTOR_NOTICE, elem_id="detect-notice")
             suspect = gr.Audio(
@@ -560,11 +737,12 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                 label="Clip to check",
                 elem_id="detect-audio",
             )
-            check = gr.Button("Check for the watermark", elem_id="detect-button")
+            check = gr.Button("Check the clip", elem_id="detect-button")
             verdict = gr.Markdown("", elem_id="detect-verdict")
+            timeline = gr.Plot(label="Detector timeline", elem_id="detect-timeline")
 
         # -- handlers ----------------------------------------------------------------------------
-        library_outputs = [table, library_errors, voice, to_delete]
+        library_outputs = [table, library_errors, voice, to_delete, fs_voice]
 
         def library() -> tuple[Any, ...]:
             rows, errors = web.voice_rows()
@@ -577,6 +755,7 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                 note,
                 gr.Dropdown(choices=choices),
                 gr.Dropdown(choices=ids, value=None),
+                gr.Dropdown(choices=choices),
             )
 
         def run_clone(
@@ -629,12 +808,12 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
             try:
                 queued = web.submit_enroll(audio_in, name_in, consent_in, engine_in, overwrite_in)
             except StudioError as e:
-                yield _error_text(e), skip, skip, skip, skip
+                yield _error_text(e), *(skip for _ in library_outputs)
                 return
             job = queued
             for job in web.follow(queued.id):  # ends holding the finished job
                 progress(job.progress, desc=job.message or job.state)
-                yield _status(job), skip, skip, skip, skip
+                yield _status(job), *(skip for _ in library_outputs)
             if job.state == "done":
                 voice_name = (job.result or {}).get("voice", "")
                 yield f"{_status(job)}  \nEnrolled voice `{voice_name}`.", *library()
@@ -646,11 +825,42 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                 return _error_text(e), *(gr.skip() for _ in library_outputs)
             return message, *library()
 
-        def run_detect(audio_in: str | None) -> str:
+        def run_faceswap(
+            source_in: str | None,
+            image_in: str | None,
+            video_in: str | None,
+            face_in: float | None,
+            voice_in: str | None,
+            text_in: str | None,
+            progress: gr.Progress = gr.Progress(),  # noqa: B008
+        ) -> Iterator[tuple[Any, ...]]:
+            skip = gr.skip()
+            try:
+                queued = web.submit_faceswap(
+                    source_in, image_in, video_in, face_in, voice_in, text_in
+                )
+            except StudioError as e:
+                yield _error_text(e), None, None
+                return
+            job = queued
+            for job in web.follow(queued.id):  # ends holding the finished job
+                progress(job.progress, desc=job.message or job.state)
+                yield _status(job), skip, skip
+            if job.state != "done":
+                return
+            result = str(web.result_path(job))
+            video = (job.result or {}).get("media") == "video"
+            yield (
+                f"{_status(job)}  \n{web.faceswap_summary(job)}",
+                None if video else result,
+                result if video else None,
+            )
+
+        def run_detect(audio_in: str | None) -> tuple[Any, Any]:
             try:
                 return web.detect(audio_in)
             except StudioError as e:
-                return _error_text(e)
+                return _error_text(e), gr.skip()
 
         # Giving a recording or picking a voice switches "Voice from" to match.
         for event in (reference.upload, reference.stop_recording):
@@ -671,7 +881,13 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
             **hidden,
         )
         delete.click(run_delete, [to_delete], [delete_status, *library_outputs], **hidden)
-        check.click(run_detect, [suspect], [verdict], **hidden)
+        check.click(run_detect, [suspect], [verdict, timeline], **hidden)
+        fs_button.click(
+            run_faceswap,
+            [fs_source, fs_target_image, fs_target_video, fs_face, fs_voice, fs_text],
+            [fs_status, fs_result_image, fs_result_video],
+            **hidden,
+        )
     return blocks
 
 

@@ -1,0 +1,143 @@
+"""Augmentations applied alike to real and synthetic clips, so the detector cannot key on them.
+
+Each is a small function `(Audio, rng) -> (Audio, description)`; `augment` draws a random chain
+(at least one) from a seeded generator, so a clip's augmentation is reproducible from its seed.
+What the chain did is returned as text and stored in the data manifest.
+
+* noise: white, pink or brown noise at 5–30 dB SNR (speech-band recordings are rarely clean);
+* gain: ±6 dB (the detector also normalises loudness, so this mostly tests clipping/quantising);
+* time shift: the clip starts up to 0.3 s later or earlier (zeros fill the gap);
+* pitch shift: ±2 semitones by resampling (tempo moves with it; a phase vocoder would add its
+  own artefacts, and then "processed real speech" would look like a vocoder);
+* codec round trips through ffmpeg: mp3 at 32–128 kbps, opus at 12–48 kbps;
+* telephone: 8 kHz resampling round trip (everything above 4 kHz is gone).
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from collections.abc import Callable
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+from deepfake_studio.audio import Audio, ffmpeg_path, resample
+from deepfake_studio.errors import AudioError
+
+Augmentation = Callable[[Audio, np.random.Generator], tuple[Audio, str]]
+
+
+def add_noise(
+    audio: Audio, rng: np.random.Generator, snr_db: float | None = None
+) -> tuple[Audio, str]:
+    snr = float(rng.uniform(5, 30)) if snr_db is None else snr_db
+    colour = str(rng.choice(["white", "pink", "brown"]))
+    white = rng.standard_normal(len(audio.samples))
+    if colour == "white":
+        noise = white
+    else:  # shape the spectrum: 1/f power (pink) or 1/f² (brown)
+        spectrum = np.fft.rfft(white)
+        f = np.maximum(np.fft.rfftfreq(len(white)), 1.0 / len(white))
+        spectrum /= np.sqrt(f) if colour == "pink" else f
+        noise = np.fft.irfft(spectrum, n=len(white))
+    signal_power = float(np.mean(audio.samples.astype(np.float64) ** 2)) + 1e-12
+    noise *= np.sqrt(signal_power / (np.mean(noise**2) + 1e-12) / 10 ** (snr / 10))
+    return audio.with_samples(
+        audio.samples + noise.astype(np.float32)
+    ), f"noise-{colour}-{snr:.0f}dB"
+
+
+def gain(audio: Audio, rng: np.random.Generator) -> tuple[Audio, str]:
+    db = float(rng.uniform(-6, 6))
+    return audio.with_samples(np.clip(audio.samples * 10 ** (db / 20), -1, 1)), f"gain{db:+.0f}dB"
+
+
+def time_shift(audio: Audio, rng: np.random.Generator) -> tuple[Audio, str]:
+    shift = int(rng.uniform(-0.3, 0.3) * audio.sample_rate)
+    out = np.zeros_like(audio.samples)
+    if shift >= 0:
+        out[shift:] = audio.samples[: len(out) - shift]
+    else:
+        out[:shift] = audio.samples[-shift:]
+    return audio.with_samples(out), f"shift{shift / audio.sample_rate:+.2f}s"
+
+
+def pitch_shift(audio: Audio, rng: np.random.Generator) -> tuple[Audio, str]:
+    semitones = float(rng.uniform(-2, 2))
+    factor = 2 ** (semitones / 12)
+    # Played back `factor` times faster: resample to rate/factor, keep the original rate label.
+    shifted = soxr.resample(audio.samples, audio.sample_rate, audio.sample_rate / factor, "HQ")
+    n = len(audio.samples)  # keep the clip's length: cut, or repeat a shortened clip
+    return audio.with_samples(
+        np.tile(shifted, -(-n // len(shifted)))[:n]
+    ), f"pitch{semitones:+.1f}st"
+
+
+def codec(audio: Audio, rng: np.random.Generator) -> tuple[Audio, str]:
+    if rng.random() < 0.5:
+        kbps, args = int(rng.choice([32, 64, 96, 128])), ["-c:a", "libmp3lame", "-f", "mp3"]
+        name = "mp3"
+    else:
+        kbps, args = int(rng.choice([12, 16, 24, 32, 48])), ["-c:a", "libopus", "-f", "ogg"]
+        name = "opus"
+    return codec_round_trip(audio, args, kbps), f"{name}{kbps}k"
+
+
+def codec_round_trip(audio: Audio, codec_args: list[str], kbps: int) -> Audio:
+    """Encode with ffmpeg and decode back to the original rate and length."""
+    ffmpeg = ffmpeg_path()
+    if ffmpeg is None:
+        raise AudioError("codec augmentation needs ffmpeg: install ffmpeg")
+    wav = io.BytesIO()
+    sf.write(wav, np.clip(audio.samples, -1, 1), audio.sample_rate, format="WAV", subtype="PCM_16")
+    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "wav", "-i", "pipe:0"]
+    cmd += [*codec_args, "-b:a", f"{kbps}k", "pipe:1"]
+    proc = subprocess.run(cmd, input=wav.getvalue(), capture_output=True, timeout=60, check=False)
+    if proc.returncode != 0:
+        raise AudioError(f"ffmpeg codec round trip failed: {proc.stderr.decode()[-200:].strip()}")
+    data, rate = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
+    decoded = resample(Audio(data.mean(axis=1), rate), audio.sample_rate).samples
+    # Encoders add a delay (mp3 on a pipe has no gapless header to undo it): realign.
+    decoded = decoded[_delay(decoded, audio.samples, max_lag=audio.sample_rate // 4) :]
+    out = np.zeros_like(audio.samples)
+    out[: min(len(out), len(decoded))] = decoded[: len(out)]
+    return audio.with_samples(out)
+
+
+def _delay(decoded: np.ndarray, original: np.ndarray, max_lag: int) -> int:
+    """Samples by which `decoded` lags `original` (0..max_lag), by FFT cross-correlation."""
+    n = min(len(decoded), len(original))
+    size = 1 << int(np.ceil(np.log2(2 * n)))
+    spectrum = np.fft.rfft(decoded[:n], size) * np.conj(np.fft.rfft(original[:n], size))
+    correlation = np.fft.irfft(spectrum, size)[: max_lag + 1]
+    return int(np.argmax(correlation))
+
+
+def telephone(audio: Audio, rng: np.random.Generator) -> tuple[Audio, str]:
+    return resample(resample(audio, 8000), audio.sample_rate), "tel8k"
+
+
+AUGMENTATIONS: dict[str, tuple[float, Augmentation]] = {
+    # name: (probability in a chain, function); applied in this order
+    "pitch": (0.3, pitch_shift),
+    "shift": (0.4, time_shift),
+    "noise": (0.5, add_noise),
+    "codec": (0.4, codec),
+    "telephone": (0.2, telephone),
+    "gain": (0.4, gain),
+}
+
+
+def augment(audio: Audio, rng: np.random.Generator, only: str | None = None) -> tuple[Audio, str]:
+    """A random chain of augmentations (at least one), or just `only`; returns its description."""
+    names = list(AUGMENTATIONS)
+    chosen = [only] if only else [n for n in names if rng.random() < AUGMENTATIONS[n][0]]
+    if not chosen:
+        chosen = [names[int(rng.integers(len(names)))]]
+    steps = []
+    for name in chosen:
+        audio, what = AUGMENTATIONS[name][1](audio, rng)
+        steps.append(what)
+    return audio, "+".join(steps)

@@ -1,0 +1,247 @@
+"""Evaluate the detector on the test speakers of a built data set, as ASVspoof would.
+
+* seen: the shipped model on every generator it was trained on (pooled, and per generator);
+* leave-one-generator-out (LOGO): for each generator a model trained without it (train.py with
+  `exclude_generators`), tested on real test speech against that generator only;
+* each with and without test-time augmentation (the clean test clips, and their augmented
+  copies: noise, codecs, telephone band, pitch, shift, gain), plus EER per augmentation kind;
+* the false-positive rate on real test speech at the shipped threshold.
+
+Everything is scored through `infer.Detector`, i.e. the ONNX model and windowing a user gets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from deepfake_studio.audio import Audio
+from deepfake_studio.detector.augment import AUGMENTATIONS
+from deepfake_studio.detector.data import read_manifest
+from deepfake_studio.detector.infer import Detector, DetectorConfig
+from deepfake_studio.detector.metrics import det_curve, equal_error_rate, rates_at
+from deepfake_studio.errors import StudioError
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What `evaluate` measures."""
+
+    split: str = "test"
+    logo: bool = True  # train and test one leave-one-generator-out model per generator
+    logo_epochs: int = 6  # shorter than the shipped model's training: 8 runs must fit a session
+    threads: int = 2
+
+
+def score_rows(detector: Detector, data_dir: Path, rows: list[dict[str, object]]) -> np.ndarray:
+    """Calibrated probabilities of the clips of `rows`."""
+    import soundfile as sf
+
+    out = np.zeros(len(rows))
+    for i, row in enumerate(rows):
+        samples, rate = sf.read(str(Path(data_dir) / str(row["path"])), dtype="float32")
+        out[i] = detector.detect(Audio(samples, rate)).probability
+    return out
+
+
+def _eer_block(rows: list[dict[str, object]], p: np.ndarray, threshold: float) -> dict:
+    """EER (pooled and per generator) and rates at the threshold, for one condition."""
+    real = np.array([r["label"] == "bonafide" for r in rows])
+    generators = sorted({str(r["generator"]) for r in rows} - {"bonafide"})
+    gen = np.array([str(r["generator"]) for r in rows])
+    eer, _ = equal_error_rate(p[real], p[~real])
+    fpr, miss = rates_at(p[real], p[~real], threshold)
+    per = {g: equal_error_rate(p[real], p[gen == g])[0] for g in generators}
+    return {
+        "real": int(real.sum()),
+        "spoof": int((~real).sum()),
+        "eer": eer,
+        "fpr_at_threshold": fpr,
+        "miss_at_threshold": miss,
+        "per_generator_eer": per,
+    }
+
+
+def evaluate_model(
+    detector: Detector, data_dir: Path, split: str, generators: tuple[str, ...] | None = None
+) -> tuple[dict, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Clean and augmented results of one model; also the raw scores for plots."""
+    rows = [r for r in read_manifest(data_dir) if "error" not in r and r["split"] == split]
+    if generators is not None:
+        rows = [r for r in rows if r["label"] == "bonafide" or r["generator"] in generators]
+    if not rows:
+        raise StudioError(f"no {split} clips in {data_dir}")
+    p = score_rows(detector, data_dir, rows)
+    clean = np.array([r["augment"] == "none" for r in rows])
+    result: dict = {}
+    scores: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, mask in (("clean", clean), ("augmented", ~clean)):
+        subset = [r for r, m in zip(rows, mask, strict=True) if m]
+        real = np.array([r["label"] == "bonafide" for r in subset])
+        result[name] = _eer_block(subset, p[mask], detector.threshold)
+        scores[name] = (p[mask][real], p[mask][~real])
+    kinds: dict[str, float] = {}
+    for kind in AUGMENTATIONS:  # EER over the augmented clips whose chain included `kind`
+        prefix = {"codec": ("mp3", "opus"), "telephone": ("tel",)}.get(kind, (kind,))
+        mask = (
+            np.array(
+                [
+                    any(step.startswith(prefix) for step in str(r["augment"]).split("+"))
+                    for r in rows
+                ]
+            )
+            & ~clean
+        )
+        real = np.array([r["label"] == "bonafide" for r in rows])
+        if (mask & real).any() and (mask & ~real).any():
+            kinds[kind] = equal_error_rate(p[mask & real], p[mask & ~real])[0]
+    result["augmented"]["eer_by_augmentation"] = kinds
+    return result, scores
+
+
+def evaluate(
+    data_dir: Path,
+    runs_dir: Path,
+    config: EvalConfig | None = None,
+    *,
+    detector: DetectorConfig | None = None,
+    log: Log = print,
+) -> dict:
+    """Seen-generator results of the (shipped) model and, if asked, the LOGO runs."""
+    config = config or EvalConfig()
+    data_dir, runs_dir = Path(data_dir), Path(runs_dir)
+    shipped = Detector(replace(detector or DetectorConfig(), threads=config.threads))
+    log(f"scoring the {config.split} split with the shipped model")
+    seen, scores = evaluate_model(shipped, data_dir, config.split)
+    report: dict = {
+        "data": str(data_dir),
+        "split": config.split,
+        "threshold": shipped.threshold,
+        "seen": seen,
+        "logo": {},
+    }
+    if config.logo:
+        from deepfake_studio.detector.train import TrainConfig, train
+
+        built = json.loads((data_dir / "config.json").read_text(encoding="utf-8"))
+        for generator in built["generators"]:
+            run = runs_dir / f"logo-{generator}"
+            if not (run / "detector.onnx").exists():
+                log(f"training without {generator} ({config.logo_epochs} epochs)")
+                train_config = TrainConfig(
+                    epochs=config.logo_epochs,
+                    exclude_generators=(generator,),
+                    threads=config.threads,
+                )
+                train(data_dir, run, train_config, resume=True, log=log)
+            held_out = Detector(DetectorConfig(weights_dir=run, threads=config.threads))
+            result, _ = evaluate_model(held_out, data_dir, config.split, (generator,))
+            report["logo"][generator] = {
+                "clean_eer": result["clean"]["eer"],
+                "augmented_eer": result["augmented"]["eer"],
+            }
+            log(f"LOGO {generator}: EER {100 * result['clean']['eer']:.2f} % clean, "
+                f"{100 * result['augmented']['eer']:.2f} % augmented")  # fmt: skip
+        values = list(report["logo"].values())
+        report["logo_mean"] = {
+            "clean_eer": float(np.mean([v["clean_eer"] for v in values])),
+            "augmented_eer": float(np.mean([v["augmented_eer"] for v in values])),
+        }
+    report["_scores"] = scores  # for the plot; dropped before writing JSON
+    return report
+
+
+def plot_det(scores: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
+    """DET curves (normal-deviate axes, as in ASVspoof papers) of each condition."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.stats import norm
+
+    ticks = np.array([0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4])
+    fig, ax = plt.subplots(figsize=(4.6, 4.2), dpi=100)
+    for name, (real, spoof) in scores.items():
+        curve = det_curve(real, spoof)
+        eer, _ = equal_error_rate(real, spoof)
+        fa = np.clip(curve.false_alarm, 5e-4, 1 - 5e-4)
+        miss = np.clip(curve.miss, 5e-4, 1 - 5e-4)
+        ax.plot(norm.ppf(fa), norm.ppf(miss), label=f"{name} (EER {100 * eer:.2f} %)")
+    ax.set_xticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    ax.set_yticks(norm.ppf(ticks), [f"{100 * t:g}" for t in ticks])
+    lim = norm.ppf([0.0008, 0.45])
+    ax.set_xlim(*lim)
+    ax.set_ylim(*lim)
+    ax.plot(lim, lim, color="0.8", lw=0.8)
+    ax.set_xlabel("real speech flagged as synthetic (%)")
+    ax.set_ylabel("synthetic speech missed (%)")
+    ax.set_title("Detector DET curve, test speakers")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_report(report: dict, out_dir: Path) -> tuple[Path, Path, Path]:
+    """benchmarks-style outputs: JSON, a markdown table and the DET plot."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scores = report.pop("_scores")
+    json_path = out_dir / "detector_eval.json"
+    json_path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    png = plot_det(scores, out_dir / "detector_det.png")
+    md = out_dir / "detector_eval.md"
+    md.write_text(markdown_table(report), encoding="utf-8")
+    return json_path, md, png
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f} %"
+
+
+def markdown_table(report: dict) -> str:
+    seen = report["seen"]
+    lines = [
+        "| generator | seen EER, clean | seen EER, augmented "
+        "| LOGO EER, clean | LOGO EER, augmented |",
+        "|---|---|---|---|---|",
+    ]
+    for g in sorted(seen["clean"]["per_generator_eer"]):
+        logo = report["logo"].get(g, {})
+        lines.append(
+            f"| {g} | {_pct(seen['clean']['per_generator_eer'][g])} "
+            f"| {_pct(seen['augmented']['per_generator_eer'].get(g, float('nan')))} "
+            f"| {_pct(logo['clean_eer']) if logo else '-'} "
+            f"| {_pct(logo['augmented_eer']) if logo else '-'} |"
+        )
+    mean = report.get("logo_mean")
+    lines.append(
+        f"| **all (pooled)** | **{_pct(seen['clean']['eer'])}** "
+        f"| **{_pct(seen['augmented']['eer'])}** "
+        f"| **{_pct(mean['clean_eer']) if mean else '-'}** (mean) "
+        f"| **{_pct(mean['augmented_eer']) if mean else '-'}** (mean) |"
+    )
+    lines += [
+        "",
+        f"At the shipped threshold ({report['threshold']:.3f}): false positives on real "
+        "test speech "
+        f"{_pct(seen['clean']['fpr_at_threshold'])} clean ({seen['clean']['real']} clips), "
+        f"{_pct(seen['augmented']['fpr_at_threshold'])} augmented; synthetic missed "
+        f"{_pct(seen['clean']['miss_at_threshold'])} clean, "
+        f"{_pct(seen['augmented']['miss_at_threshold'])} augmented "
+        f"({seen['clean']['spoof']} synthetic clips per condition).",
+        "",
+        "EER on augmented test clips by augmentation in the chain: "
+        + ", ".join(f"{k} {_pct(v)}" for k, v in seen["augmented"]["eer_by_augmentation"].items())
+        + ".",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,106 @@
+"""SpecRNet-lite: a small CNN that tells synthetic speech from real, read top to bottom.
+
+After SpecRNet (Kawa et al., 2022): LFCC "image" → residual 2-D conv blocks, each followed by
+max-pooling and filter-wise feature-map scaling (FMS, from RawNet2: a per-channel sigmoid
+gate computed from the channel's mean, applied as x·s + s) → a GRU over time → one logit.
+
+    (B, 1, 80, T)  BN, 3×3 conv stem with stride 2 (c0), SELU, max-pool 2 → (B, c0, 20, T/4)
+                   ResBlock(c0→c1) + FMS                     max-pool 2  → (B, c1, 10, T/8)
+                   ResBlock(c1→c2) + FMS                     max-pool 2  → (B, c2,  5, T/16)
+                   ResBlock(c2→c3) + FMS                     max-pool 2  → (B, c3,  2, T/32)
+                   frequency folded into channels: (B, T/32, c3·2) → GRU → mean over time
+                   → dropout → linear → logit (> 0: synthetic)
+
+SpecRNet runs its first block at full resolution; here the stem strides and pools first, which
+cuts the compute about 15-fold (17 M multiply-adds per 3 s window). That is what lets it train
+in a session on 2 shared CPU cores; the price is coarser time-frequency detail in the first
+block. With 80 LFCC bins five halvings leave 2 bands; fewer than 64 bins would leave none.
+Any number of frames ≥ 32 works; the detector feeds 3 s windows (301 frames).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network sizes (stored with the weights; the defaults are the shipped model's)."""
+
+    n_lfcc: int = 80
+    channels: tuple[int, int, int, int] = (16, 16, 32, 48)  # stem, block 1, 2, 3
+    gru_hidden: int = 64
+    dropout: float = 0.3
+
+    @property
+    def gru_input(self) -> int:
+        return self.channels[-1] * (self.n_lfcc // 32)
+
+
+class FMS(nn.Module):
+    """Filter-wise feature-map scaling: each channel gated by a sigmoid of its own mean."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = torch.sigmoid(self.fc(x.mean(dim=(2, 3))))[:, :, None, None]
+        return x * s + s  # the + s keeps a path open when the gate is near 0 (RawNet2)
+
+
+class ResBlock(nn.Module):
+    """BN → SELU → conv3×3 → BN → SELU → conv3×3, plus a 1×1 projection when widths differ."""
+
+    def __init__(self, c_in: int, c_out: int) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+        self.act = nn.SELU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv1(self.act(self.bn1(x)))
+        h = self.conv2(self.act(self.bn2(h)))
+        return h + self.skip(x)
+
+
+class SpecRNetLite(nn.Module):
+    """(B, n_lfcc, T) LFCCs → (B,) logits; positive means synthetic."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = c = config or ModelConfig()
+        c0, c1, c2, c3 = c.channels
+        self.input_bn = nn.BatchNorm2d(1)  # LFCCs are in dB-like units: normalise them here
+        self.stem = nn.Sequential(
+            nn.Conv2d(1, c0, 3, stride=2, padding=1), nn.BatchNorm2d(c0), nn.SELU()
+        )
+        self.blocks = nn.ModuleList([ResBlock(c0, c1), ResBlock(c1, c2), ResBlock(c2, c3)])
+        self.gates = nn.ModuleList([FMS(c1), FMS(c2), FMS(c3)])
+        self.pool = nn.MaxPool2d(2)
+        self.out_bn = nn.BatchNorm2d(c3)
+        self.act = nn.SELU()
+        self.gru = nn.GRU(c.gru_input, c.gru_hidden, batch_first=True)
+        self.dropout = nn.Dropout(c.dropout)
+        self.head = nn.Linear(c.gru_hidden, 1)
+
+    def forward(self, lfcc: torch.Tensor) -> torch.Tensor:
+        x = self.input_bn(lfcc.unsqueeze(1))  # (B, 1, F, T)
+        x = self.pool(self.stem(x))  # (B, c0, F/4, T/4)
+        for block, gate in zip(self.blocks, self.gates, strict=True):
+            x = gate(self.pool(block(x)))  # halve F and T after every block
+        x = self.act(self.out_bn(x))  # (B, c3, F/32, T/32)
+        b, ch, f, t = x.shape
+        x = x.permute(0, 3, 1, 2).reshape(b, t, ch * f)  # one vector per time step
+        h, _ = self.gru(x)  # (B, T/32, hidden)
+        return self.head(self.dropout(h.mean(dim=1))).squeeze(-1)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

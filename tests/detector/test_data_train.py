@@ -1,0 +1,127 @@
+"""build-data on a tiny plan (resumable, reproducible, split by speaker), train + resume, eval."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from deepfake_studio.detector.data import DataConfig, build, read_manifest
+from deepfake_studio.detector.train import TrainConfig, train
+from deepfake_studio.errors import StudioError
+from deepfake_studio.evaluation.speakers import SPLIT_FILE
+
+
+def test_build_writes_labelled_clips_split_by_speaker(tiny_data: Path) -> None:
+    rows = read_manifest(tiny_data)
+    assert not [r for r in rows if "error" in r], [r["error"] for r in rows if "error" in r]
+    clean = [r for r in rows if r["augment"] == "none"]
+    assert {r["generator"] for r in clean} == {"bonafide", "espeak-ng", "griffin-lim"}
+    assert len(rows) == 2 * len(clean)  # one augmented copy per clip
+    splits = json.loads(SPLIT_FILE.read_text())["splits"]
+    split_of = {s: name for name, c in splits.items() for ss in c.values() for s in ss}
+    for row in rows:
+        samples, rate = sf.read(str(tiny_data / str(row["path"])))
+        assert rate == 16_000 and len(samples) == 64_000
+        assert np.abs(samples).max() > 0.01
+        if row["generator"] in ("bonafide", "griffin-lim"):  # voice or source is a real speaker
+            speaker = str(row["voice"]) if row["generator"] == "bonafide" else None
+            source = str(row["source"])
+            assert speaker is None or split_of[speaker] == row["split"]
+            assert source
+    assert {r["split"] for r in clean if r["generator"] == "espeak-ng"} == {"train", "dev", "test"}
+
+
+def test_second_build_skips_everything_and_other_settings_are_refused(
+    tiny_data: Path, speech_dir: Path, tiny_config: DataConfig
+) -> None:
+    before = (tiny_data / "manifest.jsonl").read_text()
+    assert build(tiny_data, tiny_config, speech_dir=speech_dir) == {}
+    assert (tiny_data / "manifest.jsonl").read_text() == before
+    with pytest.raises(StudioError, match="other settings"):
+        build(tiny_data, replace(tiny_config, seed=4), speech_dir=speech_dir)
+
+
+def test_an_interrupted_build_resumes_to_the_same_clips(
+    tiny_data: Path, speech_dir: Path, tmp_path: Path, tiny_config: DataConfig
+) -> None:
+    """A build killed mid-write (manifest cut, last line torn) resumes to the same clips."""
+    lines = (tiny_data / "manifest.jsonl").read_text().splitlines()
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    (copy / "config.json").write_text((tiny_data / "config.json").read_text())
+    kept = lines[:-4]  # the last two clips and their augmented copies are lost
+    (copy / "manifest.jsonl").write_text("\n".join(kept) + '\n{"torn')
+    for line in kept:
+        rel = json.loads(line)["path"]
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        (copy / rel).write_bytes((tiny_data / rel).read_bytes())
+    written = build(copy, tiny_config, speech_dir=speech_dir)
+    assert sum(written.values()) == 2
+    rows = read_manifest(copy)
+    assert sorted(r["id"] for r in rows) == sorted(json.loads(x)["id"] for x in lines)
+    last = json.loads(lines[-1])["path"]
+    assert np.array_equal(sf.read(str(copy / last))[0], sf.read(str(tiny_data / last))[0])
+
+
+def test_training_exports_a_calibrated_model_and_resumes(
+    tiny_data: Path, tiny_run: Path, tmp_path: Path
+) -> None:
+    card = json.loads((tiny_run / "detector.json").read_text())
+    assert (tiny_run / "detector.onnx").stat().st_size < 2 * 2**20
+    assert 0.5 <= card["threshold"] < 1 and card["calibration"]["a"] != 0
+    assert len(card["history"]) == 1
+    # Resume: a copy of the 1-epoch run continues to 2 epochs instead of starting over.
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("last.pt", "best.pt"):
+        (run / name).write_bytes((tiny_run / name).read_bytes())
+    lines: list[str] = []
+    again = train(
+        tiny_data, run, TrainConfig(epochs=2, batch_size=8), resume=True, log=lines.append
+    )
+    assert any(line.startswith("resumed after epoch 1") for line in lines)
+    assert [h["epoch"] for h in again["history"]] == [0, 1]
+    assert again["history"][0] == card["history"][0]
+
+
+def test_evaluation_reports_eer_and_writes_a_det_plot(
+    tiny_data: Path, tiny_run: Path, tmp_path: Path
+) -> None:
+    from deepfake_studio.detector.evaluate import evaluate_model, markdown_table, plot_det
+    from deepfake_studio.detector.infer import Detector, DetectorConfig
+
+    detector = Detector(DetectorConfig(weights_dir=tiny_run))
+    result, scores = evaluate_model(detector, tiny_data, "test")
+    for condition in ("clean", "augmented"):
+        assert 0.0 <= result[condition]["eer"] <= 1.0
+        assert set(result[condition]["per_generator_eer"]) == {"espeak-ng", "griffin-lim"}
+    png = plot_det(scores, tmp_path / "det.png")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    report = {"seen": result, "logo": {}, "threshold": detector.threshold}
+    assert "| espeak-ng |" in markdown_table(report)
+
+
+def test_shrink_keeps_exactly_the_smaller_configs_clips(
+    tiny_data: Path, tiny_config: DataConfig, tmp_path: Path
+) -> None:
+    from deepfake_studio.detector.data import plan, shrink
+    from deepfake_studio.evaluation.speakers import load_manifest
+
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    for name in ("config.json", "manifest.jsonl"):
+        (copy / name).write_text((tiny_data / name).read_text())
+    smaller = shrink(copy, spoofs_per_generator=3, max_bona_fide=5)
+    splits = json.loads(SPLIT_FILE.read_text())["splits"]
+    split_of = {s: name for name, c in splits.items() for ss in c.values() for s in ss}
+    expected = {j.id for j in plan(smaller, load_manifest(), split_of)}
+    kept = {str(r["id"]).split("~")[0] for r in read_manifest(copy)}
+    assert kept == expected and len(kept) < len(read_manifest(tiny_data)) // 2
+    assert json.loads((copy / "config.json").read_text())["spoofs_per_generator"] == 3
+    with pytest.raises(StudioError, match="not built yet"):
+        shrink(copy, spoofs_per_generator=50, max_bona_fide=5)

@@ -1,0 +1,87 @@
+"""`deepfake-studio detect`: real processes, exit codes, one-line errors, JSON fields."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CLI = [sys.executable, "-m", "deepfake_studio.cli"]
+
+
+def run(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DEEPFAKE_STUDIO_HOME": str(home)}
+    return subprocess.run(
+        [*CLI, *map(str, args)], capture_output=True, text=True, env=env, timeout=300
+    )
+
+
+def test_detect_json_with_segments_and_a_corrupt_file(
+    tmp_path: Path, example_reference: Path
+) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_text("this is not audio")
+    result = run("detect", example_reference, bad, "--json", "--segments", home=tmp_path)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("error: ") and "bad.wav" in errors[0]
+    assert "Traceback" not in result.stderr
+    (line,) = result.stdout.splitlines()  # the good file is still reported
+    report = json.loads(line)
+    assert report["file"] == str(example_reference)
+    assert 0.0 <= report["probability_synthetic"] <= 1.0
+    assert report["label"] == (
+        "synthetic" if report["probability_synthetic"] >= report["threshold"] else "real"
+    )
+    assert set(report["watermark"]) == {"present", "confidence"}
+    assert report["watermark"]["present"] is False  # a public-domain recording, never marked
+    assert len(report["segments"]) >= 2
+    assert set(report["segments"][0]) == {"start", "end", "probability", "speech"}
+
+
+def cli_in_process(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str, str]:
+    """`main()` in this process (no interpreter start-up): exit code, stdout, stderr."""
+    from deepfake_studio import cli
+
+    monkeypatch.setattr(sys, "argv", ["deepfake-studio", *args])
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_detect_text_output_with_a_corrupt_file(
+    tmp_path: Path,
+    example_reference: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DEEPFAKE_STUDIO_HOME", str(tmp_path))
+    bad = tmp_path / "broken.flac"
+    bad.write_bytes(b"fLaC" + os.urandom(300))
+    code, out, err = cli_in_process(
+        ["detect", str(example_reference), str(bad)], capsys, monkeypatch
+    )
+    assert code == 1
+    assert out.startswith(str(example_reference)) and "p(synthetic)" in out
+    assert "watermark" in out
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "broken.flac" in lines[0]
+
+
+def test_train_without_data_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    args = ["detector", "train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path)]
+    code, _, err = cli_in_process(args, capsys, monkeypatch)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 1 and len(lines) == 1 and "no clips" in lines[0], err

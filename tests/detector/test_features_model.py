@@ -1,0 +1,75 @@
+"""LFCC shapes and content, window arithmetic, the network's size and its ONNX export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deepfake_studio.detector.features import (
+    FeatureConfig,
+    fit_frames,
+    lfcc,
+    linear_filterbank,
+    window_starts,
+)
+from deepfake_studio.detector.model import ModelConfig, SpecRNetLite, count_parameters
+from deepfake_studio.detector.train import TrainConfig, export_onnx
+
+
+def test_lfcc_shape_is_80_by_one_frame_per_10_ms() -> None:
+    rng = np.random.default_rng(0)
+    for seconds, frames in ((1.0, 101), (3.0, 301), (4.0, 401)):
+        f = lfcc(rng.normal(0, 0.1, int(seconds * 16_000)).astype(np.float32))
+        assert f.shape == (80, frames) and f.dtype == np.float32
+        assert np.isfinite(f).all()
+    tiny = lfcc(np.zeros(100, np.float32))  # shorter than a frame: padded, no crash
+    assert tiny.shape[0] == 80 and tiny.shape[1] >= 1 and np.isfinite(tiny).all()
+
+
+def test_lfcc_sees_the_band_a_tone_is_in() -> None:
+    """Linear bands: a 6 kHz tone lands in filter 6000 / 8000 · 129 ≈ 96 of 128."""
+    config = FeatureConfig()
+    t = np.arange(16_000) / 16_000
+    tone = (0.5 * np.sin(2 * np.pi * 6000 * t)).astype(np.float32)
+    bank = linear_filterbank(config)
+    spectrum = np.abs(np.fft.rfft(tone[:512] * np.hanning(512))) ** 2
+    assert abs(int(np.argmax(bank @ spectrum)) - 96) <= 1
+    # Cepstra of a tone differ from those of noise at the same level.
+    noise = np.random.default_rng(0).normal(0, 0.35, 16_000).astype(np.float32)
+    assert np.abs(lfcc(tone).mean(1) - lfcc(noise).mean(1)).max() > 5
+
+
+def test_windows_cover_every_frame() -> None:
+    assert window_starts(401, 301, 150) == [0, 100]
+    assert window_starts(301, 301, 150) == [0]
+    assert window_starts(100, 301, 150) == [0]
+    assert window_starts(1000, 301, 150) == [0, 150, 300, 450, 600, 699]
+    short = np.arange(2 * 50, dtype=np.float32).reshape(2, 50)
+    filled = fit_frames(short, 301)
+    assert filled.shape == (2, 301) and (filled[:, 50:100] == short).all()
+
+
+def test_model_is_small_and_takes_any_length() -> None:
+    model = SpecRNetLite(ModelConfig()).eval()
+    assert count_parameters(model) < 400_000
+    with torch.inference_mode():
+        for frames in (32, 301, 1001):
+            assert model(torch.randn(3, 80, frames)).shape == (3,)
+
+
+def test_onnx_export_matches_torch(tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    model = SpecRNetLite().eval()
+    path = export_onnx(model, tmp_path / "d.onnx", TrainConfig())
+    assert path.stat().st_size < 2 * 2**20
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(2, 80, 450)
+    with torch.inference_mode():
+        expected = model(x).numpy()
+    got = session.run(None, {"lfcc": x.numpy()})[0]
+    assert got == pytest.approx(expected, abs=1e-4)
