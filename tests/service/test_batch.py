@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -13,8 +11,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import deepfake_studio
 from deepfake_studio import Studio
+from deepfake_studio.cli import main
 from deepfake_studio.provenance import sidecar_path, verify
 from deepfake_studio.service.batch import BatchError, finished, read_jobs, run_local
 
@@ -115,30 +113,31 @@ def test_batch_writes_signed_outputs_and_resumes(
     assert run_local(studio, [edited], lambda row, error: None).summary().startswith("1 done")
 
 
-def test_cli_reports_failures_and_exits_non_zero(tmp_path: Path) -> None:
+def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """Run the command line's entry point in this process: (exit code, stdout, stderr)."""
+    monkeypatch.setattr(sys, "argv", ["deepfake-studio", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def test_cli_reports_failures_and_exits_non_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     silence = tmp_path / "silence.wav"
     sf.write(silence, np.zeros(16_000 * 3, np.float32), 16_000)
     _csv(tmp_path, "text,out,reference,engine\nNothing to hear.,x.wav,silence.wav,piper\n")
-    env = {
-        **os.environ,
-        "DEEPFAKE_STUDIO_HOME": str(tmp_path / "home"),
-        "PYTHONPATH": str(Path(deepfake_studio.__file__).resolve().parents[1]),
-    }
-    cli = [sys.executable, "-m", "deepfake_studio.cli", "batch"]
-    result = subprocess.run(
-        [*cli, str(tmp_path / "jobs.csv"), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 1, result.stderr
-    assert "0 done, 0 skipped (already there), 1 failed" in result.stdout
-    assert "failed: line 2 x.wav: the reference silence.wav contains no speech" in result.stderr
+    monkeypatch.setenv("DEEPFAKE_STUDIO_HOME", str(tmp_path / "home"))
+    out_dir = str(tmp_path / "out")
+    code, out, err = _cli(
+        ["batch", str(tmp_path / "jobs.csv"), "--out", out_dir], monkeypatch, capsys
+    )
+    assert code == 1, err
+    assert "0 done, 0 skipped (already there), 1 failed" in out
+    assert "failed: line 2 x.wav: the reference silence.wav contains no speech" in err
     assert not (tmp_path / "out" / "x.wav").exists()
 
-    bad = subprocess.run(
-        [*cli, str(tmp_path / "missing.csv"), "--out", str(tmp_path / "out")],
-        capture_output=True, text=True, env=env, timeout=300,
-    )  # fmt: skip
-    assert bad.returncode == 1
-    assert bad.stderr.strip().splitlines() == [
-        f"error: jobs file not found: {tmp_path}/missing.csv"
-    ]
+    code, _, err = _cli(["batch", str(tmp_path / "no.csv"), "--out", out_dir], monkeypatch, capsys)
+    assert code == 1
+    assert err.strip().splitlines() == [f"error: jobs file not found: {tmp_path}/no.csv"]
