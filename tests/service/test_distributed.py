@@ -36,7 +36,6 @@ from deepfake_studio.service.distributed import (
 from deepfake_studio.service.runner import INTERNAL_ERROR
 from deepfake_studio.service.store import JobStore
 
-pytest.importorskip("celery")
 REDIS = shutil.which("redis-server")
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server not installed (.ci/run does)")
 
