@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools<81" wheel
 	# torch first and pinned: a bare torch requirement would pull a multi-GB CUDA build.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e ".[eval,server,queue,detector,test]"
+	$(BIN)/python -m pip install --quiet -e ".[eval,server,queue,detector,train,test]"
 	touch $(STAMP)
 
 install: $(STAMP)

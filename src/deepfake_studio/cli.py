@@ -741,6 +741,166 @@ def _fit_config(base: FitConfig, assignments: list[str]) -> FitConfig:
     return replace(base, **changes)  # type: ignore[arg-type]
 
 
+# --- training (issue 10): prepare a corpus, train a stage ---------------------------------------
+
+train_app = typer.Typer(help="Train a pipeline stage on a folder made by 'prepare'.")
+app.add_typer(train_app, name="train")
+
+# model name → (module, function). Each is `train(options: TrainOptions, config: Path | None)
+# -> Path` and writes RUN/<stage file> (see deepfake_studio.training).
+TRAINERS: dict[str, dict[str, str]] = {
+    "encoder": {"ge2e": "deepfake_studio.encoder.train"},
+    "synthesizer": {
+        "tacotron": "deepfake_studio.synthesizer.train_tacotron",
+        "transformer": "deepfake_studio.synthesizer.train_transformer",
+    },
+    "vocoder": {
+        "wavernn": "deepfake_studio.vocoder.train_wavernn",
+        "hifigan": "deepfake_studio.vocoder.train_hifigan",
+    },
+}
+
+DataOption = Annotated[Path, typer.Option("--data", "-d", help="Folder made by 'prepare'.")]
+RunOption = Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, logs).")]
+StepsOption = Annotated[int, typer.Option("--steps", help="Total optimizer steps.")]
+BatchOption = Annotated[int | None, typer.Option("--batch-size", help="Batch size.")]
+RateOption = Annotated[float | None, typer.Option("--lr", help="Learning rate.")]
+EveryOption = Annotated[
+    int, typer.Option("--checkpoint-every", help="Save a checkpoint every N steps.")
+]
+ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue the run in --out.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the run.")]
+ConfigOption = Annotated[
+    Path | None, typer.Option("--config", help="JSON file overriding the model config.")
+]
+
+
+def _train(
+    stage: str,
+    model: str,
+    data: Path,
+    out: Path,
+    steps: int,
+    batch_size: int | None,
+    lr: float | None,
+    checkpoint_every: int,
+    resume: bool,
+    seed: int,
+    config: Path | None,
+) -> None:
+    import importlib
+
+    from deepfake_studio.training.common import TrainOptions
+
+    module_name = TRAINERS[stage].get(model)
+    if module_name is None:
+        raise StudioError(
+            f"unknown {stage} model {model!r} (available: {', '.join(TRAINERS[stage])})"
+        )
+    if steps < 1 or checkpoint_every < 1:
+        raise StudioError("--steps and --checkpoint-every must be at least 1")
+    module = importlib.import_module(module_name)
+    defaults = module.DEFAULT_OPTIONS  # per-model batch size and learning rate
+    options = TrainOptions(
+        data_dir=data,
+        run_dir=out,
+        steps=steps,
+        batch_size=batch_size or defaults.batch_size,
+        learning_rate=lr or defaults.learning_rate,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        seed=seed,
+        progress=sys.stderr.isatty(),
+    )
+    saved = module.train(options, config)
+    typer.echo(f"{saved}")
+
+
+@train_app.command("encoder")
+def train_encoder(
+    data: DataOption,
+    out: RunOption,
+    steps: StepsOption = 1000,
+    batch_size: BatchOption = None,
+    lr: RateOption = None,
+    checkpoint_every: EveryOption = 500,
+    resume: ResumeOption = False,
+    seed: SeedOption = 0,
+    config: ConfigOption = None,
+) -> None:
+    """GE2E speaker encoder (speakers × utterances batches) → RUN/encoder.pt (RTVC layout)."""
+    _train(
+        "encoder", "ge2e", data, out, steps, batch_size, lr, checkpoint_every, resume, seed, config
+    )
+
+
+@train_app.command("synthesizer")
+def train_synthesizer(
+    data: DataOption,
+    out: RunOption,
+    model: Annotated[str, typer.Option("--model", help="tacotron or transformer.")] = "tacotron",
+    steps: StepsOption = 1000,
+    batch_size: BatchOption = None,
+    lr: RateOption = None,
+    checkpoint_every: EveryOption = 500,
+    resume: ResumeOption = False,
+    seed: SeedOption = 0,
+    config: ConfigOption = None,
+) -> None:
+    """Tacotron (RUN/synthesizer.pt) or transformer TTS (RUN/transformer.pt)."""
+    _train(
+        "synthesizer",
+        model,
+        data,
+        out,
+        steps,
+        batch_size,
+        lr,
+        checkpoint_every,
+        resume,
+        seed,
+        config,
+    )
+
+
+@train_app.command("vocoder")
+def train_vocoder(
+    data: DataOption,
+    out: RunOption,
+    model: Annotated[str, typer.Option("--model", help="hifigan or wavernn.")] = "hifigan",
+    steps: StepsOption = 1000,
+    batch_size: BatchOption = None,
+    lr: RateOption = None,
+    checkpoint_every: EveryOption = 500,
+    resume: ResumeOption = False,
+    seed: SeedOption = 0,
+    config: ConfigOption = None,
+) -> None:
+    """HiFi-GAN (RUN/hifigan.pt) or WaveRNN (RUN/vocoder.pt, RTVC layout)."""
+    _train(
+        "vocoder", model, data, out, steps, batch_size, lr, checkpoint_every, resume, seed, config
+    )
+
+
+@app.command()
+def prepare(
+    source: Annotated[
+        Path, typer.Argument(help="A manifest.csv (path, speaker, text[, emotion]) or a folder.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the prepared data.")],
+    sample_rate: Annotated[
+        int, typer.Option("--sample-rate", help="22050 (transformer, HiFi-GAN) or 16000 (RTVC).")
+    ] = 22_050,
+    config: ConfigOption = None,
+    workers: Annotated[int, typer.Option("--workers", help="Processes (0: every core).")] = 0,
+) -> None:
+    """Prepare a corpus for training: audio, mels, d-vectors, a speaker split (resumable)."""
+    from deepfake_studio.training.prepare import prepare as run_prepare
+
+    summary = run_prepare(source, out, sample_rate=sample_rate, config=config, workers=workers)
+    typer.echo(summary)
+
+
 @app.command()
 def version() -> None:
     """Print the version."""

@@ -25,7 +25,7 @@ Quirks kept on purpose because the published weights were trained with them:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F  # noqa: N812 - conventional alias
@@ -49,6 +49,28 @@ class AudioConfig:
     min_level_db: float = -100.0
     ref_level_db: float = 20.0
     max_abs_value: float = 4.0
+
+
+RTVC_AUDIO = AudioConfig()
+"""RTVC's 16 kHz format: Tacotron and WaveRNN (12.5 ms hop)."""
+HIFIGAN_AUDIO = AudioConfig(
+    sample_rate=22_050,
+    n_fft=2048,
+    hop_length=512,
+    win_length=2048,
+    fmin=0.0,
+    fmax=8000.0,
+    preemphasis=0.0,
+)
+"""22.05 kHz with the hop of 512 samples that HiFi-GAN's upsampling (8·8·4·2) makes; used by
+the transformer synthesizer and HiFi-GAN. Same log scale as RTVC's, without pre-emphasis."""
+
+
+def audio_preset(sample_rate: int) -> AudioConfig:
+    """The mel format `prepare` uses at a sample rate: RTVC's at 16 kHz, else HiFi-GAN's."""
+    if sample_rate == RTVC_AUDIO.sample_rate:
+        return RTVC_AUDIO
+    return replace(HIFIGAN_AUDIO, sample_rate=sample_rate)
 
 
 @dataclass(frozen=True)
