@@ -63,3 +63,90 @@ def fast_fit_config():  # type: ignore[no-untyped-def]
     from deepfake_studio.synthesizer.kokoro_fit import FitConfig
 
     return FitConfig(generations=1, population=2, random_directions=4)
+
+
+TINY_CORPUS_SPEAKERS = ("VCC16_SF1", "VCC16_SM1", "VCC16_TF1", "VCC16_TM1", "VCC16_SF2")
+
+
+@pytest.fixture(scope="session")
+def tiny_manifest(speech_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A manifest of 5 VCC2016 speakers × 3 short clips (1.5-4.5 s) from the shared corpus."""
+    import csv
+
+    with (speech_dir / "manifest.csv").open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if 1.5 < float(r["duration_s"]) < 4.5]
+    chosen = []
+    for speaker in TINY_CORPUS_SPEAKERS:
+        mine = sorted((r for r in rows if r["speaker"] == speaker), key=lambda r: r["path"])[:3]
+        if len(mine) < 3:
+            pytest.skip(f"shared speech data has too few short clips of {speaker}")
+        chosen += mine
+    manifest = tmp_path_factory.mktemp("tiny-corpus") / "manifest.csv"
+    with manifest.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "speaker", "text"])
+        for r in chosen:
+            writer.writerow([str(speech_dir / r["path"]), r["speaker"], r["text"]])
+    return manifest
+
+
+@pytest.fixture(scope="session")
+def prepared_data(tiny_manifest: Path, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Factory: sample rate → a prepared folder of the tiny corpus (built once per rate).
+
+    Speakers are split 3 train / 1 val / 1 test.
+    """
+    made: dict[int, Path] = {}
+
+    def make(sample_rate: int = 22_050) -> Path:
+        if sample_rate not in made:
+            out = tmp_path_factory.mktemp(f"prepared-{sample_rate}")
+            made[sample_rate] = write_prepared_folder(tiny_manifest, out, sample_rate)
+        return made[sample_rate]
+
+    return make
+
+
+# TEMPORARY until `deepfake-studio prepare` lands: writes the prepared layout directly.
+# Replace write_prepared_folder by a call to deepfake_studio.training.prepare.prepare.
+def write_prepared_folder(manifest: Path, out: Path, sample_rate: int) -> Path:
+    import csv
+    import json
+    from dataclasses import asdict
+
+    import numpy as np
+
+    from deepfake_studio.audio import load_audio, normalize_loudness, resample, trim_silence
+    from deepfake_studio.encoder import SpeakerEncoder
+    from deepfake_studio.synthesizer.tacotron import audio_preset
+    from deepfake_studio.vocoder.audio import melspectrogram
+
+    audio_config = audio_preset(sample_rate)
+    with manifest.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    speakers = list(dict.fromkeys(r["speaker"] for r in rows))
+    split_of = {s: "train" for s in speakers[:3]} | {speakers[3]: "val", speakers[4]: "test"}
+    encoder = SpeakerEncoder()
+    for sub in ("audio", "mels", "embeds"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    tables: dict[str, list[list[object]]] = {"train": [], "val": [], "test": []}
+    for row in rows:
+        uid = f"{row['speaker']}_{Path(row['path']).stem}"
+        audio = trim_silence(normalize_loudness(load_audio(row["path"])))
+        wav = resample(audio, sample_rate).samples.astype(np.float32)
+        mel = melspectrogram(wav, audio_config)
+        np.save(out / "audio" / f"{uid}.npy", wav)
+        np.save(out / "mels" / f"{uid}.npy", mel)
+        np.save(out / "embeds" / f"{uid}.npy", encoder.embed(audio.samples, audio.sample_rate))
+        tables[split_of[row["speaker"]]].append(
+            [uid, row["speaker"], row["text"], "neutral", len(wav), mel.shape[1]]
+        )
+    for split, table in tables.items():
+        with (out / f"{split}.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["id", "speaker", "text", "emotion", "n_samples", "n_frames"])
+            writer.writerows(table)
+    splits = {k: sorted({str(r[1]) for r in v}) for k, v in tables.items()}
+    info = {"audio": asdict(audio_config), "splits": splits}
+    (out / "prepare.json").write_text(json.dumps(info, indent=2))
+    return out
