@@ -22,12 +22,13 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - conventional alias
 
+from deepfake_studio.configs import ConfigError, config_from_dict
 from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.synthesizer.base import Conditioning, ProgressCallback
 from deepfake_studio.synthesizer.sv2tts_text import EOS_ID, english_cleaners, symbols_to_ids
@@ -46,6 +47,7 @@ EMBEDDING_SIZE = 256
 ENCODER_FILE, SYNTHESIZER_FILE, VOCODER_FILE = "encoder.pt", "synthesizer.pt", "vocoder.pt"
 VocoderName = Literal["wavernn", "griffinlim"]
 _LFS_MAGIC = b"version https://git-lfs"
+ConfigT = TypeVar("ConfigT")
 
 
 # --- one-line errors ---------------------------------------------------------------------------
@@ -136,10 +138,29 @@ def load_weights(model: torch.nn.Module, state: Mapping[str, object], source: st
     model.load_state_dict(tensors, strict=True)
 
 
+def saved_config(path: Path, cls: type[ConfigT], default: ConfigT | None) -> ConfigT | None:
+    """The network config a checkpoint made by `deepfake-studio train` carries, else `default`.
+
+    RTVC's own checkpoints have no `config` and use the published sizes. A trained one knows its
+    sizes better than any caller, so its config wins.
+    """
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # read_state_dict has already reported damaged files
+        return default
+    saved = checkpoint.get("config") if isinstance(checkpoint, Mapping) else None
+    if not isinstance(saved, Mapping):
+        return default
+    try:
+        return config_from_dict(cls, saved, str(path))
+    except ConfigError as exc:
+        raise CheckpointMismatchError(str(exc)) from exc
+
+
 def load_tacotron(path: Path, config: TacotronConfig | None = None) -> Tacotron:
-    """RTVC `synthesizer.pt` → Tacotron in eval mode."""
+    """RTVC `synthesizer.pt` (or one trained here, with its `config`) → Tacotron in eval mode."""
     state = read_state_dict(path, "synthesizer")
-    model = Tacotron(config)
+    model = Tacotron(saved_config(path, TacotronConfig, config))
     load_weights(model, state, f"SV2TTS synthesizer {path}")
     if not 1 <= model.r <= model.config.max_r:
         raise CheckpointMismatchError(
@@ -151,7 +172,7 @@ def load_tacotron(path: Path, config: TacotronConfig | None = None) -> Tacotron:
 def load_wavernn(path: Path, config: WaveRNNConfig | None = None) -> WaveRNN:
     """RTVC `vocoder.pt` (a `model_state` checkpoint or a bare state dict) → WaveRNN in eval."""
     state = read_state_dict(path, "vocoder")
-    model = WaveRNN(config)
+    model = WaveRNN(saved_config(path, WaveRNNConfig, config))
     load_weights(model, state, f"SV2TTS vocoder {path}")
     return model.eval()
 
@@ -225,7 +246,7 @@ class SV2TTSEngine:
             model = load_wavernn(vocoder_path, self.config.wavernn)
             self.vocoder = WaveRNNVocoder(model, seed=self.config.seed)
         else:
-            self.vocoder = GriffinLimVocoder(self.config.tacotron.audio, self.config.griffin_lim)
+            self.vocoder = GriffinLimVocoder(self.tacotron.config.audio, self.config.griffin_lim)
         self._lock = threading.Lock()  # one synthesis at a time: each one uses every core
 
     @property

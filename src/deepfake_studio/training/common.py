@@ -9,7 +9,6 @@ a resumed run sees exactly the batches an uninterrupted one would have seen.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 import os
@@ -21,9 +20,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+__all__ = [
+    "TrainDefaults",
+    "TrainLog",
+    "TrainOptions",
+    "TrainingError",
+    "batch_rng",
+    "config_dict",
+    "config_from_dict",
+    "load_checkpoint",
+    "load_config",
+    "read_history",
+    "resume_or_start",
+    "save_checkpoint",
+    "save_run",
+    "seed_everything",
+    "set_threads",
+    "steps",
+]
+
 import numpy as np
 import torch
 
+from deepfake_studio import configs
+from deepfake_studio.configs import config_dict
 from deepfake_studio.errors import StudioError
 
 T = TypeVar("T")
@@ -31,6 +51,14 @@ T = TypeVar("T")
 
 class TrainingError(StudioError):
     """A training or preparation run cannot start or continue (one line for the user)."""
+
+
+@dataclass(frozen=True)
+class TrainDefaults:
+    """A trainer's own defaults for the options the CLI leaves open (`DEFAULT_OPTIONS`)."""
+
+    batch_size: int
+    learning_rate: float
 
 
 @dataclass(frozen=True)
@@ -86,10 +114,6 @@ def steps(options: TrainOptions, start: int) -> Iterator[int]:
 
 
 # --- checkpoints ---------------------------------------------------------------------------------
-
-
-def config_dict(config: object) -> dict[str, Any]:
-    return dataclasses.asdict(config)  # type: ignore[call-overload]
 
 
 def save_checkpoint(path: Path, state: Mapping[str, object]) -> Path:
@@ -217,26 +241,15 @@ def load_config(cls: type[T], path: Path | None, **defaults: object) -> T:
         raise TrainingError(f"cannot read config {path}: {exc}") from exc
     if not isinstance(overrides, dict):
         raise TrainingError(f"config {path}: expected a JSON object")
-    return _apply(config, overrides, str(path))
+    try:
+        return configs.apply_overrides(config, overrides, str(path))
+    except configs.ConfigError as exc:
+        raise TrainingError(str(exc)) from exc
 
 
 def config_from_dict(cls: type[T], values: Mapping[str, object]) -> T:
     """Rebuild a config dataclass saved with `config_dict` (e.g. from a checkpoint)."""
-    return _apply(cls(), dict(values), cls.__name__)  # type: ignore[call-arg]
-
-
-def _apply(config: T, overrides: Mapping[str, object], source: str) -> T:
-    fields = {f.name: f for f in dataclasses.fields(config)}  # type: ignore[arg-type]
-    changes: dict[str, object] = {}
-    for name, value in overrides.items():
-        if name not in fields:
-            raise TrainingError(
-                f"config {source}: unknown field {name!r} (known: {', '.join(fields)})"
-            )
-        current = getattr(config, name)
-        if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
-            value = _apply(current, value, source)
-        elif isinstance(current, tuple) and isinstance(value, list):
-            value = tuple(value)
-        changes[name] = value
-    return dataclasses.replace(config, **changes)  # type: ignore[type-var]
+    try:
+        return configs.config_from_dict(cls, values)
+    except configs.ConfigError as exc:
+        raise TrainingError(str(exc)) from exc
