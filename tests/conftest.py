@@ -96,57 +96,16 @@ def prepared_data(tiny_manifest: Path, tmp_path_factory: pytest.TempPathFactory)
 
     Speakers are split 3 train / 1 val / 1 test.
     """
+    from deepfake_studio.training.prepare import PrepareConfig, prepare
+
     made: dict[int, Path] = {}
 
     def make(sample_rate: int = 22_050) -> Path:
         if sample_rate not in made:
             out = tmp_path_factory.mktemp(f"prepared-{sample_rate}")
-            made[sample_rate] = write_prepared_folder(tiny_manifest, out, sample_rate)
+            split = PrepareConfig(val_fraction=0.2, test_fraction=0.2)  # 3 / 1 / 1 speakers
+            prepare(tiny_manifest, out, sample_rate=sample_rate, config=split, workers=1)
+            made[sample_rate] = out
         return made[sample_rate]
 
     return make
-
-
-# TEMPORARY until `deepfake-studio prepare` lands: writes the prepared layout directly.
-# Replace write_prepared_folder by a call to deepfake_studio.training.prepare.prepare.
-def write_prepared_folder(manifest: Path, out: Path, sample_rate: int) -> Path:
-    import csv
-    import json
-    from dataclasses import asdict
-
-    import numpy as np
-
-    from deepfake_studio.audio import load_audio, normalize_loudness, resample, trim_silence
-    from deepfake_studio.encoder import SpeakerEncoder
-    from deepfake_studio.synthesizer.tacotron import audio_preset
-    from deepfake_studio.vocoder.audio import melspectrogram
-
-    audio_config = audio_preset(sample_rate)
-    with manifest.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    speakers = list(dict.fromkeys(r["speaker"] for r in rows))
-    split_of = {s: "train" for s in speakers[:3]} | {speakers[3]: "val", speakers[4]: "test"}
-    encoder = SpeakerEncoder()
-    for sub in ("audio", "mels", "embeds"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
-    tables: dict[str, list[list[object]]] = {"train": [], "val": [], "test": []}
-    for row in rows:
-        uid = f"{row['speaker']}_{Path(row['path']).stem}"
-        audio = trim_silence(normalize_loudness(load_audio(row["path"])))
-        wav = resample(audio, sample_rate).samples.astype(np.float32)
-        mel = melspectrogram(wav, audio_config)
-        np.save(out / "audio" / f"{uid}.npy", wav)
-        np.save(out / "mels" / f"{uid}.npy", mel)
-        np.save(out / "embeds" / f"{uid}.npy", encoder.embed(audio.samples, audio.sample_rate))
-        tables[split_of[row["speaker"]]].append(
-            [uid, row["speaker"], row["text"], "neutral", len(wav), mel.shape[1]]
-        )
-    for split, table in tables.items():
-        with (out / f"{split}.csv").open("w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["id", "speaker", "text", "emotion", "n_samples", "n_frames"])
-            writer.writerows(table)
-    splits = {k: sorted({str(r[1]) for r in v}) for k, v in tables.items()}
-    info = {"audio": asdict(audio_config), "splits": splits}
-    (out / "prepare.json").write_text(json.dumps(info, indent=2))
-    return out

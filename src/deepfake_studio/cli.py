@@ -889,8 +889,11 @@ def prepare(
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the prepared data.")],
     sample_rate: Annotated[
-        int, typer.Option("--sample-rate", help="22050 (transformer, HiFi-GAN) or 16000 (RTVC).")
-    ] = 22_050,
+        int | None,
+        typer.Option(
+            "--sample-rate", help="22050 (default: transformer, HiFi-GAN) or 16000 (RTVC)."
+        ),
+    ] = None,
     config: ConfigOption = None,
     workers: Annotated[int, typer.Option("--workers", help="Processes (0: every core).")] = 0,
 ) -> None:
