@@ -151,6 +151,23 @@ class WaveRNN(nn.Module):
         self.fc3 = nn.Linear(c.fc_dims, c.n_classes)
         self.register_buffer("step", torch.zeros(1, dtype=torch.long))  # training bookkeeping
 
+    def forward(self, previous: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced pass for training, as RTVC's `WaveRNN.forward(x, mels)`.
+
+        previous (B, L): the companded value in [-1, 1] of the sample *before* each target;
+        mel (B, 80, L / hop + 2·pad) in the synthesizer's [-4, 4] scale, with `pad` frames of
+        context on each side → logits (B, L, n_classes) of each target sample's mu-law class.
+        """
+        c = self.config
+        mels, aux = self.upsample(mel / c.mel_scale)
+        a1, a2, a3, a4 = aux.split(c.aux_dims, dim=2)
+        x = self.I(torch.cat([previous.unsqueeze(-1), mels, a1], dim=2))
+        x = x + self.rnn1(x)[0]
+        x = x + self.rnn2(torch.cat([x, a2], dim=2))[0]
+        x = F.relu(self.fc1(torch.cat([x, a3], dim=2)))
+        x = F.relu(self.fc2(torch.cat([x, a4], dim=2)))
+        return self.fc3(x)
+
     def conditioning(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Normalised mel (80, T) → upsampled mel (1, T·hop, 80) and aux (1, T·hop, 128)."""
         c = self.config
