@@ -36,7 +36,8 @@ DataDir = Annotated[
     typer.Option("--data-dir", envvar="DEEPFAKE_STUDIO_HOME", help="Where voices are stored."),
 ]
 Engine = Annotated[
-    str | None, typer.Option("--engine", "-e", help="kokoro (default), piper or sv2tts.")
+    str | None,
+    typer.Option("--engine", "-e", help="kokoro (default), piper, sv2tts or transformer."),
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for the voice analysis.")]
 
@@ -46,7 +47,8 @@ ModelsDir = Annotated[
     typer.Option(
         "--models-dir",
         envvar="DEEPFAKE_STUDIO_SV2TTS_DIR",
-        help="sv2tts engine: folder with RTVC encoder.pt, synthesizer.pt, vocoder.pt.",
+        help="sv2tts: folder with RTVC encoder.pt, synthesizer.pt, vocoder.pt; transformer: "
+        "a 'train' run folder (transformer.pt, hifigan.pt).",
     ),
 ]
 Vocoder = Annotated[
@@ -59,7 +61,11 @@ def _studio(
 ) -> Studio:
     if vocoder not in ("wavernn", "griffinlim"):
         raise StudioError(f"unknown vocoder {vocoder!r} (wavernn or griffinlim)")
-    engines = EngineOptions(sv2tts_dir=models_dir, sv2tts_vocoder=vocoder)  # type: ignore[arg-type]
+    engines = EngineOptions(  # one folder option for both trainable engines
+        sv2tts_dir=models_dir,
+        sv2tts_vocoder=vocoder,  # type: ignore[arg-type]
+        transformer_dir=models_dir,
+    )
     return Studio(StudioConfig(data_dir=data_dir, engines=engines))
 
 

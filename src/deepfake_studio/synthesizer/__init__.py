@@ -38,6 +38,20 @@ def _sv2tts(options: EngineOptions) -> Engine:
     return SV2TTSEngine(Path(models_dir), vocoder=options.sv2tts_vocoder)
 
 
+def _transformer(options: EngineOptions) -> Engine:
+    import os
+
+    from deepfake_studio.synthesizer.transformer_engine import TransformerEngine
+
+    models_dir = options.transformer_dir or os.environ.get("DEEPFAKE_STUDIO_TRANSFORMER_DIR")
+    if not models_dir:
+        raise EngineError(
+            "the transformer engine needs a training run: --models-dir RUN or "
+            "DEEPFAKE_STUDIO_TRANSFORMER_DIR (transformer.pt, optionally hifigan.pt)"
+        )
+    return TransformerEngine(Path(models_dir))
+
+
 def _piper(options: EngineOptions) -> Engine:
     from deepfake_studio.synthesizer.piper import PiperEngine
 
@@ -51,12 +65,14 @@ class EngineOptions:
     kokoro: KokoroConfig = field(default_factory=KokoroConfig)
     sv2tts_dir: Path | None = None  # RTVC checkpoints; else DEEPFAKE_STUDIO_SV2TTS_DIR
     sv2tts_vocoder: Literal["wavernn", "griffinlim"] = "wavernn"
+    transformer_dir: Path | None = None  # a `deepfake-studio train` run folder
 
 
 ENGINES: dict[str, Callable[[EngineOptions], Engine]] = {
     "kokoro": _kokoro,
     "piper": _piper,
     "sv2tts": _sv2tts,
+    "transformer": _transformer,
 }
 DEFAULT_ENGINE = "kokoro"
 

@@ -12,12 +12,13 @@ from typing import Literal
 import numpy as np
 
 from deepfake_studio.synthesizer.tacotron import AudioConfig
+from deepfake_studio.synthesizer.transformer import EMOTIONS
 from deepfake_studio.training.common import TrainingError, config_from_dict
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
+__all__ = ["EMOTIONS", "METADATA_COLUMNS", "SPLITS", "PreparedData", "Utterance"]
 METADATA_COLUMNS = ("id", "speaker", "text", "emotion", "n_samples", "n_frames")
-EMOTIONS = ("neutral", "happy", "sad", "angry", "surprised", "fear")
 
 
 @dataclass(frozen=True)
