@@ -33,6 +33,15 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "training"
 SHARED_MANIFEST = ROOT.parent / "shared" / "data" / "speech" / "manifest.csv"
 SENTENCE = "The birch canoe slid on the smooth planks."
+# Batch sizes (and config overrides) for a 2-core CPU: the trainers' defaults are GPU-sized
+# (e.g. HiFi-GAN at batch 16 took ~110 s per step here). Model sizes stay the defaults.
+CPU_RUN: dict[str, tuple[int, dict[str, object]]] = {
+    "encoder": (16, {}),  # speakers per batch, × 10 utterances
+    "tacotron": (8, {}),
+    "wavernn": (16, {}),
+    "transformer": (8, {}),
+    "hifigan": (4, {"segment_frames": 16}),
+}
 
 # stage name → (trainer module, prepared sample rate, run file)
 STAGES: dict[str, tuple[str, int, str]] = {
@@ -55,32 +64,40 @@ def prepare_corpus(manifest: Path, out: Path, sample_rate: int) -> dict[str, obj
     counts = {split: len(data.utterances(split)) for split in SPLITS}
     hours = sum(u.n_samples for s in SPLITS for u in data.utterances(s)) / sample_rate / 3600
     return {"seconds": round(seconds, 1), "utterances": counts, "hours": round(hours, 3),
-            "summary": summary}  # fmt: skip
+            "summary": str(summary)}  # fmt: skip
 
 
 def train_for(stage: str, data: Path, run: Path, minutes: float, chunk: int) -> dict[str, object]:
     """Train `stage` in chunks of `chunk` steps until `minutes` of wall clock have passed."""
     module_name, _, run_file = STAGES[stage]
     module = importlib.import_module(module_name)
-    defaults = module.DEFAULT_OPTIONS
+    batch_size, overrides = CPU_RUN[stage]
+    config = None
+    if overrides:
+        config = run.parent / f"{stage}-config.json"
+        config.write_text(json.dumps(overrides))
     options = TrainOptions(
         data_dir=data,
         run_dir=run,
         steps=0,
-        batch_size=defaults.batch_size,
-        learning_rate=defaults.learning_rate,
+        batch_size=batch_size,
+        learning_rate=module.DEFAULT_OPTIONS.learning_rate,
         checkpoint_every=10 * chunk,
         log_every=max(1, chunk // 5),
         progress=False,
     )
-    done = _saved_step(run / run_file)
+    done = first = _saved_step(run / run_file)
     started = time.perf_counter()
     load = []
-    while time.perf_counter() - started < 60 * minutes:
-        options = replace(options, steps=done + chunk, resume=done > 0)
-        module.train(options, None)
-        done += chunk
+    size = min(5, chunk)  # a short first chunk measures the step time
+    while (left := 60 * minutes - (time.perf_counter() - started)) > 0:
+        options = replace(options, steps=done + size, resume=done > 0)
+        began = time.perf_counter()
+        module.train(options, config if done == 0 else None)
+        per_step = (time.perf_counter() - began) / size
+        done += size
         load.append(os.getloadavg()[0])
+        size = int(max(1, min(chunk, (left - per_step * size) / per_step)))
     seconds = time.perf_counter() - started
     history = read_history(run / "logs" / _log_name(run, stage) / "history.csv")
     last = {k: round(v[-1], 4) for k, v in history.items() if k not in ("step", "seconds")}
@@ -88,8 +105,9 @@ def train_for(stage: str, data: Path, run: Path, minutes: float, chunk: int) -> 
     return {
         "steps": done,
         "seconds": round(seconds, 1),
-        "steps_per_second": round(len(load) * chunk / seconds, 3),
+        "steps_per_second": round((done - first) / seconds, 3),
         "batch_size": options.batch_size,
+        "config_overrides": overrides,
         "first_logged": first,
         "last_logged": last,
         "load_average_median": round(sorted(load)[len(load) // 2], 2) if load else None,
@@ -140,7 +158,7 @@ def speak(run: Path, engine_name: str, reference: Path, out: Path) -> dict[str, 
     studio = Studio(
         StudioConfig(
             data_dir=out.parent / "studio-home",
-            engines=EngineOptions(sv2tts_dir=run, sv2tts_vocoder="wavernn"),
+            engines=EngineOptions(sv2tts_dir=run, sv2tts_vocoder="wavernn", transformer_dir=run),
         )
     )
     started = time.perf_counter()
