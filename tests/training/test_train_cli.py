@@ -1,0 +1,38 @@
+"""`deepfake-studio train ...`: the commands reach the trainers, resume, and fail in one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from deepfake_studio.training.common import load_checkpoint
+
+CLI = [sys.executable, "-m", "deepfake_studio.cli", "train"]
+
+
+def run(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
+
+
+def test_train_cli_runs_resumes_and_reports_errors(prepared_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    data = prepared_data(22_050)
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"model": {"d_model": 32, "heads": 2, "encoder_layers": 1,
+                      "decoder_layers": 1, "ffn_dims": 64, "postnet_dims": 16}}))  # fmt: skip
+    run_dir = tmp_path / "run"
+    common = ["--data", data, "--out", run_dir, "--batch-size", 2, "--checkpoint-every", 1]
+    first = run("synthesizer", "--model", "transformer", *common, "--steps", 2, "--config", config)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == str(run_dir / "transformer.pt")
+    resumed = run("synthesizer", "--model", "transformer", *common, "--steps", 3, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_checkpoint(run_dir / "transformer.pt")["step"] == 3
+    assert len(list((run_dir / "checkpoints").glob("transformer-step*.pt"))) == 3
+
+    unknown = run("vocoder", "--model", "melgan", "--data", data, "--out", tmp_path / "x")
+    assert unknown.returncode == 1 and "unknown vocoder model 'melgan'" in unknown.stderr
+    missing = run("encoder", "--data", tmp_path / "nothing", "--out", tmp_path / "y")
+    assert missing.returncode == 1 and "run 'deepfake-studio prepare' first" in missing.stderr
+    assert missing.stderr.strip().count("\n") == 0
