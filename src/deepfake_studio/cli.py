@@ -18,6 +18,7 @@ from deepfake_studio.studio import Studio, StudioConfig
 from deepfake_studio.synthesizer import ENGINES, EngineOptions
 from deepfake_studio.synthesizer.kokoro_fit import FitConfig
 from deepfake_studio.text import check_text
+from deepfake_studio.voices import Voice
 
 if TYPE_CHECKING:
     from deepfake_studio.service.distributed import QueueConfig
@@ -107,6 +108,10 @@ def clone(
     ] = False,
     models_dir: ModelsDir = None,
     vocoder: Vocoder = "wavernn",
+    emotion: Annotated[
+        str | None,
+        typer.Option("--emotion", help="transformer engine: neutral, happy, sad, angry, ..."),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Speak TEXT in the voice of a reference recording or an enrolled voice."""
@@ -123,6 +128,8 @@ def clone(
     bar, progress = _bar("analysing reference" if reference else "loading voice")
     with bar:
         chosen = studio.resolve_voice(voice, reference, engine, seed, progress)
+        if emotion is not None:
+            _set_emotion(chosen, emotion)
         bar.set_description("speaking")
         bar.n = 0
         audio = studio.clone(
@@ -135,13 +142,26 @@ def clone(
         voice=chosen,
         engine=chosen.engine,
         watermarked=not no_watermark,
-        parameters={"speed": speed, "seed": seed},
+        parameters={"speed": speed, "seed": seed, **({"emotion": emotion} if emotion else {})},
     )
     mark = "no watermark" if no_watermark else "watermarked"
     typer.echo(
         f"{path}  {audio.duration:.2f} s  voice={chosen.name} engine={chosen.engine}  {mark}"
         f"  record={record.name}"
     )
+
+
+def _set_emotion(voice: Voice, emotion: str) -> None:
+    """The emotion of this synthesis (only the transformer engine has an emotion input)."""
+    from deepfake_studio.synthesizer.transformer import EMOTIONS
+
+    if voice.engine != "transformer":
+        raise StudioError(
+            f"--emotion needs the transformer engine (this voice uses {voice.engine})"
+        )
+    if emotion not in EMOTIONS:
+        raise StudioError(f"unknown emotion {emotion!r} (one of {', '.join(EMOTIONS)})")
+    voice.conditioning.info["emotion"] = emotion
 
 
 @app.command()

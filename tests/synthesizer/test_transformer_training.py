@@ -121,12 +121,30 @@ def test_resume_continues_exactly_and_the_engine_speaks(  # type: ignore[no-unty
     cli = subprocess.run(
         [sys.executable, "-m", "deepfake_studio.cli", "clone", "--engine", "transformer",
          "--models-dir", str(tmp_path / "a"), "--reference", str(ROOT / "examples" /
-         "lj_reference.flac"), "--text", "Hi there.", "--out", str(out)],
+         "lj_reference.flac"), "--text", "Hi there.", "--emotion", "happy", "--out", str(out)],
         capture_output=True, text=True, timeout=300,
         env={"DEEPFAKE_STUDIO_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert cli.returncode == 0, cli.stderr
     assert sf.info(out).samplerate == 22_050 and sf.info(out).duration > 0.02
+    record = json.loads(out.with_name("clone.wav.provenance.json").read_text())
+    assert '"emotion": "happy"' in json.dumps(record)
+
+
+def test_emotion_option_is_checked() -> None:
+    from deepfake_studio.cli import _set_emotion
+    from deepfake_studio.errors import StudioError
+    from deepfake_studio.synthesizer.base import Conditioning
+    from deepfake_studio.voices import Voice
+
+    voice = Voice("v", np.zeros(256, np.float32), Conditioning("transformer"), "ok", "0" * 64)
+    _set_emotion(voice, "sad")
+    assert voice.conditioning.info["emotion"] == "sad"
+    with pytest.raises(StudioError, match="unknown emotion 'bored'"):
+        _set_emotion(voice, "bored")
+    kokoro = Voice("k", np.zeros(256, np.float32), Conditioning("kokoro"), "ok", "0" * 64)
+    with pytest.raises(StudioError, match="needs the transformer engine"):
+        _set_emotion(kokoro, "sad")
 
 
 def test_errors_are_one_line(prepared_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
