@@ -114,6 +114,26 @@ def train_for(stage: str, data: Path, run: Path, minutes: float, chunk: int) -> 
     }
 
 
+def encoder_eer(data_dir: Path, weights: Path | None) -> float:
+    """Speaker-verification EER on the test speakers: cosine of every pair of utterances."""
+    import numpy as np
+
+    from deepfake_studio.detector.metrics import equal_error_rate
+    from deepfake_studio.encoder import SpeakerEncoder
+    from deepfake_studio.training.dataset import PreparedData
+
+    data = PreparedData(data_dir)
+    encoder = SpeakerEncoder(weights)
+    utterances = data.utterances("test")
+    embeddings = np.stack([encoder.embed(data.wav(u), data.sample_rate) for u in utterances])
+    speakers = np.array([u.speaker for u in utterances])
+    scores = embeddings @ embeddings.T
+    upper = np.triu_indices(len(utterances), 1)
+    same = (speakers[:, None] == speakers[None, :])[upper]
+    eer, _ = equal_error_rate(bona_fide=scores[upper][~same], spoof=scores[upper][same])
+    return round(100 * eer, 2)
+
+
 def _saved_step(path: Path) -> int:
     if not path.exists():
         return 0
@@ -210,6 +230,12 @@ def main() -> None:
         plot(stage, run / "logs" / _log_name(run, stage) / "history.csv", OUT / f"{stage}.png")
         results_path.write_text(json.dumps(results, indent=2))
 
+    if "encoder" in stages:
+        data16 = args.work / "data-16000"
+        results["encoder_test_eer_percent"] = {
+            "bundled": encoder_eer(data16, None),
+            "fine_tuned": encoder_eer(data16, args.work / "run-16k" / "encoder.pt"),
+        }
     reference = ROOT / "examples" / "lj_reference.flac"
     results["samples"] = {}
     if {"tacotron"} <= set(results["stages"]):
@@ -258,6 +284,11 @@ def write_markdown(results: dict, out: Path) -> None:  # type: ignore[type-arg]
             f"| {stage} | {s['steps']} | {s['seconds'] / 60:.1f} | {s['steps_per_second']} "
             f"| {s['batch_size']} | {first} | {last} | {s['load_average_median']} |"
         )
+    if "encoder_test_eer_percent" in results:
+        e = results["encoder_test_eer_percent"]
+        lines += ["", f"Encoder, speaker-verification EER over all pairs of test-split utterances "
+                  f"(speakers never seen in training): bundled weights {e['bundled']} %, after "
+                  f"fine-tuning {e['fine_tuned']} %."]  # fmt: skip
     if results.get("samples"):
         lines += ["", "## what the trained pairs say", "", f"Text: “{SENTENCE}”", "",
                   "| engine | file | audio s | synthesis s | Whisper transcript | WER |",
