@@ -26,7 +26,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - conventional alias
 
-from deepfake_studio.configs import config_dict
 from deepfake_studio.encoder.features import mel_spectrogram
 from deepfake_studio.encoder.model import EncoderConfig, SpeakerEncoderModel
 from deepfake_studio.encoder.preprocess import preprocess_wav
@@ -37,11 +36,9 @@ from deepfake_studio.training.common import (
     TrainLog,
     TrainOptions,
     batch_rng,
-    config_from_dict,
-    load_config,
-    resume_or_start,
+    run_state,
     save_run,
-    set_threads,
+    start_run,
     steps,
 )
 from deepfake_studio.training.dataset import PreparedData
@@ -135,12 +132,7 @@ class SpeakerMels:
 
 def train(options: TrainOptions, config_path: Path | None) -> Path:
     """Train (or continue) RUN/encoder.pt; returns its path."""
-    set_threads(options.threads)
-    checkpoint = resume_or_start(options, RUN_FILE)
-    if checkpoint is not None:
-        config = config_from_dict(EncoderTrainConfig, checkpoint["train_config"])
-    else:
-        config = load_config(EncoderTrainConfig, config_path)
+    checkpoint, config = start_run(options, RUN_FILE, EncoderTrainConfig, config_path)
     if config.utterances_per_speaker < 2:
         raise TrainingError("utterances_per_speaker must be at least 2 (GE2E leaves one out)")
     mels = SpeakerMels(PreparedData(options.data_dir), config)
@@ -174,13 +166,7 @@ def train(options: TrainOptions, config_path: Path | None) -> Path:
         optimizer.step()
         log.add(step, {"loss": loss.item(), "eer": batch_eer(scores, utterances)})
         if step % options.checkpoint_every == 0 or step == options.steps:
-            state = {
-                "model_state": model.state_dict(),
-                "optimizer_state": optimizer.state_dict(),
-                "step": step,
-                "config": config_dict(config.model),
-                "train_config": config_dict(config),
-            }
+            state = run_state(model, optimizer, step, config)
             save_run(options, RUN_FILE, state, step)
     log.close(step)
     return options.run_dir / RUN_FILE

@@ -23,7 +23,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - conventional alias
 
-from deepfake_studio.configs import config_dict
 from deepfake_studio.synthesizer.sv2tts_text import text_to_sequence
 from deepfake_studio.synthesizer.tacotron import Tacotron, TacotronConfig
 from deepfake_studio.training.common import (
@@ -32,12 +31,10 @@ from deepfake_studio.training.common import (
     TrainLog,
     TrainOptions,
     batch_rng,
-    config_from_dict,
-    load_config,
-    resume_or_start,
+    run_state,
     save_checkpoint,
     save_run,
-    set_threads,
+    start_run,
     steps,
 )
 from deepfake_studio.training.dataset import PreparedData, Utterance
@@ -91,12 +88,7 @@ def tacotron_loss(
 
 def train(options: TrainOptions, config_path: Path | None) -> Path:
     """Train (or continue) RUN/synthesizer.pt; returns its path."""
-    set_threads(options.threads)
-    checkpoint = resume_or_start(options, RUN_FILE)
-    if checkpoint is not None:  # a resumed run keeps the sizes it was started with
-        config = config_from_dict(TacotronTrainConfig, checkpoint["train_config"])
-    else:
-        config = load_config(TacotronTrainConfig, config_path)
+    checkpoint, config = start_run(options, RUN_FILE, TacotronTrainConfig, config_path)
     data = PreparedData(options.data_dir)
     data.require_audio(config.model.audio, "tacotron")
     pool = [u for u in data.utterances("train") if u.n_frames <= config.max_frames]
@@ -130,21 +122,9 @@ def train(options: TrainOptions, config_path: Path | None) -> Path:
         model.step.fill_(step)  # RTVC keeps the step in the state dict too
         log.add(step, parts)
         if step % options.checkpoint_every == 0 or step == options.steps:
-            save_run(options, RUN_FILE, state(model, optimizer, step, config), step)
+            save_run(options, RUN_FILE, run_state(model, optimizer, step, config), step)
     log.close(step)
     return options.run_dir / RUN_FILE
-
-
-def state(
-    model: Tacotron, optimizer: torch.optim.Optimizer, step: int, config: TacotronTrainConfig
-) -> dict[str, object]:
-    return {
-        "model_state": model.state_dict(),
-        "optimizer_state": optimizer.state_dict(),
-        "step": step,
-        "config": config_dict(config.model),  # what the engine's loader reads
-        "train_config": config_dict(config),
-    }
 
 
 def write_encoder(run_dir: Path, data: PreparedData) -> None:

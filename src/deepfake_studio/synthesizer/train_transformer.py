@@ -22,7 +22,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - conventional alias
 
-from deepfake_studio.configs import config_dict
 from deepfake_studio.synthesizer.sv2tts_text import text_to_sequence
 from deepfake_studio.synthesizer.transformer import (
     EMOTIONS,
@@ -36,11 +35,9 @@ from deepfake_studio.training.common import (
     TrainLog,
     TrainOptions,
     batch_rng,
-    config_from_dict,
-    load_config,
-    resume_or_start,
+    run_state,
     save_run,
-    set_threads,
+    start_run,
     steps,
 )
 from deepfake_studio.training.dataset import PreparedData, Utterance
@@ -107,12 +104,7 @@ def transformer_loss(
 
 def train(options: TrainOptions, config_path: Path | None) -> Path:
     """Train (or continue) RUN/transformer.pt; returns its path."""
-    set_threads(options.threads)
-    checkpoint = resume_or_start(options, RUN_FILE)
-    if checkpoint is not None:
-        config = config_from_dict(TransformerTrainConfig, checkpoint["train_config"])
-    else:
-        config = load_config(TransformerTrainConfig, config_path)
+    checkpoint, config = start_run(options, RUN_FILE, TransformerTrainConfig, config_path)
     data = PreparedData(options.data_dir)
     data.require_audio(config.model.audio, "the transformer synthesizer")
     pool = [u for u in data.utterances("train") if u.n_frames <= config.max_frames]
@@ -148,14 +140,7 @@ def train(options: TrainOptions, config_path: Path | None) -> Path:
         warmup.step()
         log.add(step, parts)
         if step % options.checkpoint_every == 0 or step == options.steps:
-            state = {
-                "model_state": model.state_dict(),
-                "optimizer_state": optimizer.state_dict(),
-                "scheduler_state": warmup.state_dict(),
-                "step": step,
-                "config": config_dict(config.model),
-                "train_config": config_dict(config),
-            }
+            state = run_state(model, optimizer, step, config, scheduler_state=warmup.state_dict())
             save_run(options, RUN_FILE, state, step)
     log.close(step)
     return options.run_dir / RUN_FILE

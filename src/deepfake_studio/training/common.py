@@ -32,10 +32,12 @@ __all__ = [
     "load_config",
     "read_history",
     "resume_or_start",
+    "run_state",
     "save_checkpoint",
     "save_run",
     "seed_everything",
     "set_threads",
+    "start_run",
     "steps",
 ]
 
@@ -163,6 +165,40 @@ def resume_or_start(options: TrainOptions, name: str) -> dict[str, Any] | None:
     if path.exists():
         raise TrainingError(f"{path} exists: pass --resume to continue it, or choose another --out")
     return None
+
+
+def start_run(
+    options: TrainOptions, name: str, config_class: type[T], config_path: Path | None
+) -> tuple[dict[str, Any] | None, T]:
+    """Set the threads and find (checkpoint to resume or None, the run's training config).
+
+    A resumed run keeps the config it was started with (its `train_config`); a new one reads
+    the defaults of `config_class` overridden by the JSON file at `config_path`.
+    """
+    set_threads(options.threads)
+    checkpoint = resume_or_start(options, name)
+    if checkpoint is not None:
+        return checkpoint, config_from_dict(config_class, checkpoint["train_config"])
+    return None, load_config(config_class, config_path)
+
+
+def run_state(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    config: object,
+    **extra: object,
+) -> dict[str, object]:
+    """A checkpoint in RTVC's layout plus the configs: `config` is the network's (`config.model`,
+    what the engines' loaders read), `train_config` the whole training config (for --resume)."""
+    return {
+        "model_state": model.state_dict(),
+        "optimizer_state": optimizer.state_dict(),
+        "step": step,
+        "config": config_dict(config.model),  # type: ignore[attr-defined]
+        "train_config": config_dict(config),
+        **extra,
+    }
 
 
 # --- logs ----------------------------------------------------------------------------------------

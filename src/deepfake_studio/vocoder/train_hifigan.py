@@ -22,18 +22,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - conventional alias
 
-from deepfake_studio.configs import config_dict
 from deepfake_studio.training.common import (
     TrainDefaults,
     TrainingError,
     TrainLog,
     TrainOptions,
     batch_rng,
-    config_from_dict,
-    load_config,
-    resume_or_start,
+    run_state,
     save_run,
-    set_threads,
+    start_run,
     steps,
 )
 from deepfake_studio.training.dataset import PreparedData
@@ -139,16 +136,15 @@ class HiFiGANTraining:
         return {"mel_l1": mel_loss.item(), "generator_total": loss_g.item(), **parts}
 
     def state(self, step: int) -> dict[str, object]:
-        return {
-            "model_state": self.generator.state_dict(),
-            "optimizer_state": self.optim_g.state_dict(),
-            "step": step,
-            "config": config_dict(self.config.model),
-            "train_config": config_dict(self.config),
-            "discriminator_state": {"mpd": self.mpd.state_dict(), "msd": self.msd.state_dict()},
-            "discriminator_optimizer_state": self.optim_d.state_dict(),
-            "scheduler_state": {"g": self.sched_g.state_dict(), "d": self.sched_d.state_dict()},
-        }
+        return run_state(
+            self.generator,
+            self.optim_g,
+            step,
+            self.config,
+            discriminator_state={"mpd": self.mpd.state_dict(), "msd": self.msd.state_dict()},
+            discriminator_optimizer_state=self.optim_d.state_dict(),
+            scheduler_state={"g": self.sched_g.state_dict(), "d": self.sched_d.state_dict()},
+        )
 
     def load(self, checkpoint: dict) -> int:  # type: ignore[type-arg]
         self.generator.load_state_dict(checkpoint["model_state"])
@@ -163,12 +159,7 @@ class HiFiGANTraining:
 
 def train(options: TrainOptions, config_path: Path | None) -> Path:
     """Train (or continue) RUN/hifigan.pt; returns its path."""
-    set_threads(options.threads)
-    checkpoint = resume_or_start(options, RUN_FILE)
-    if checkpoint is not None:
-        config = config_from_dict(HiFiGANTrainConfig, checkpoint["train_config"])
-    else:
-        config = load_config(HiFiGANTrainConfig, config_path)
+    checkpoint, config = start_run(options, RUN_FILE, HiFiGANTrainConfig, config_path)
     data = PreparedData(options.data_dir)
     data.require_audio(config.model.audio, "hifigan")
     segments = Segments(data, config)

@@ -24,18 +24,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 - conventional alias
 
-from deepfake_studio.configs import config_dict
 from deepfake_studio.training.common import (
     TrainDefaults,
     TrainingError,
     TrainLog,
     TrainOptions,
     batch_rng,
-    config_from_dict,
-    load_config,
-    resume_or_start,
+    run_state,
     save_run,
-    set_threads,
+    start_run,
     steps,
 )
 from deepfake_studio.training.dataset import PreparedData, Utterance
@@ -102,12 +99,7 @@ def wavernn_loss(model: WaveRNN, batch: tuple[torch.Tensor, ...]) -> torch.Tenso
 
 def train(options: TrainOptions, config_path: Path | None) -> Path:
     """Train (or continue) RUN/vocoder.pt; returns its path."""
-    set_threads(options.threads)
-    checkpoint = resume_or_start(options, RUN_FILE)
-    if checkpoint is not None:
-        config = config_from_dict(WaveRNNTrainConfig, checkpoint["train_config"])
-    else:
-        config = load_config(WaveRNNTrainConfig, config_path)
+    checkpoint, config = start_run(options, RUN_FILE, WaveRNNTrainConfig, config_path)
     data = PreparedData(options.data_dir)
     data.require_audio(config.model.audio, "wavernn")
     windows = Windows(data, config)
@@ -132,13 +124,7 @@ def train(options: TrainOptions, config_path: Path | None) -> Path:
         model.step.fill_(step)
         log.add(step, {"loss": loss.item()})
         if step % options.checkpoint_every == 0 or step == options.steps:
-            state = {
-                "model_state": model.state_dict(),
-                "optimizer_state": optimizer.state_dict(),
-                "step": step,
-                "config": config_dict(config.model),
-                "train_config": config_dict(config),
-            }
+            state = run_state(model, optimizer, step, config)
             save_run(options, RUN_FILE, state, step)
     log.close(step)
     return options.run_dir / RUN_FILE
