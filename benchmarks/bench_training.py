@@ -101,14 +101,14 @@ def train_for(stage: str, data: Path, run: Path, minutes: float, chunk: int) -> 
     seconds = time.perf_counter() - started
     history = read_history(run / "logs" / _log_name(run, stage) / "history.csv")
     last = {k: round(v[-1], 4) for k, v in history.items() if k not in ("step", "seconds")}
-    first = {k: round(v[0], 4) for k, v in history.items() if k not in ("step", "seconds")}
+    earliest = {k: round(v[0], 4) for k, v in history.items() if k not in ("step", "seconds")}
     return {
         "steps": done,
         "seconds": round(seconds, 1),
         "steps_per_second": round((done - first) / seconds, 3),
         "batch_size": options.batch_size,
         "config_overrides": overrides,
-        "first_logged": first,
+        "first_logged": earliest,
         "last_logged": last,
         "load_average_median": round(sorted(load)[len(load) // 2], 2) if load else None,
     }
@@ -207,8 +207,15 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0, help="wall clock per stage")
     parser.add_argument("--chunk", type=int, default=50, help="steps between resumes")
     parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument(
+        "--stage-minutes", default="", help="per-stage budgets overriding --minutes: encoder=3,..."
+    )
     args = parser.parse_args()
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    budgets = {stage: args.minutes for stage in stages}
+    for item in filter(None, args.stage_minutes.split(",")):
+        name, _, minutes = item.partition("=")
+        budgets[name.strip()] = float(minutes)
     OUT.mkdir(parents=True, exist_ok=True)
     results_path = OUT / "results.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
@@ -223,9 +230,9 @@ def main() -> None:
     for stage in stages:
         rate = STAGES[stage][1]
         run = args.work / ("run-16k" if rate == 16_000 else "run-22k")
-        print(f"train {stage} for {args.minutes} min → {run}", flush=True)
+        print(f"train {stage} for {budgets[stage]} min → {run}", flush=True)
         results["stages"][stage] = train_for(
-            stage, args.work / f"data-{rate}", run, args.minutes, args.chunk
+            stage, args.work / f"data-{rate}", run, budgets[stage], args.chunk
         )
         plot(stage, run / "logs" / _log_name(run, stage) / "history.csv", OUT / f"{stage}.png")
         results_path.write_text(json.dumps(results, indent=2))
