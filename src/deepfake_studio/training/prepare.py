@@ -245,10 +245,16 @@ def run_all(
     outcomes = []
     with bar:
         if workers == 1:
-            worker = Worker(out, settings)
-            for item in items:
-                outcomes.append(worker(item))
-                bar.update()
+            import torch
+
+            threads = torch.get_num_threads()
+            try:
+                worker = Worker(out, settings)  # sets 1 thread: restored below
+                for item in items:
+                    outcomes.append(worker(item))
+                    bar.update()
+            finally:
+                torch.set_num_threads(threads)
         else:
             import multiprocessing
 
@@ -305,6 +311,8 @@ class Worker:
 
         s = self.settings
         audio = load_audio(item.source)
+        # A DC offset (one LibriSpeech file here has -0.26) hides the speech from the VAD.
+        audio = audio.with_samples(audio.samples - np.mean(audio.samples))
         if (
             speech_seconds(audio) < s.min_speech_fraction * audio.duration
             or not audio.samples.any()
