@@ -99,9 +99,7 @@ def train_for(stage: str, data: Path, run: Path, minutes: float, chunk: int) -> 
         load.append(os.getloadavg()[0])
         size = int(max(1, min(chunk, (left - per_step * size) / per_step)))
     seconds = time.perf_counter() - started
-    history = read_history(run / "logs" / _log_name(run, stage) / "history.csv")
-    last = {k: round(v[-1], 4) for k, v in history.items() if k not in ("step", "seconds")}
-    earliest = {k: round(v[0], 4) for k, v in history.items() if k not in ("step", "seconds")}
+    earliest, last = losses(run / "logs" / _log_name(run, stage) / "history.csv")
     return {
         "steps": done,
         "seconds": round(seconds, 1),
@@ -142,10 +140,21 @@ def _saved_step(path: Path) -> int:
     return int(load_checkpoint(path)["step"])
 
 
+LOG_FOLDERS = {"encoder": "encoder", "tacotron": "synthesizer", "wavernn": "vocoder",
+               "transformer": "transformer", "hifigan": "hifigan"}  # fmt: skip
+
+
 def _log_name(run: Path, stage: str) -> str:
-    """The trainer's log folder under RUN/logs (named by the trainer: take the one there)."""
-    folders = sorted(p.name for p in (run / "logs").iterdir() if p.is_dir())
-    return stage if stage in folders else folders[0]
+    """The folder under RUN/logs that the stage's trainer writes."""
+    return LOG_FOLDERS[stage]
+
+
+def losses(history_path: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """(first, last) logged value of every loss in a history.csv."""
+    history = read_history(history_path)
+    names = [k for k in history if k not in ("step", "seconds")]
+    return ({k: round(history[k][0], 4) for k in names},
+            {k: round(history[k][-1], 4) for k in names})  # fmt: skip
 
 
 def plot(stage: str, history_path: Path, out: Path) -> None:
@@ -208,6 +217,9 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=50, help="steps between resumes")
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument(
+        "--report", action="store_true", help="only redo plots and tables from --work"
+    )
+    parser.add_argument(
         "--stage-minutes", default="", help="per-stage budgets overriding --minutes: encoder=3,..."
     )
     args = parser.parse_args()
@@ -222,6 +234,16 @@ def main() -> None:
     results["machine"] = machine()
     results.setdefault("prepare", {})
     results.setdefault("stages", {})
+    if args.report:
+        for stage in results["stages"]:
+            run = args.work / ("run-16k" if STAGES[stage][1] == 16_000 else "run-22k")
+            history = run / "logs" / _log_name(run, stage) / "history.csv"
+            first, last = losses(history)
+            results["stages"][stage] |= {"first_logged": first, "last_logged": last}
+            plot(stage, history, OUT / f"{stage}.png")
+        results_path.write_text(json.dumps(results, indent=2))
+        write_markdown(results, OUT / "results.md")
+        return
 
     for rate in sorted({STAGES[s][1] for s in stages}):
         data = args.work / f"data-{rate}"
