@@ -518,12 +518,19 @@ def detector_train(
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed.")] = 0,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from OUT/last.pt.")] = False,
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="JSON overriding TrainConfig fields (detector/train.py)."),
+    ] = None,
 ) -> None:
     """Train the detector; OUT gets detector.onnx + detector.json (copy them to ship)."""
     from deepfake_studio.detector.train import TrainConfig, train
+    from deepfake_studio.training.common import load_config
 
     left_out = tuple(g.strip() for g in exclude.split(",")) if exclude else ()
-    config = TrainConfig(epochs=epochs, seed=seed, exclude_generators=left_out)
+    config = load_config(
+        TrainConfig, config_file, epochs=epochs, seed=seed, exclude_generators=left_out
+    )
     card = train(data, out, config, resume=resume, log=lambda line: typer.echo(line, err=True))
     typer.echo(f"{out / 'detector.onnx'}  dev EER {100 * float(card['dev']['eer']):.2f} %")  # type: ignore[index]
 
@@ -539,12 +546,23 @@ def eval_detect(
     ] = Path("detector-runs"),
     logo: Annotated[bool, typer.Option("--logo/--no-logo", help="Leave-one-out runs.")] = True,
     logo_epochs: Annotated[int, typer.Option("--logo-epochs", help="Epochs per run.")] = 6,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", help="Model folder to evaluate (default: the shipped one)."),
+    ] = None,
 ) -> None:
     """EER (seen, leave-one-generator-out; clean and augmented), FPR, DET plot → OUT."""
     from deepfake_studio.detector.evaluate import EvalConfig, evaluate, write_report
+    from deepfake_studio.detector.infer import DetectorConfig
 
     config = EvalConfig(logo=logo, logo_epochs=logo_epochs)
-    report = evaluate(data, runs, config, log=lambda line: typer.echo(line, err=True))
+    report = evaluate(
+        data,
+        runs,
+        config,
+        detector=DetectorConfig(weights_dir=model),
+        log=lambda line: typer.echo(line, err=True),
+    )
     json_path, md, png = write_report(report, out)
     typer.echo(md.read_text(encoding="utf-8"))
     typer.echo(f"wrote {json_path}, {md}, {png}")

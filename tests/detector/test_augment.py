@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from deepfake_studio.audio import Audio
-from deepfake_studio.detector.augment import add_noise, augment, codec, telephone
+from deepfake_studio.detector.augment import (
+    add_noise,
+    augment,
+    augment_online,
+    band_limit,
+    codec,
+    telephone,
+)
 
 
 def speechlike(seconds: float = 2.0, rate: int = 16_000) -> Audio:
@@ -53,3 +60,28 @@ def test_chains_are_reproducible_and_never_empty() -> None:
     assert what_a == what_b and np.array_equal(a.samples, b.samples)
     kinds = {augment(clean, np.random.default_rng(s))[1] for s in range(12)}
     assert len(kinds) > 6 and all(kinds)
+
+
+def test_band_limit_keeps_the_band_below_its_cutoff() -> None:
+    rng = np.random.default_rng(1)
+    wide = Audio(rng.normal(0, 0.1, 32_000).astype(np.float32), 16_000)
+    narrow, what = band_limit(wide, np.random.default_rng(2))
+    cutoff = 1000 * float(what.removeprefix("lowpass").removesuffix("k"))
+    assert 3500 <= cutoff <= 7500
+    freqs = np.fft.rfftfreq(32_000, 1 / 16_000)
+    before, after = (np.abs(np.fft.rfft(x)) ** 2 for x in (wide.samples, narrow.samples))
+    assert after[freqs > cutoff + 400].sum() < 1e-6 * after.sum()
+    low = freqs < cutoff - 100
+    assert after[low].sum() == pytest.approx(before[low].sum(), rel=1e-3)
+
+
+def test_online_chains_keep_length_and_level_and_are_reproducible() -> None:
+    clean = speechlike(3.0)
+    rms = float(np.sqrt(np.mean(clean.samples**2)))
+    outs = [augment_online(clean, np.random.default_rng(s)).samples for s in range(20)]
+    assert all(len(o) == len(clean.samples) for o in outs)
+    assert all(np.sqrt(np.mean(o**2)) == pytest.approx(rms, rel=0.01) for o in outs)
+    changed = sum(not np.array_equal(o, clean.samples) for o in outs)
+    assert 8 <= changed < 20  # most crops are augmented, some are left clean
+    again = augment_online(clean, np.random.default_rng(5)).samples
+    assert np.array_equal(again, outs[5])

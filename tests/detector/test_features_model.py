@@ -12,6 +12,7 @@ from deepfake_studio.detector.features import (
     FeatureConfig,
     fit_frames,
     lfcc,
+    lfcc_batch,
     linear_filterbank,
     window_starts,
 )
@@ -27,6 +28,17 @@ def test_lfcc_shape_is_80_by_one_frame_per_10_ms() -> None:
         assert np.isfinite(f).all()
     tiny = lfcc(np.zeros(100, np.float32))  # shorter than a frame: padded, no crash
     assert tiny.shape[0] == 80 and tiny.shape[1] >= 1 and np.isfinite(tiny).all()
+
+
+def test_torch_lfcc_for_training_matches_the_numpy_one() -> None:
+    rng = np.random.default_rng(0)
+    batch = rng.normal(0, 0.1, (4, 48_000)).astype(np.float32)
+    batch[1, :20_000] = 0.0  # digital silence hits the floor in both
+    batch[2] *= np.linspace(0, 1, 48_000, dtype=np.float32) ** 3
+    expected = np.stack([lfcc(x) for x in batch])
+    got = lfcc_batch(torch.from_numpy(batch)).numpy()
+    assert got.shape == expected.shape == (4, 80, 301)
+    assert np.abs(got - expected).max() < 0.01  # dB-scale cepstra; float32 rounding only
 
 
 def test_lfcc_sees_the_band_a_tone_is_in() -> None:

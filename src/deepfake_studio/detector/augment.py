@@ -10,7 +10,11 @@ What the chain did is returned as text and stored in the data manifest.
 * pitch shift: ±2 semitones by resampling (tempo moves with it; a phase vocoder would add its
   own artefacts, and then "processed real speech" would look like a vocoder);
 * codec round trips through ffmpeg: mp3 at 32–128 kbps, opus at 12–48 kbps;
-* telephone: 8 kHz resampling round trip (everything above 4 kHz is gone).
+* telephone: 8 kHz resampling round trip (everything above 4 kHz is gone);
+* band limit (training only): a low-pass at 3.5–7.5 kHz, the bandwidth low-bitrate codecs keep.
+
+`augment` builds the stored augmented copies (all of the above but the band limit);
+`augment_online` is the cheap subset (no ffmpeg) that training applies to every crop it draws.
 """
 
 from __future__ import annotations
@@ -119,6 +123,17 @@ def telephone(audio: Audio, rng: np.random.Generator) -> tuple[Audio, str]:
     return resample(resample(audio, 8000), audio.sample_rate), "tel8k"
 
 
+def band_limit(audio: Audio, rng: np.random.Generator) -> tuple[Audio, str]:
+    cutoff = float(rng.uniform(3500, 7500))
+    spectrum = np.fft.rfft(audio.samples)
+    freqs = np.fft.rfftfreq(len(audio.samples), 1.0 / audio.sample_rate)
+    # A 300 Hz cosine roll-off rather than a brick wall, which would ring.
+    slope = np.clip((freqs - cutoff) / 300.0, 0.0, 1.0)
+    spectrum *= 0.5 + 0.5 * np.cos(np.pi * slope)
+    out = np.fft.irfft(spectrum, n=len(audio.samples)).astype(np.float32)
+    return audio.with_samples(out), f"lowpass{cutoff / 1000:.1f}k"
+
+
 AUGMENTATIONS: dict[str, tuple[float, Augmentation]] = {
     # name: (probability in a chain, function); applied in this order
     "pitch": (0.3, pitch_shift),
@@ -141,3 +156,28 @@ def augment(audio: Audio, rng: np.random.Generator, only: str | None = None) -> 
         audio, what = AUGMENTATIONS[name][1](audio, rng)
         steps.append(what)
     return audio, "+".join(steps)
+
+
+ONLINE_AUGMENTATIONS: dict[str, tuple[float, Augmentation]] = {
+    # name: (probability, function); about a third of the crops stay as they are
+    "pitch": (0.2, pitch_shift),
+    "noise": (0.3, add_noise),
+    "band": (0.15, band_limit),
+    "telephone": (0.1, telephone),
+    "gain": (0.2, gain),
+}
+
+
+def augment_online(audio: Audio, rng: np.random.Generator) -> Audio:
+    """A random chain (possibly empty) of the cheap augmentations, at the input's RMS level
+    (the detector normalises loudness before scoring, so the level itself carries nothing)."""
+    level = float(np.sqrt(np.mean(audio.samples.astype(np.float64) ** 2)))
+    changed = False
+    for probability, function in ONLINE_AUGMENTATIONS.values():
+        if rng.random() < probability:
+            audio, _ = function(audio, rng)
+            changed = True
+    if changed and level > 0:
+        now = float(np.sqrt(np.mean(audio.samples.astype(np.float64) ** 2)))
+        audio = audio.with_samples(audio.samples * np.float32(level / max(now, 1e-9)))
+    return audio

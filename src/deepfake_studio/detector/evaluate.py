@@ -113,7 +113,8 @@ def evaluate(
     detector: DetectorConfig | None = None,
     log: Log = print,
 ) -> dict:
-    """Seen-generator results of the (shipped) model and, if asked, the LOGO runs."""
+    """Seen-generator results of the (shipped) model and, if asked, the LOGO runs (trained
+    with the evaluated model's settings, for `logo_epochs`)."""
     config = config or EvalConfig()
     data_dir, runs_dir = Path(data_dir), Path(runs_dir)
     shipped = Detector(replace(detector or DetectorConfig(), threads=config.threads))
@@ -127,14 +128,15 @@ def evaluate(
         "logo": {},
     }
     if config.logo:
-        from deepfake_studio.detector.train import TrainConfig, train
+        from deepfake_studio.detector.train import config_of, train
 
         built = json.loads((data_dir / "config.json").read_text(encoding="utf-8"))
         for generator in built["generators"]:
             run = runs_dir / f"logo-{generator}"
             if not (run / "detector.onnx").exists():
                 log(f"training without {generator} ({config.logo_epochs} epochs)")
-                train_config = TrainConfig(
+                train_config = replace(
+                    config_of(shipped.card),  # trained like the evaluated model, but shorter
                     epochs=config.logo_epochs,
                     exclude_generators=(generator,),
                     threads=config.threads,

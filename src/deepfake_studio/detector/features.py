@@ -13,9 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.fft import dct
+
+if TYPE_CHECKING:
+    import torch
 
 SAMPLE_RATE = 16_000
 
@@ -94,3 +98,36 @@ def fit_frames(features: np.ndarray, window: int) -> np.ndarray:
     if frames >= window:
         return features
     return np.tile(features, (1, -(-window // frames)))[:, :window]
+
+
+def lfcc_batch(samples: torch.Tensor, config: FeatureConfig | None = None) -> torch.Tensor:
+    """`lfcc` for a batch (B, samples) in torch: training computes features of augmented crops
+    on the fly with it. Same window, filters and DCT as `lfcc` (tests compare the two)."""
+    import torch
+
+    config = config or FeatureConfig()
+    window = torch.from_numpy(_window(config))
+    spectrum = torch.stft(
+        samples.float(),
+        config.n_fft,
+        hop_length=config.hop_length,
+        win_length=config.n_fft,  # `_window` is already the Hann of win_length, padded to n_fft
+        window=window,
+        center=True,
+        pad_mode="reflect",
+        return_complex=True,
+    )  # (B, n_fft // 2 + 1, frames)
+    power = spectrum.real**2 + spectrum.imag**2
+    bands = torch.from_numpy(linear_filterbank(config)) @ power
+    log_bands = 10.0 * torch.log10(torch.clamp(bands, min=config.floor))
+    return torch.from_numpy(_dct_matrix(config)) @ log_bands  # (B, n_lfcc, frames)
+
+
+@lru_cache(maxsize=4)
+def _dct_matrix(config: FeatureConfig) -> np.ndarray:
+    """(n_lfcc, n_filters) orthonormal DCT-II, the first n_lfcc rows of scipy's `dct`."""
+    return np.ascontiguousarray(
+        dct(np.eye(config.n_filters, dtype=np.float64), type=2, axis=0, norm="ortho")[
+            : config.n_lfcc
+        ].astype(np.float32)
+    )

@@ -1,8 +1,12 @@
 """Train SpecRNet-lite on a built data set, calibrate it on dev, export the ONNX model.
 
-    features.npy (cache in the data dir, computed once) ─► random 3 s crops of train clips
+    train clips (waveforms, in memory) ─► random 3 s crops ─► cheap random augmentation
+    (augment_online) ─► LFCC (torch twin of features.lfcc) ─► random time masks
     ─► AdamW, class-balanced BCE ─► after every epoch: dev EER, `last.pt` (+ `best.pt`)
     ─► best epoch ─► Platt calibration + threshold on dev ─► detector.onnx + detector.json
+
+Dev clips are scored from features.npy (cached in the data dir, computed once), and so are the
+training crops when `online_augment` is off.
 
 Seeded (torch, numpy, crop order), so the same data and config give the same weights on the
 same machine; `resume=True` continues from `last.pt` after an interruption.
@@ -23,8 +27,17 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from deepfake_studio.audio import Audio
+from deepfake_studio.configs import config_from_dict
+from deepfake_studio.detector.augment import augment_online
 from deepfake_studio.detector.data import read_manifest
-from deepfake_studio.detector.features import FeatureConfig, fit_frames, lfcc, window_starts
+from deepfake_studio.detector.features import (
+    FeatureConfig,
+    fit_frames,
+    lfcc,
+    lfcc_batch,
+    window_starts,
+)
 from deepfake_studio.detector.metrics import equal_error_rate, rates_at
 from deepfake_studio.detector.model import ModelConfig, SpecRNetLite, count_parameters
 from deepfake_studio.errors import StudioError
@@ -59,10 +72,20 @@ class TrainConfig:
     threads: int = 2
     exclude_generators: tuple[str, ...] = ()  # left out of train and dev (leave-one-out runs)
     augmented: bool = True  # also train on the augmented copies
+    online_augment: bool = True  # augment every training crop afresh (noise, pitch, band, ...)
+    time_masks: int = 2  # SpecAugment-style masks per crop (0: none) ...
+    time_mask_frames: int = 20  # ... each up to this many frames (10 ms each) wide
     max_dev_fpr: float = 0.01  # threshold: lowest with at most this share of dev real flagged
     model: ModelConfig = field(default_factory=ModelConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     windows: WindowConfig = field(default_factory=WindowConfig)
+
+
+def config_of(card: dict[str, object]) -> TrainConfig:
+    """The TrainConfig a model card (detector.json) was trained with (leave-one-out runs of an
+    evaluated model are trained the same way)."""
+    values = {**card["train"], "model": card["model"], "features": card["features"]}  # type: ignore[dict-item]
+    return config_from_dict(TrainConfig, values, "detector.json")
 
 
 # -- features ----------------------------------------------------------------------------------
@@ -103,6 +126,60 @@ def select(rows: list[dict[str, object]], split: str, config: TrainConfig) -> np
         and (config.augmented or r["augment"] == "none")
     ]
     return np.array(keep, dtype=np.int64)
+
+
+def load_waveforms(data_dir: Path, rows: list[dict[str, object]], indices: np.ndarray) -> list:
+    """The clips of `indices` as float32 arrays (a few hundred MB for thousands of 4 s clips)."""
+    import soundfile as sf
+
+    folder = Path(data_dir)
+    return [sf.read(str(folder / str(rows[i]["path"])), dtype="float32")[0] for i in indices]
+
+
+# -- batches -----------------------------------------------------------------------------------
+def cached_crops(
+    feats: np.ndarray, batch: np.ndarray, window: int, rng: np.random.Generator
+) -> torch.Tensor:
+    """A random window of every clip's cached LFCCs (time shift is the only augmentation)."""
+    crops = []
+    for i in batch:
+        f = fit_frames(np.asarray(feats[i], np.float32), window)
+        s = int(rng.integers(0, f.shape[1] - window + 1))
+        crops.append(f[:, s : s + window])
+    return torch.from_numpy(np.stack(crops))
+
+
+def augmented_crops(
+    waves: list[np.ndarray], positions: np.ndarray, config: TrainConfig, rng: np.random.Generator
+) -> torch.Tensor:
+    """LFCCs of a random, freshly augmented window of every clip (at `positions` in `waves`)."""
+    features = config.features
+    window, _ = config.windows.frames(features)
+    length = (window - 1) * features.hop_length  # centred framing: this gives `window` frames
+    crops = []
+    for k in positions:
+        w = waves[k]
+        if len(w) < length:  # short clips are repeated, as everywhere else
+            w = np.tile(w, -(-length // len(w)))
+        s = int(rng.integers(0, len(w) - length + 1))
+        crop = augment_online(Audio(w[s : s + length], features.sample_rate), rng)
+        crops.append(crop.samples[:length])
+    return lfcc_batch(torch.from_numpy(np.stack(crops)), features)
+
+
+def mask_time(x: torch.Tensor, config: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
+    """SpecAugment time masks: spans of frames set to the crop's mean (per coefficient)."""
+    if config.time_masks <= 0:
+        return x
+    x = x.clone()
+    mean = x.mean(dim=2, keepdim=True)
+    frames = x.shape[2]
+    for b in range(x.shape[0]):
+        for _ in range(config.time_masks):
+            width = int(rng.integers(0, config.time_mask_frames + 1))
+            start = int(rng.integers(0, frames - width + 1))
+            x[b, :, start : start + width] = mean[b]
+    return x
 
 
 # -- scoring -----------------------------------------------------------------------------------
@@ -213,6 +290,7 @@ def train(
         log(f"resumed after epoch {start_epoch} (best dev EER {best['dev_eer']:.4f})")
 
     window, _ = config.windows.frames(config.features)
+    waves = load_waveforms(Path(data_dir), rows, train_idx) if config.online_augment else []
     log(f"{count_parameters(model):,} parameters; {len(train_idx)} train clips, {len(dev_idx)} dev")
     for epoch in range(start_epoch, config.epochs):
         model.train()
@@ -230,13 +308,13 @@ def train(
             file=sys.stderr,
         )
         for b in batches:
-            batch = train_idx[order[b : b + config.batch_size]]
-            crops = []
-            for i in batch:  # a random window of every clip: cheap time-shift augmentation
-                f = fit_frames(np.asarray(feats[i], np.float32), window)
-                s = int(rng.integers(0, f.shape[1] - window + 1))
-                crops.append(f[:, s : s + window])
-            x = torch.from_numpy(np.stack(crops))
+            positions = order[b : b + config.batch_size]
+            batch = train_idx[positions]
+            if config.online_augment:
+                x = augmented_crops(waves, positions, config, rng)
+            else:
+                x = cached_crops(feats, batch, window, rng)
+            x = mask_time(x, config, rng)
             y = torch.from_numpy(labels_of(rows, batch).astype(np.float32))
             optimizer.zero_grad()
             loss = loss_fn(model(x), y)
