@@ -41,7 +41,10 @@ pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server not installe
 
 API = "/api/v1"
 WORKERS = ("a@test", "b@test")
-VISIBILITY_S = 8.0  # short, so a job of a SIGKILLed worker comes back within the test
+# Short, so a job of a SIGKILLed worker comes back within the test, but longer than any job
+# here on a loaded machine: a job that outlives it is handed to the second worker too (8 s
+# once made an enrollment start twice in CI).
+VISIBILITY_S = 30.0
 LONG_TEXT = " ".join(
     f"This is sentence number {n} of a longer text, read slowly to keep the worker busy."
     for n in ("one", "two", "three", "four", "five", "six", "seven", "eight")
