@@ -20,14 +20,14 @@ from deepfake_studio.detector.model import ModelConfig, SpecRNetLite, count_para
 from deepfake_studio.detector.train import TrainConfig, export_onnx
 
 
-def test_lfcc_shape_is_80_by_one_frame_per_10_ms() -> None:
+def test_lfcc_shape_is_160_by_one_frame_per_10_ms() -> None:
     rng = np.random.default_rng(0)
     for seconds, frames in ((1.0, 101), (3.0, 301), (4.0, 401)):
         f = lfcc(rng.normal(0, 0.1, int(seconds * 16_000)).astype(np.float32))
-        assert f.shape == (80, frames) and f.dtype == np.float32
+        assert f.shape == (160, frames) and f.dtype == np.float32
         assert np.isfinite(f).all()
     tiny = lfcc(np.zeros(100, np.float32))  # shorter than a frame: padded, no crash
-    assert tiny.shape[0] == 80 and tiny.shape[1] >= 1 and np.isfinite(tiny).all()
+    assert tiny.shape[0] == 160 and tiny.shape[1] >= 1 and np.isfinite(tiny).all()
 
 
 def test_torch_lfcc_for_training_matches_the_numpy_one() -> None:
@@ -37,18 +37,18 @@ def test_torch_lfcc_for_training_matches_the_numpy_one() -> None:
     batch[2] *= np.linspace(0, 1, 48_000, dtype=np.float32) ** 3
     expected = np.stack([lfcc(x) for x in batch])
     got = lfcc_batch(torch.from_numpy(batch)).numpy()
-    assert got.shape == expected.shape == (4, 80, 301)
+    assert got.shape == expected.shape == (4, 160, 301)
     assert np.abs(got - expected).max() < 0.01  # dB-scale cepstra; float32 rounding only
 
 
 def test_lfcc_sees_the_band_a_tone_is_in() -> None:
-    """Linear bands: a 6 kHz tone lands in filter 6000 / 8000 · 129 ≈ 96 of 128."""
+    """Linear bands: a 6 kHz tone lands in filter 6000 / 8000 · 257 ≈ 192 of 256."""
     config = FeatureConfig()
     t = np.arange(16_000) / 16_000
     tone = (0.5 * np.sin(2 * np.pi * 6000 * t)).astype(np.float32)
     bank = linear_filterbank(config)
-    spectrum = np.abs(np.fft.rfft(tone[:512] * np.hanning(512))) ** 2
-    assert abs(int(np.argmax(bank @ spectrum)) - 96) <= 1
+    spectrum = np.abs(np.fft.rfft(tone[:1024] * np.hanning(1024))) ** 2
+    assert abs(int(np.argmax(bank @ spectrum)) - 192) <= 1
     # Cepstra of a tone differ from those of noise at the same level.
     noise = np.random.default_rng(0).normal(0, 0.35, 16_000).astype(np.float32)
     assert np.abs(lfcc(tone).mean(1) - lfcc(noise).mean(1)).max() > 5
@@ -69,7 +69,7 @@ def test_model_is_small_and_takes_any_length() -> None:
     assert count_parameters(model) < 400_000
     with torch.inference_mode():
         for frames in (32, 301, 1001):
-            assert model(torch.randn(3, 80, frames)).shape == (3,)
+            assert model(torch.randn(3, 160, frames)).shape == (3,)
 
 
 def test_onnx_export_matches_torch(tmp_path: Path) -> None:
@@ -80,7 +80,7 @@ def test_onnx_export_matches_torch(tmp_path: Path) -> None:
     path = export_onnx(model, tmp_path / "d.onnx", TrainConfig())
     assert path.stat().st_size < 2 * 2**20
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = torch.randn(2, 80, 450)
+    x = torch.randn(2, 160, 450)
     with torch.inference_mode():
         expected = model(x).numpy()
     got = session.run(None, {"lfcc": x.numpy()})[0]

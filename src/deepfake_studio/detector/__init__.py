@@ -1,6 +1,6 @@
 """Synthetic-speech detector: a SpecRNet-like CNN on LFCCs, trained here, shipped as ONNX.
 
-* `features.py` LFCC (80 coefficients, 25/10 ms, 16 kHz) and the window arithmetic;
+* `features.py` LFCC (160 coefficients, 50/10 ms, 16 kHz) and the window arithmetic;
 * `model.py` SpecRNet-lite (PyTorch, for training and export only);
 * `generators.py`, `augment.py`, `data.py` build the real/synthetic training set;
 * `train.py` trains, calibrates and exports; `metrics.py` ASVspoof EER;

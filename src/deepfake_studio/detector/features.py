@@ -1,12 +1,19 @@
 """Detector input features: LFCC at 16 kHz, as SpecRNet (Kawa et al., 2022) used them.
 
-    16 kHz wav ─► |STFT|² (Hann 400 = 25 ms, hop 160 = 10 ms, n_fft 512, centred, reflect)
-               ─► 128 linear-frequency triangular filters (0–8 kHz) ─► 10·log10
-               ─► DCT-II (orthonormal) ─► first 80 coefficients  =  LFCC (80, frames)
+    16 kHz wav ─► |STFT|² (Hann 800 = 50 ms, hop 160 = 10 ms, n_fft 1024, centred, reflect)
+               ─► 256 linear-frequency triangular filters (0–8 kHz) ─► 10·log10
+               ─► DCT-II (orthonormal) ─► first 160 coefficients  =  LFCC (160, frames)
 
 Linear (not mel) bands keep the resolution high above 4 kHz, where vocoders and codecs leave
-most of their traces. Pure numpy, so inference needs neither torch nor librosa; training uses
-the very same function, so what the network saw is exactly what it gets.
+most of their traces. The window and the filters are finer than SpecRNet's (25 ms, 128 bands,
+80 coefficients) so that the harmonics of the voice survive: a 25 ms window cannot separate
+harmonics 100 Hz apart, and keeping 80 of 128 cepstra drops the quefrencies of any pitch below
+about 200 Hz. Both hide what vocoder resynthesis gets wrong (WORLD's too-regular excitation):
+with SpecRNet's settings WORLD clips had a 14 % EER, with these 0.3 %
+(benchmarks/detector_training_compare.md).
+
+Pure numpy, so inference needs neither torch nor librosa; training uses the very same
+function, so what the network saw is exactly what it gets.
 """
 
 from __future__ import annotations
@@ -29,11 +36,11 @@ class FeatureConfig:
     """How LFCCs are computed (stored in the model card JSON with the shipped weights)."""
 
     sample_rate: int = SAMPLE_RATE
-    n_fft: int = 512
-    win_length: int = 400  # 25 ms
+    n_fft: int = 1024
+    win_length: int = 800  # 50 ms: resolves harmonics 100 Hz apart
     hop_length: int = 160  # 10 ms
-    n_filters: int = 128
-    n_lfcc: int = 80  # SpecRNet needs 64-127 bins for its pooling arithmetic
+    n_filters: int = 256  # 31.25 Hz apart
+    n_lfcc: int = 160  # keeps pitches down to 100 Hz; the network needs at least 64
     floor: float = 1e-10  # power floor before the log (digital silence → -100 dB, not -inf)
 
     def frames(self, n_samples: int) -> int:

@@ -4,17 +4,17 @@ After SpecRNet (Kawa et al., 2022): LFCC "image" → residual 2-D conv blocks, e
 max-pooling and filter-wise feature-map scaling (FMS, from RawNet2: a per-channel sigmoid
 gate computed from the channel's mean, applied as x·s + s) → a GRU over time → one logit.
 
-    (B, 1, 80, T)  BN, 3×3 conv stem with stride 2 (c0), SELU, max-pool 2 → (B, c0, 20, T/4)
-                   ResBlock(c0→c1) + FMS                     max-pool 2  → (B, c1, 10, T/8)
-                   ResBlock(c1→c2) + FMS                     max-pool 2  → (B, c2,  5, T/16)
-                   ResBlock(c2→c3) + FMS                     max-pool 2  → (B, c3,  2, T/32)
-                   frequency folded into channels: (B, T/32, c3·2) → GRU → mean over time
+    (B, 1, 160, T) BN, 3×3 conv stem with stride 2 (c0), SELU, max-pool 2 → (B, c0, 40, T/4)
+                   ResBlock(c0→c1) + FMS                     max-pool 2  → (B, c1, 20, T/8)
+                   ResBlock(c1→c2) + FMS                     max-pool 2  → (B, c2, 10, T/16)
+                   ResBlock(c2→c3) + FMS                     max-pool 2  → (B, c3,  5, T/32)
+                   frequency folded into channels: (B, T/32, c3·5) → GRU → mean over time
                    → dropout → linear → logit (> 0: synthetic)
 
 SpecRNet runs its first block at full resolution; here the stem strides and pools first, which
-cuts the compute about 15-fold (17 M multiply-adds per 3 s window). That is what lets it train
+cuts the compute about 15-fold (33 M multiply-adds per 3 s window). That is what lets it train
 in a session on 2 shared CPU cores; the price is coarser time-frequency detail in the first
-block. With 80 LFCC bins five halvings leave 2 bands; fewer than 64 bins would leave none.
+block. With 160 LFCC bins five halvings leave 5 bands; fewer than 64 bins would leave none.
 Any number of frames ≥ 32 works; the detector feeds 3 s windows (301 frames).
 """
 
@@ -30,7 +30,7 @@ from torch import nn
 class ModelConfig:
     """Network sizes (stored with the weights; the defaults are the shipped model's)."""
 
-    n_lfcc: int = 80
+    n_lfcc: int = 160  # FeatureConfig.n_lfcc
     channels: tuple[int, int, int, int] = (16, 16, 32, 48)  # stem, block 1, 2, 3
     gru_hidden: int = 64
     dropout: float = 0.3
