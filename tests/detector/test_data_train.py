@@ -125,3 +125,11 @@ def test_shrink_keeps_exactly_the_smaller_configs_clips(
     assert json.loads((copy / "config.json").read_text())["spoofs_per_generator"] == 3
     with pytest.raises(StudioError, match="not built yet"):
         shrink(copy, spoofs_per_generator=50, max_bona_fide=5)
+
+
+def test_training_refuses_a_model_that_does_not_fit_its_features(tmp_path: Path) -> None:
+    config = TrainConfig()
+    config = replace(config, features=replace(config.features, n_lfcc=128))
+    with pytest.raises(StudioError, match=r"model.n_lfcc \(160\) must equal features.n_lfcc"):
+        train(tmp_path / "no-data", tmp_path / "run", config)
+    assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -259,6 +259,11 @@ def train(
 ) -> dict[str, object]:
     """Train, keep the best dev epoch, calibrate, export; returns the model card (detector.json)."""
     config = config or TrainConfig()
+    if config.model.n_lfcc != config.features.n_lfcc:  # both are in a --config file's reach
+        raise StudioError(
+            f"model.n_lfcc ({config.model.n_lfcc}) must equal features.n_lfcc "
+            f"({config.features.n_lfcc}): the network reads those LFCCs"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(config.threads)
