@@ -60,7 +60,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 
 def fast_fit_config():  # type: ignore[no-untyped-def]
     """A fitting budget that keeps the test suite fast but still moves toward the reference."""
-    from deepfake_studio.synthesizer.kokoro_fit import FitConfig
+    from deepfake_studio.synthesizer.kokoro.fit import FitConfig
 
     return FitConfig(generations=1, population=2, random_directions=4)
 

@@ -11,7 +11,7 @@ import pytest
 from deepfake_studio.errors import StudioError
 from deepfake_studio.evaluation.clone_eval import CloneEvalConfig, run_clone_eval
 from deepfake_studio.evaluation.speakers import load_manifest
-from deepfake_studio.synthesizer.kokoro_fit import FitConfig
+from deepfake_studio.synthesizer.kokoro.fit import FitConfig
 
 
 def _one_speaker_manifest(speech_dir: Path, tmp_path: Path, speaker: str = "LJ") -> Path:

