@@ -16,7 +16,7 @@ from deepfake_studio.audio import SUPPORTED_OUTPUT, load_audio
 from deepfake_studio.errors import StudioError, TextError
 from deepfake_studio.studio import Studio, StudioConfig
 from deepfake_studio.synthesizer import ENGINES, EngineOptions
-from deepfake_studio.synthesizer.kokoro_fit import FitConfig
+from deepfake_studio.synthesizer.kokoro.fit import FitConfig
 from deepfake_studio.text import check_text
 from deepfake_studio.voices import Voice
 
@@ -745,7 +745,7 @@ def eval_clone(
         from deepfake_studio.evaluation.clone_eval import CloneEvalConfig, report, run_clone_eval
     except ImportError as e:
         raise StudioError(f"the evaluation needs the [eval] extra ({e.name} is missing)") from None
-    from deepfake_studio.synthesizer.kokoro_fit import FitConfig
+    from deepfake_studio.synthesizer.kokoro.fit import FitConfig
 
     config = CloneEvalConfig(
         manifest=manifest,

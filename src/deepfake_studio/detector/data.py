@@ -241,7 +241,7 @@ class Builder:
             from deepfake_studio.studio import Studio, StudioConfig
             from deepfake_studio.synthesizer import EngineOptions
             from deepfake_studio.synthesizer.kokoro import KokoroConfig
-            from deepfake_studio.synthesizer.kokoro_fit import FitConfig
+            from deepfake_studio.synthesizer.kokoro.fit import FitConfig
 
             # A small fitting budget: the data needs several distinct clone voices, not the
             # best possible likeness of each (the default budget is ~2 min per voice).

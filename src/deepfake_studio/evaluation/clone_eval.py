@@ -45,7 +45,7 @@ from deepfake_studio.studio import Studio, StudioConfig
 from deepfake_studio.synthesizer import EngineOptions
 from deepfake_studio.synthesizer.base import Conditioning
 from deepfake_studio.synthesizer.kokoro import KokoroConfig, KokoroEngine
-from deepfake_studio.synthesizer.kokoro_fit import (
+from deepfake_studio.synthesizer.kokoro.fit import (
     PITCH_SLOPE,
     FitConfig,
     _plausible_range,
