@@ -191,7 +191,9 @@ def speak(run: Path, engine_name: str, reference: Path, out: Path) -> dict[str, 
         )
     )
     started = time.perf_counter()
-    audio = studio.clone(SENTENCE, reference=reference, engine=engine_name)
+    audio = studio.clone(
+        SENTENCE, reference=reference, engine=engine_name, consent="LJ Speech, public domain"
+    )
     seconds = time.perf_counter() - started
     save_audio(audio, out)
     result: dict[str, object] = {

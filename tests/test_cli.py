@@ -62,8 +62,17 @@ def test_bad_input_gives_one_line_and_exit_1(
     bad = tmp_path / "bad.wav"
     bad.write_text("this is not audio")
     filled = [a.format(ref=example_reference, bad=bad) for a in args]
+    if "--reference" in filled:  # a one-off clone needs consent (checked in its own test)
+        filled += ["--consent", "The test speaker consents."]
     result = run(*filled, home=tmp_path)
     assert_one_line_error(result, message)
+    assert not (tmp_path / "o.wav").exists()
+
+
+def test_clone_from_a_reference_needs_consent(tmp_path: Path, example_reference: Path) -> None:
+    args = ["clone", "-r", example_reference, "-t", "Hi.", "-o", tmp_path / "o.wav", "-e", "piper"]
+    assert_one_line_error(run(*args, home=tmp_path), "consent statement")
+    assert_one_line_error(run(*args, "--consent", "  ", home=tmp_path), "consent statement")
     assert not (tmp_path / "o.wav").exists()
 
 
@@ -118,6 +127,7 @@ def test_sv2tts_engine_reports_missing_and_lfs_pointer_checkpoints(
     models = tmp_path / "rtvc"
     models.mkdir()
     args = ["clone", "-r", example_reference, "--text", "Hi.", "--out", tmp_path / "o.wav"]
+    args += ["--consent", "The test speaker consents."]
     no_dir = run(*args, "-e", "sv2tts", home=tmp_path)
     assert_one_line_error(no_dir, "--models-dir")
     missing = run(*args, "-e", "sv2tts", "--models-dir", models, home=tmp_path)

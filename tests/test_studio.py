@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from deepfake_studio import Audio, Studio, StudioConfig, load_audio, save_audio
-from deepfake_studio.errors import AudioError, EngineError, TextError, VoiceError
+from deepfake_studio.errors import AudioError, EngineError, StudioError, TextError, VoiceError
 from deepfake_studio.evaluation.asr import word_error_rate
 
 SENTENCE = "The museum opens at nine and closes late on Thursday evenings."
@@ -142,3 +143,35 @@ def test_models_load_once_under_concurrent_first_use(tmp_path: Path) -> None:
     assert all(engine is engines[0] for engine in engines)
     assert fresh.loaded_models() == ["piper"]
     assert not fresh.has_voice("nobody")
+
+
+# -- saving: every generated file is signed, whatever the path --------------------------------
+def test_every_way_of_saving_a_clone_signs_it_and_no_stale_record_survives(
+    studio: Studio, example_reference: Path, tmp_path: Path
+) -> None:
+    from deepfake_studio.provenance import sidecar_path, verify
+
+    consent = "Public-domain LJ Speech reader, test use."
+    with pytest.raises(VoiceError, match="consent statement"):
+        studio.clone("Hello.", reference=example_reference, engine="piper")
+    clip = studio.clone(
+        "Hello there.", reference=example_reference, engine="piper", consent=consent
+    )
+    for path in (tmp_path / "save.wav", tmp_path / "save.flac"):
+        written, record = studio.save(clip, path)  # the one obvious way
+        report = verify(written, data_dir=studio.data_dir)
+        assert report.ok, report.failures
+        signed = json.loads(record.read_text())
+        assert signed["consent"]["statement"] == consent and signed["engine"] == "piper"
+        assert signed["watermark"]["applied"] is True
+    plain = save_audio(clip, tmp_path / "plain.wav")  # the low-level writer signs it too
+    assert verify(plain, data_dir=studio.data_dir).ok
+    # Overwriting with audio the studio does not vouch for removes the old record.
+    edited = clip.with_samples(clip.samples * 0.5)
+    save_audio(edited, plain)
+    assert not sidecar_path(plain).exists()
+    with pytest.raises(StudioError, match="text and engine"):
+        studio.save(edited, tmp_path / "edited.wav")
+    _, record = studio.save(edited, tmp_path / "edited.wav", text="Hello there.", engine="piper")
+    assert verify(tmp_path / "edited.wav", data_dir=studio.data_dir).ok
+    assert json.loads(record.read_text())["watermark"]["applied"] is True  # marked on saving

@@ -66,6 +66,11 @@ class Audio:
         """Same sample rate, new samples."""
         return Audio(samples, self.sample_rate)
 
+    def sign_file(self, path: Path) -> Path | None:
+        """Write the provenance record of `path`, just written from this clip; None when the
+        clip carries nothing to sign (only generated clips, `studio.GeneratedAudio`, do)."""
+        return None
+
 
 def ffmpeg_path() -> str | None:
     """The ffmpeg executable: on PATH, else the one bundled with imageio-ffmpeg, else None."""
@@ -183,8 +188,28 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> Audio:
     return resample(audio, sample_rate) if sample_rate else audio
 
 
+# The provenance sidecar of an output file (provenance.records.SIDECAR_SUFFIX; not imported
+# here because the provenance package imports this module).
+_SIDECAR_SUFFIX = ".provenance.json"
+
+
 def save_audio(audio: Audio, path: str | Path) -> Path:
     """Write .wav (16-bit), .flac (16-bit) or .mp3 (needs ffmpeg), atomically; returns the path.
+
+    A clip the studio generated (`Studio.clone`, `Studio.speak`) is signed as well: its
+    provenance record is written beside it (`Studio.save` does the same and returns both
+    paths). For any other audio, a provenance record left beside `path` by an earlier file
+    is removed: it described other samples and would fail `provenance verify`.
+    """
+    out = write_audio(audio, path)
+    record = audio.sign_file(out)
+    if record is None:
+        out.with_name(out.name + _SIDECAR_SUFFIX).unlink(missing_ok=True)
+    return out
+
+
+def write_audio(audio: Audio, path: str | Path) -> Path:
+    """Write the samples only (no provenance record), atomically; returns the path.
 
     Samples are clipped to [-1, 1]. The file appears complete or not at all: it is written
     to a temporary name in the same directory and renamed into place.

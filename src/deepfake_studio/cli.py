@@ -14,7 +14,7 @@ import typer
 from deepfake_studio import __version__
 from deepfake_studio.audio import SUPPORTED_OUTPUT, load_audio
 from deepfake_studio.errors import StudioError, TextError
-from deepfake_studio.studio import Studio, StudioConfig
+from deepfake_studio.studio import Studio, StudioConfig, check_consent
 from deepfake_studio.synthesizer import ENGINES, EngineOptions
 from deepfake_studio.synthesizer.kokoro.fit import FitConfig
 from deepfake_studio.text import check_text
@@ -100,6 +100,10 @@ def clone(
         Path | None, typer.Option("--reference", "-r", help="Reference recording to clone.")
     ] = None,
     voice: Annotated[str | None, typer.Option("--voice", "-v", help="An enrolled voice.")] = None,
+    consent: Annotated[
+        str | None,
+        typer.Option("--consent", help="With --reference: the speaker's consent statement."),
+    ] = None,
     engine: Engine = None,
     speed: Annotated[float, typer.Option("--speed", help="0.5-2.0, relative to the voice.")] = 1.0,
     seed: Seed = 0,
@@ -124,10 +128,14 @@ def clone(
             f"cannot write {out.suffix or 'files without a suffix'}: use .wav, .flac or .mp3"
         )
     text = check_text(_read_text(text_file) if text_file is not None else text or "")
+    if reference is not None:
+        check_consent(consent, "cloning from a recording")
+    elif consent is not None:
+        raise StudioError("--consent goes with --reference (an enrolled voice has its own)")
     studio = _studio(data_dir, models_dir, vocoder)
     bar, progress = _bar("analysing reference" if reference else "loading voice")
     with bar:
-        chosen = studio.resolve_voice(voice, reference, engine, seed, progress)
+        chosen = studio.resolve_voice(voice, reference, engine, seed, progress, consent=consent)
         if emotion is not None:
             _set_emotion(chosen, emotion)
         bar.set_description("speaking")
@@ -135,15 +143,7 @@ def clone(
         audio = studio.clone(
             text, voice=chosen, speed=speed, watermark=not no_watermark, progress=progress
         )
-    path, record = studio.save(
-        audio,
-        out,
-        text=text,
-        voice=chosen,
-        engine=chosen.engine,
-        watermarked=not no_watermark,
-        parameters={"speed": speed, "seed": seed, **({"emotion": emotion} if emotion else {})},
-    )
+    path, record = studio.save(audio, out, parameters={"emotion": emotion} if emotion else None)
     mark = "no watermark" if no_watermark else "watermarked"
     typer.echo(
         f"{path}  {audio.duration:.2f} s  voice={chosen.name} engine={chosen.engine}  {mark}"
@@ -239,6 +239,10 @@ def faceswap(
         Path | None,
         typer.Option("--reference", "-r", help="Video: speak --text in this recording's voice."),
     ] = None,
+    consent: Annotated[
+        str | None,
+        typer.Option("--consent", help="With --reference: the speaker's consent statement."),
+    ] = None,
     text: Annotated[
         str | None, typer.Option("--text", help="Video: new soundtrack text (cloned voice).")
     ] = None,
@@ -261,6 +265,7 @@ def faceswap(
             reference=reference,
             audio=audio,
             progress=progress,
+            consent=consent,
         )
     found = f"{result.faces_found} face{'s' if result.faces_found != 1 else ''}"
     if result.media == "image":

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +20,7 @@ import platformdirs
 
 from deepfake_studio import audio as audio_io
 from deepfake_studio.audio import Audio
-from deepfake_studio.errors import AudioError, EngineError, MediaError, VoiceError
+from deepfake_studio.errors import AudioError, EngineError, MediaError, StudioError, VoiceError
 from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FaceSwapConfig
 from deepfake_studio.synthesizer import (
     DEFAULT_ENGINE,
@@ -66,6 +66,64 @@ class StudioConfig:
     engines: EngineOptions = field(default_factory=EngineOptions)
     watermark: bool = True  # every generated clip carries the studio's watermark by default
     faceswap: FaceSwapConfig = field(default_factory=FaceSwapConfig)
+
+
+@dataclass(frozen=True, eq=False)
+class GeneratedAudio(Audio):
+    """A clip the studio generated, carrying what its signed provenance record needs.
+
+    `Studio.save(clip, path)` and `save_audio(clip, path)` both write the file and its record
+    (signed with the key in `key_dir`). Editing the samples (`with_samples`) gives plain
+    `Audio`: the studio no longer vouches for it.
+    """
+
+    text: str = ""
+    voice: Voice | None = None
+    engine: str = ""
+    watermarked: bool = False
+    parameters: Mapping[str, object] = field(default_factory=dict)
+    key_dir: Path | None = None
+
+    def sign_file(self, path: Path) -> Path | None:
+        if self.key_dir is None:
+            return None
+        return sign_audio_file(
+            path,
+            key_dir=self.key_dir,
+            text=self.text,
+            voice=self.voice,
+            engine=self.engine,
+            watermarked=self.watermarked,
+            parameters=self.parameters,
+        )
+
+
+def sign_audio_file(
+    path: Path,
+    *,
+    key_dir: Path,
+    text: str,
+    voice: Voice | None,
+    engine: str,
+    watermarked: bool,
+    parameters: Mapping[str, object] | None = None,
+) -> Path:
+    """Write the signed provenance record of the audio file `path` (sidecar, and inside FLAC)."""
+    from deepfake_studio import provenance
+
+    key = provenance.load_or_create_key(key_dir)
+    record = provenance.make_record(
+        path,
+        key=key,
+        text=text,
+        engine=engine,
+        voice=voice,
+        watermarked=watermarked,
+        parameters=dict(parameters or {}),
+    )
+    if path.suffix.lower() == ".flac":
+        provenance.embed_in_flac(path, record)
+    return provenance.write_sidecar(path, record)
 
 
 @dataclass(frozen=True)
@@ -245,8 +303,7 @@ class Studio:
     ) -> Voice:
         """Analyse a reference once and store it in the voice library under `name`."""
         check_name(name)
-        if not consent.strip():
-            raise VoiceError('enrolling a voice needs a consent statement (--consent "...")')
+        consent = check_consent(consent, "enrolling a voice")
         if not overwrite and voice_id(name) in self.library.names():
             raise VoiceError(f"a voice named {name!r} already exists (use --overwrite)")
         voice = self.create_voice(
@@ -277,14 +334,22 @@ class Studio:
         engine: str | None = None,
         seed: int = 0,
         progress: ProgressCallback | None = None,
+        consent: str | None = None,
     ) -> Voice:
-        """The voice to speak with: an enrolled one, or one analysed from a reference now."""
+        """The voice to speak with: an enrolled one, or one analysed from a reference now.
+
+        A reference needs the speaker's `consent` statement, as enrolling does; it is kept in
+        the voice and so in the provenance record of what is generated with it.
+        """
         if (voice is None) == (reference is None):
             raise VoiceError("give exactly one of a voice or a reference recording")
         if engine is not None and engine not in ENGINES:
             raise EngineError(f"unknown engine {engine!r} (available: {', '.join(ENGINES)})")
         if reference is not None:
-            return self.create_voice(reference, engine=engine, seed=seed, progress=progress)
+            statement = check_consent(consent, "cloning from a recording")
+            return self.create_voice(
+                reference, consent=statement, engine=engine, seed=seed, progress=progress
+            )
         chosen = self.voice(voice) if isinstance(voice, str) else voice
         if engine and engine != chosen.engine:
             raise EngineError(
@@ -328,7 +393,34 @@ class Studio:
             pause = np.zeros(int(sentence.pause_after * engine.sample_rate), np.float32)
             if progress:
                 progress((i + 1) / len(sentences), f"sentence {i + 1}/{len(sentences)}")
-            yield piece.with_samples(np.concatenate([piece.samples, pause]))
+            yield self._generated(
+                np.concatenate([piece.samples, pause]),
+                engine.sample_rate,
+                sentence.text,
+                voice,
+                mark,
+                {"speed": speed},
+            )
+
+    def _generated(
+        self,
+        samples: np.ndarray,
+        sample_rate: int,
+        text: str,
+        voice: Voice,
+        watermarked: bool,
+        parameters: Mapping[str, object],
+    ) -> GeneratedAudio:
+        return GeneratedAudio(
+            samples,
+            sample_rate,
+            text=text,
+            voice=voice,
+            engine=voice.engine,
+            watermarked=watermarked,
+            parameters=dict(parameters),
+            key_dir=self.data_dir,
+        )
 
     def clone(
         self,
@@ -341,15 +433,27 @@ class Studio:
         seed: int = 0,
         watermark: bool | None = None,
         progress: ProgressCallback | None = None,
-    ) -> Audio:
-        """Speak `text` in an enrolled voice or in the voice of a reference recording."""
+        consent: str | None = None,
+    ) -> GeneratedAudio:
+        """Speak `text` in an enrolled voice or in the voice of a reference recording (which
+        needs the speaker's `consent` statement). Save it with `studio.save(clip, path)`:
+        that writes the file and its signed provenance record."""
         text = check_text(text)  # fail on bad text before any slow analysis
-        chosen = self.resolve_voice(voice, reference, engine, seed)
-        pieces = list(self.speak(text, chosen, speed=speed, watermark=watermark, progress=progress))
+        chosen = self.resolve_voice(voice, reference, engine, seed, consent=consent)
+        mark = self.config.watermark if watermark is None else watermark
+        pieces = list(self.speak(text, chosen, speed=speed, watermark=mark, progress=progress))
         samples = np.concatenate([p.samples for p in pieces])
         # The last sentence ends a paragraph; a whole clip does not need that trailing pause.
         trailing = int(pieces[-1].sample_rate * self.config.paragraph_pause_s)
-        return Audio(samples[: max(1, len(samples) - trailing)], pieces[0].sample_rate)
+        parameters = {"speed": speed, "seed": seed}
+        return self._generated(
+            samples[: max(1, len(samples) - trailing)],
+            pieces[0].sample_rate,
+            text,
+            chosen,
+            mark,
+            parameters,
+        )
 
     # -- face swap ---------------------------------------------------------------------------
     def faceswap(
@@ -365,6 +469,7 @@ class Studio:
         audio: str | Path | None = None,
         watermark: bool | None = None,
         progress: ProgressCallback | None = None,
+        consent: str | None = None,
     ) -> FaceSwapOutput:
         """Put the (largest) face of the `source` image onto the faces of `target`, an image
         or a video (by its suffix); `face` picks one target face (left to right, from 0).
@@ -386,6 +491,7 @@ class Studio:
                 audio=audio,
                 watermark=watermark,
                 progress=progress,
+                consent=consent,
             )
         if suffix not in IMAGE_SUFFIXES:
             raise MediaError(
@@ -457,8 +563,10 @@ class Studio:
         audio: str | Path | None = None,
         watermark: bool | None = None,
         progress: ProgressCallback | None = None,
+        consent: str | None = None,
     ) -> FaceSwapOutput:
-        """Swap faces in a video, streamed frame by frame; see `faceswap` for the soundtrack."""
+        """Swap faces in a video, streamed frame by frame; see `faceswap` for the soundtrack
+        (a `reference` needs the speaker's `consent` statement)."""
         import tempfile
 
         from deepfake_studio.faceswap import image as fs_image
@@ -477,6 +585,8 @@ class Studio:
         if cloning and audio is not None:
             raise VoiceError("give a cloned soundtrack (--voice, --text) or --audio, not both")
         text = check_text(text) if text is not None else None
+        if reference is not None:
+            check_consent(consent, "cloning from a recording")
         src = fs_image.prepare_source(
             fs_image.read_image(source, cfg, "source"), self.face_models, "source"
         )
@@ -492,9 +602,10 @@ class Studio:
         with tempfile.TemporaryDirectory(prefix="faceswap-") as tmp:
             if cloning:
                 assert text is not None
-                chosen = self.resolve_voice(voice, reference)
+                chosen = self.resolve_voice(voice, reference, consent=consent)
                 speech = self.clone(text, voice=chosen, watermark=mark)
-                soundtrack = audio_io.save_audio(speech, Path(tmp) / "speech.wav")
+                # A temporary track inside the video: the video's record covers it.
+                soundtrack = audio_io.write_audio(speech, Path(tmp) / "speech.wav")
                 audio_kind = "cloned"
             elif audio is not None:
                 audio_io.load_audio(audio)  # a clear AudioError now, not an ffmpeg failure later
@@ -596,33 +707,55 @@ class Studio:
         audio: Audio,
         path: str | Path,
         *,
-        text: str,
-        voice: Voice | None,
-        engine: str,
-        watermarked: bool,
-        parameters: dict[str, object] | None = None,
+        text: str | None = None,
+        voice: Voice | None = None,
+        engine: str | None = None,
+        watermarked: bool | None = None,
+        parameters: Mapping[str, object] | None = None,
     ) -> tuple[Path, Path]:
-        """Write a generated clip and its signed provenance record: (audio path, record path).
+        """Write a clip and its signed provenance record: (audio path, record path).
 
-        The record (sidecar `OUT.provenance.json`, and inside FLAC files) hashes the samples as
-        written, names the engine, voice and consent, and is signed with the studio's key.
+        A clip from `clone` or `speak` knows its text, voice, engine and watermark: just
+        `studio.save(clip, "out.wav")`. Other audio needs `text` and `engine`; it is
+        watermarked here (unless the config turns the watermark off or `watermarked=True`
+        says it already is). The record (sidecar `OUT.provenance.json`, and inside FLAC files)
+        hashes the samples as written, names the engine, voice and consent, and is signed with
+        the studio's key; it replaces any earlier record of that path.
         """
-        from deepfake_studio import provenance
-
-        out = audio_io.save_audio(audio, path)
-        key = provenance.load_or_create_key(self.data_dir)
-        record = provenance.make_record(
+        if isinstance(audio, GeneratedAudio):
+            text = audio.text if text is None else text
+            voice = audio.voice if voice is None else voice
+            engine = audio.engine if engine is None else engine
+            watermarked = audio.watermarked if watermarked is None else watermarked
+            parameters = {**audio.parameters, **(parameters or {})}
+        if text is None or engine is None:
+            raise StudioError(
+                "studio.save needs the text and engine of audio the studio did not generate "
+                "(a clip from studio.clone or studio.speak carries them)"
+            )
+        if watermarked is None:
+            watermarked = self.config.watermark
+            if watermarked:
+                audio = self.watermarker.embed(audio)
+        out = audio_io.write_audio(audio, path)
+        record = sign_audio_file(
             out,
-            key=key,
+            key_dir=self.data_dir,
             text=text,
-            engine=engine,
             voice=voice,
+            engine=engine,
             watermarked=watermarked,
             parameters=parameters,
         )
-        if out.suffix.lower() == ".flac":
-            provenance.embed_in_flac(out, record)
-        return out, provenance.write_sidecar(out, record)
+        return out, record
+
+
+def check_consent(consent: str | None, action: str) -> str:
+    """The stripped consent statement, or a VoiceError saying `action` needs one."""
+    statement = (consent or "").strip()
+    if not statement:
+        raise VoiceError(f'{action} needs the speaker\'s consent statement (--consent "...")')
+    return statement
 
 
 def _check_output(out: Path, suffixes: tuple[str, ...], kind: str) -> None:

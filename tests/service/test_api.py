@@ -185,7 +185,13 @@ def test_inline_reference_upload_clones_on_the_fly_as_mp3(
 ) -> None:
     response = client.post(
         f"{API}/synthesize",
-        data={"text": SENTENCE, "engine": "piper", "format": "mp3", "speed": "1.1"},
+        data={
+            "text": SENTENCE,
+            "engine": "piper",
+            "format": "mp3",
+            "speed": "1.1",
+            "consent": "Public-domain LJ Speech reader.",
+        },
         files={"reference": ("my voice.flac", example_reference.read_bytes(), "audio/flac")},
     )
     assert response.status_code == 202, response.text
@@ -389,7 +395,7 @@ def _check_oversized(client: TestClient, example_reference: Path) -> None:
     # The file alone is over the limit: refused while it is copied (the body is small).
     small_body = client.post(
         f"{API}/synthesize",
-        data={"text": "Hi."},
+        data={"text": "Hi.", "consent": "yes"},
         files={"reference": ("lj.flac", example_reference.read_bytes(), "audio/flac")},
     )
     assert small_body.status_code == 413

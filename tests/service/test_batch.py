@@ -43,6 +43,7 @@ def _csv(folder: Path, text: str) -> Path:
         ("text,out,voice\nHi.,a.wav,nobody\n", "line 2: unknown voice 'nobody'"),
         ("text,out,voice,reference\nHi.,a.wav,{v},r.wav\n", "line 2: give exactly one of"),
         ("text,out,reference\nHi.,a.wav,missing.wav\n", "line 2: reference file not found"),
+        ("text,out,reference\nHi.,a.wav,jobs.csv\n", "line 2: a reference needs the speaker's"),
         ("text,out,voice\nHi.,../a.wav,{v}\n", "line 2: out must be a plain file name"),
         ("text,out,voice\nHi.,a.ogg,{v}\n", "must end in .wav, .flac or .mp3"),
         ("text,out,voice\n  ,a.wav,{v}\n", "line 2: the text is empty"),
@@ -74,10 +75,10 @@ def test_batch_writes_signed_outputs_and_resumes(
     (tmp_path / "refs" / "lj.flac").write_bytes(example_reference.read_bytes())
     path = _csv(
         tmp_path,
-        "\ufefftext,out,voice,reference,engine,speed\n"  # an Excel BOM is fine
-        f'"Hello, from row one.",one.wav,{batch_voice},,,\n'
-        f"Row two is a flac.,two.flac,{batch_voice},,,1.2\n"
-        "Row three clones a reference.,three.wav,,refs/lj.flac,piper,\n",
+        "\ufefftext,out,voice,reference,consent,engine,speed\n"  # an Excel BOM is fine
+        f'"Hello, from row one.",one.wav,{batch_voice},,,,\n'
+        f"Row two is a flac.,two.flac,{batch_voice},,,,1.2\n"
+        "Row three clones a reference.,three.wav,,refs/lj.flac,LJ (public domain),piper,\n",
     )
     out = tmp_path / "out"
     rows = read_jobs(path, out, studio)
@@ -127,7 +128,10 @@ def test_cli_reports_failures_and_exits_non_zero(
 ) -> None:
     silence = tmp_path / "silence.wav"
     sf.write(silence, np.zeros(16_000 * 3, np.float32), 16_000)
-    _csv(tmp_path, "text,out,reference,engine\nNothing to hear.,x.wav,silence.wav,piper\n")
+    _csv(
+        tmp_path,
+        "text,out,reference,consent,engine\nNothing to hear.,x.wav,silence.wav,yes,piper\n",
+    )
     monkeypatch.setenv("DEEPFAKE_STUDIO_HOME", str(tmp_path / "home"))
     out_dir = str(tmp_path / "out")
     code, out, err = _cli(

@@ -270,7 +270,12 @@ def test_two_workers_share_jobs_and_the_server_stores_results(
         ids.append(response.json()["job_id"])
     inline = client.post(  # an uploaded reference travels in the message
         f"{API}/synthesize",
-        data={"text": "Cloned on a worker from an upload.", "engine": "piper", "format": "flac"},
+        data={
+            "text": "Cloned on a worker from an upload.",
+            "engine": "piper",
+            "format": "flac",
+            "consent": "Public-domain LJ Speech reader.",
+        },
         files={"reference": ("mine.flac", example_reference.read_bytes(), "audio/flac")},
     )
     assert inline.status_code == 202, inline.text

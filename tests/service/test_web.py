@@ -423,7 +423,9 @@ def test_requests_are_checked_before_a_job_is_queued(
     silence = tmp_path / "silence.wav"
     sf.write(silence, np.zeros(16_000 * 3, np.float32), 16_000)
     with pytest.raises(AudioError, match="silence.wav"):  # the user's file name, not a uuid
-        web.submit_clone(SENTENCE, SOURCE_REFERENCE, None, str(silence), "piper", 1.0)
+        web.submit_clone(SENTENCE, SOURCE_REFERENCE, None, str(silence), "piper", 1.0, "yes")
+    with pytest.raises(VoiceError, match="consent"):  # a recording needs consent, as enrolling
+        web.submit_clone(SENTENCE, SOURCE_REFERENCE, None, str(example_reference), "piper", 1.0)
     assert held.submitted == []
     assert not list(JobStore(studio.data_dir).incoming_dir.iterdir())  # nothing left behind
 
@@ -440,7 +442,13 @@ def test_a_reference_upload_is_cloned_and_plotted_next_to_the_result(
 
     web = StudioWeb(studio, store, InlineRunner())
     queued = web.submit_clone(
-        "Short and clear.", SOURCE_REFERENCE, None, str(example_reference), "piper", 1.2
+        "Short and clear.",
+        SOURCE_REFERENCE,
+        None,
+        str(example_reference),
+        "piper",
+        1.2,
+        "Public-domain LJ Speech reader.",
     )
     job = list(web.follow(queued.id, interval=0.01))[-1]
     assert job.state == "done", job.error

@@ -75,7 +75,7 @@ def test_resume_continues_exactly_and_the_run_speaks(  # type: ignore[no-untyped
         [sys.executable, "-m", "deepfake_studio.cli", "clone", "--engine", "sv2tts",
          "--models-dir", str(run), "--vocoder", "griffinlim", "--reference",
          str(Path(__file__).parents[2] / "examples" / "lj_reference.flac"),
-         "--text", "Hello there.", "--out", str(out)],
+         "--text", "Hello there.", "--consent", "LJ, public domain", "--out", str(out)],
         capture_output=True, text=True, timeout=300,
         env={"DEEPFAKE_STUDIO_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip

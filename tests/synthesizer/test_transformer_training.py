@@ -121,7 +121,8 @@ def test_resume_continues_exactly_and_the_engine_speaks(  # type: ignore[no-unty
     cli = subprocess.run(
         [sys.executable, "-m", "deepfake_studio.cli", "clone", "--engine", "transformer",
          "--models-dir", str(tmp_path / "a"), "--reference", str(ROOT / "examples" /
-         "lj_reference.flac"), "--text", "Hi there.", "--emotion", "happy", "--out", str(out)],
+         "lj_reference.flac"), "--text", "Hi there.", "--emotion", "happy",
+         "--consent", "LJ, public domain", "--out", str(out)],
         capture_output=True, text=True, timeout=300,
         env={"DEEPFAKE_STUDIO_HOME": str(tmp_path / "home"), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip

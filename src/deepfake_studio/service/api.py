@@ -49,7 +49,7 @@ from deepfake_studio.errors import (
 from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from deepfake_studio.service.runner import EmbeddedRunner, JobRunner, detection_summary
 from deepfake_studio.service.store import Job, JobKind, JobState, JobStore, UnknownJobError
-from deepfake_studio.studio import Studio
+from deepfake_studio.studio import Studio, check_consent
 from deepfake_studio.synthesizer import ENGINES
 from deepfake_studio.text import check_text
 from deepfake_studio.voices import Voice, check_name, voice_id
@@ -221,6 +221,11 @@ class SynthesisRequest(BaseModel):
     speed: float = Field(1.0, allow_inf_nan=False, description="Relative speaking rate.")
     seed: int = Field(0, description="Seed for analysing an uploaded reference.")
     format: Literal["wav", "flac", "mp3"] = "wav"
+    consent: str | None = Field(
+        None,
+        description="With a `reference` upload: the speaker's consent statement (required, "
+        "as for enrolling; kept in the provenance record).",
+    )
 
 
 class FaceSwapForm(BaseModel):
@@ -741,6 +746,9 @@ def create_app(
             text = check_text(req.text)
             if (req.voice is None) == (upload is None):
                 raise VoiceError("give exactly one of a voice id or a reference upload")
+            consent = None
+            if upload is not None:
+                consent = check_consent(req.consent, "cloning from a recording")
             low, high = studio.config.min_speed, studio.config.max_speed
             if not low <= req.speed <= high:
                 raise EngineError(f"speed {req.speed} is out of range ({low}-{high})")
@@ -773,6 +781,7 @@ def create_app(
             "speed": req.speed,
             "seed": req.seed,
             "format": req.format,
+            **({"consent": consent} if consent else {}),
         }
         job = await run_in_threadpool(store.create, "clone", request_json, inputs=inputs)
         jobs.submit(job.id)

@@ -6,6 +6,7 @@ CSV columns (a header row is required; UTF-8, an Excel BOM is fine):
     out        output file name in the output folder: .wav/.flac/.mp3  (required)
     voice      an enrolled voice id or name   } exactly one of the two per row
     reference  a recording to clone, relative to the CSV's folder  }
+    consent    the speaker's consent statement        (required with a reference)
     engine, speed, seed                                             (optional)
 
 Every row is checked before anything runs, so a typo fails in one line, not after an hour.
@@ -36,7 +37,7 @@ from deepfake_studio.synthesizer import ENGINES
 from deepfake_studio.text import check_text
 from deepfake_studio.voices import Voice, voice_id
 
-COLUMNS = ("text", "out", "voice", "reference", "engine", "speed", "seed")
+COLUMNS = ("text", "out", "voice", "reference", "consent", "engine", "speed", "seed")
 REQUIRED = ("text", "out")
 _NAMESPACE = uuid.UUID("8f0b3f44-8a5e-4c1f-9a53-2a4b4d1d5e61")  # batch task ids (uuid5)
 
@@ -57,6 +58,7 @@ class BatchRow:
     engine: str | None
     speed: float
     seed: int
+    consent: str | None = None  # with a reference: the speaker's consent statement
 
     def request(self) -> dict[str, Any]:
         """The same request a server clone job carries."""
@@ -68,6 +70,7 @@ class BatchRow:
             "speed": self.speed,
             "seed": self.seed,
             "format": self.out.suffix.lstrip(".").lower(),
+            **({"consent": self.consent} if self.reference else {}),
         }
 
     def task_id(self) -> str:
@@ -185,11 +188,14 @@ def _check_row(
     if voice is not None and voice_id(voice) not in studio.library.names():
         known = ", ".join(studio.library.names()) or "none enrolled yet"
         raise fail(f"unknown voice {voice!r} (known: {known})")
-    ref_path = None
+    ref_path, consent = None, None
     if reference is not None:
         ref_path = (base / reference).resolve()
         if not ref_path.is_file():
             raise fail(f"reference file not found: {reference}")
+        consent = cell("consent")
+        if not consent:
+            raise fail("a reference needs the speaker's consent statement (a consent column)")
     engine = cell("engine") or None
     if engine is not None and engine not in ENGINES:
         raise fail(f"unknown engine {engine!r} (available: {', '.join(ENGINES)})")
@@ -201,7 +207,7 @@ def _check_row(
     low, high = studio.config.min_speed, studio.config.max_speed
     if not low <= speed <= high:
         raise fail(f"speed {speed} is out of range ({low}-{high})")
-    return BatchRow(line, text, out_dir / out, voice, ref_path, engine, speed, seed)
+    return BatchRow(line, text, out_dir / out, voice, ref_path, engine, speed, seed, consent)
 
 
 def _sha256(path: Path) -> str:

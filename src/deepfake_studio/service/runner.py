@@ -114,6 +114,7 @@ def compute_clone(
         request.get("engine"),
         request.get("seed", 0),
         analyse,
+        consent=request.get("consent"),
     )
     speak = throttled(report, 0.5, 0.5) if reference else throttled(report)
     audio = studio.clone(

@@ -49,7 +49,7 @@ from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from deepfake_studio.service.api import API_PREFIX
 from deepfake_studio.service.runner import JobRunner
 from deepfake_studio.service.store import Job, JobStore
-from deepfake_studio.studio import REFERENCE_RATE, Studio
+from deepfake_studio.studio import REFERENCE_RATE, Studio, check_consent
 from deepfake_studio.synthesizer import ENGINES
 from deepfake_studio.text import check_text
 from deepfake_studio.voices import Voice, check_name, voice_id
@@ -162,15 +162,19 @@ class StudioWeb:
         reference: str | None,
         engine: str | None,
         speed: float,
+        consent: str | None = None,
     ) -> Job:
-        """Check the request now (like POST /synthesize), then queue a clone job."""
+        """Check the request now (like POST /synthesize), then queue a clone job. A reference
+        recording needs the speaker's consent statement, as enrolling does."""
         text = check_text(text or "")
         chosen_engine = _engine(engine)
         low, high = self.studio.config.min_speed, self.studio.config.max_speed
         if not low <= float(speed) <= high:
             raise EngineError(f"speed {speed} is out of range ({low}-{high})")
         inputs: dict[str, Path] = {}
+        statement = None
         if source == SOURCE_REFERENCE:
+            statement = check_consent(consent, "cloning from a recording")
             path, name = self._receive(reference)
             inputs[name] = path
             chosen_voice, reference_name = None, name
@@ -187,6 +191,7 @@ class StudioWeb:
             "speed": float(speed),
             "seed": 0,
             "format": "wav",
+            **({"consent": statement} if statement else {}),
         }
         return self._queue("clone", request, inputs)
 
@@ -597,6 +602,12 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                         label="Reference recording (upload or record, at least 2 s of speech)",
                         elem_id="clone-reference",
                     )
+                    clone_consent = gr.Textbox(
+                        label="Consent statement of the reference's speaker (required for a "
+                        "recording)",
+                        lines=2,
+                        elem_id="clone-consent",
+                    )
                 with gr.Column():
                     text = gr.Textbox(
                         label="Text", lines=4, max_length=20_000, elem_id="clone-text"
@@ -769,12 +780,13 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
             reference_in: str | None,
             engine_in: str,
             speed_in: float,
+            consent_in: str,
             progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's injection idiom
         ) -> Iterator[tuple[Any, ...]]:
             skip = gr.skip()
             try:
                 queued = web.submit_clone(
-                    text_in, source_in, voice_in, reference_in, engine_in, speed_in
+                    text_in, source_in, voice_in, reference_in, engine_in, speed_in, consent_in
                 )
             except StudioError as e:
                 yield _error_text(e), None, None, None, None
@@ -874,7 +886,7 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
         refresh.click(library, None, library_outputs, **hidden)
         generate.click(
             run_clone,
-            [text, source, voice, reference, engine, speed],
+            [text, source, voice, reference, engine, speed, clone_consent],
             [status, result, signals, embedding, projection],
             **hidden,
         )
