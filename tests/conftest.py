@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
+from types import ModuleType
+from typing import NoReturn
 
 import pytest
 
@@ -12,12 +15,30 @@ SHARED_DATA = Path(os.environ.get("DEEPFAKE_STUDIO_DATA", ROOT.parent / "shared"
 EXAMPLE_REFERENCE = ROOT / "examples" / "lj_reference.flac"
 
 
+def skip_or_fail_in_ci(reason: str) -> NoReturn:
+    """Skip when shared data, a system tool or an extra is missing; fail instead when `CI` is set
+    (.ci/run installs everything, so there a skip would hide a missing install step).
+
+    Works inside a test or fixture and at module level (`from tests.conftest import ...`)."""
+    if os.environ.get("CI"):
+        pytest.fail(f"missing in CI: {reason}", pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
+
+
+def import_or_fail_in_ci(module: str, why: str) -> ModuleType:
+    """`pytest.importorskip`, but a failure under `CI`."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        skip_or_fail_in_ci(f"{module} is not installed ({why})")
+
+
 @pytest.fixture(scope="session")
 def speech_dir() -> Path:
-    """The shared real-speech corpus; tests that need it skip when it is absent."""
+    """The shared real-speech corpus; tests that need it skip when it is absent (fail in CI)."""
     folder = SHARED_DATA / "speech"
     if not (folder / "manifest.csv").exists():
-        pytest.skip(f"shared speech data not found at {folder} (set DEEPFAKE_STUDIO_DATA)")
+        skip_or_fail_in_ci(f"shared speech data not found at {folder} (set DEEPFAKE_STUDIO_DATA)")
     return folder
 
 
@@ -79,7 +100,7 @@ def tiny_manifest(speech_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     for speaker in TINY_CORPUS_SPEAKERS:
         mine = sorted((r for r in rows if r["speaker"] == speaker), key=lambda r: r["path"])[:3]
         if len(mine) < 3:
-            pytest.skip(f"shared speech data has too few short clips of {speaker}")
+            skip_or_fail_in_ci(f"shared speech data has too few short clips of {speaker}")
         chosen += mine
     manifest = tmp_path_factory.mktemp("tiny-corpus") / "manifest.csv"
     with manifest.open("w", newline="") as handle:

@@ -29,9 +29,10 @@ from deepfake_studio.audio import (
     voice_activity,
 )
 from deepfake_studio.errors import AudioError
+from tests.conftest import SHARED_DATA, skip_or_fail_in_ci
 
 SR = 16_000
-SPEECH_DIR = Path("/work/shared/data/speech")
+SPEECH_DIR = SHARED_DATA / "speech"
 
 
 def voiced(seconds: float, sr: int = SR, seed: int = 0) -> np.ndarray:
@@ -67,7 +68,7 @@ def one_line_error(exc: pytest.ExceptionInfo[AudioError]) -> str:
 def ffmpeg() -> str:
     exe = ffmpeg_path()
     if exe is None:
-        pytest.skip("ffmpeg is not installed")
+        skip_or_fail_in_ci("ffmpeg is not installed")
     return exe
 
 
@@ -76,12 +77,12 @@ def real_speech() -> Path:
     """A short LJSpeech clip (speech from start to end) from the shared data set."""
     manifest = SPEECH_DIR / "manifest.csv"
     if not manifest.is_file():
-        pytest.skip(f"shared speech data not available ({manifest} missing)")
+        skip_or_fail_in_ci(f"shared speech data not available ({manifest} missing)")
     with manifest.open(newline="") as fh:
         rows = [r for r in csv.DictReader(fh) if r["corpus"] == "ljspeech"]
     rows = [r for r in rows if 1.5 <= float(r["duration_s"]) <= 4.0]
     if not rows or not (SPEECH_DIR / rows[0]["path"]).is_file():
-        pytest.skip("no short LJSpeech clip found in the shared data set")
+        skip_or_fail_in_ci("no short LJSpeech clip found in the shared data set")
     return SPEECH_DIR / rows[0]["path"]
 
 

@@ -71,10 +71,21 @@ def test_an_interrupted_build_resumes_to_the_same_clips(
 def test_training_exports_a_calibrated_model_and_resumes(
     tiny_data: Path, tiny_run: Path, tmp_path: Path
 ) -> None:
+    from deepfake_studio.detector.evaluate import score_rows
+    from deepfake_studio.detector.infer import Detector, DetectorConfig
+
     card = json.loads((tiny_run / "detector.json").read_text())
     assert (tiny_run / "detector.onnx").stat().st_size < 2 * 2**20
-    assert 0.5 <= card["threshold"] < 1 and card["calibration"]["a"] != 0
     assert len(card["history"]) == 1
+    # Scored through the exported ONNX and the card's calibration, the dev clips separate, and
+    # the threshold is the rule's: 2 % of 4 real dev clips may be flagged, i.e. none, so it sits
+    # on the highest real score (ONNX vs torch moves scores by < 0.01).
+    dev = [r for r in read_manifest(tiny_data) if r["split"] == "dev"]
+    p = score_rows(Detector(DetectorConfig(weights_dir=tiny_run)), tiny_data, dev)
+    real = np.array([r["label"] == "bonafide" for r in dev])
+    assert p[~real].mean() > p[real].mean() + 0.3, p  # measured: 0.79 vs 0.21
+    assert card["dev"]["fpr_at_threshold"] == 0.0
+    assert card["threshold"] == pytest.approx(max(0.5, p[real].max()), abs=0.01)
     # Resume: a copy of the 1-epoch run continues to 2 epochs instead of starting over.
     run = tmp_path / "run"
     run.mkdir()
@@ -98,12 +109,35 @@ def test_evaluation_reports_eer_and_writes_a_det_plot(
     detector = Detector(DetectorConfig(weights_dir=tiny_run))
     result, scores = evaluate_model(detector, tiny_data, "test")
     for condition in ("clean", "augmented"):
-        assert 0.0 <= result[condition]["eer"] <= 1.0
+        # espeak-ng and Griffin-Lim are easy: one epoch separates the test speakers' clips
+        # (measured: EER 0 in both conditions; an untrained model gives about 0.5).
+        assert result[condition]["eer"] <= 0.15, result
         assert set(result[condition]["per_generator_eer"]) == {"espeak-ng", "griffin-lim"}
     png = plot_det(scores, tmp_path / "det.png")
     assert png.read_bytes()[:4] == b"\x89PNG"
     report = {"seen": result, "logo": {}, "threshold": detector.threshold}
     assert "| espeak-ng |" in markdown_table(report)
+
+
+def test_calibration_recovers_known_platt_parameters() -> None:
+    from deepfake_studio.detector.train import fit_calibration
+
+    rng = np.random.default_rng(0)
+    logits = rng.uniform(-4, 4, 20_000)  # symmetric, so both classes are equally common
+    is_spoof = rng.random(logits.size) < 1 / (1 + np.exp(-(0.5 * logits + 0.3)))
+    a, b = fit_calibration(logits, is_spoof)
+    # b absorbs the small class imbalance that the +0.3 offset creates (equal class weights).
+    assert a == pytest.approx(0.5, abs=0.03) and abs(b) < 0.1
+
+
+def test_threshold_flags_at_most_the_allowed_share_of_real_clips() -> None:
+    from deepfake_studio.detector.train import choose_threshold
+
+    real = np.linspace(0.0, 0.99, 100)  # the three highest: 0.97, 0.98, 0.99
+    threshold = choose_threshold(real, max_fpr=0.02)
+    assert threshold == pytest.approx(0.97) and (real > threshold).sum() == 2
+    assert choose_threshold(real * 0.4, max_fpr=0.02) == 0.5  # never below 0.5
+    assert choose_threshold(np.full(10, 0.9995), max_fpr=0.0) == 0.999  # nor above 0.999
 
 
 def test_shrink_keeps_exactly_the_smaller_configs_clips(

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
 CLI = [sys.executable, "-m", "deepfake_studio.cli"]
 
@@ -21,22 +22,26 @@ def run(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_detect_json_with_segments_and_a_corrupt_file(
-    tmp_path: Path, example_reference: Path
+    tmp_path: Path,
+    example_reference: Path,
+    piper_engine,  # type: ignore[no-untyped-def]
 ) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_text("this is not audio")
-    result = run("detect", example_reference, bad, "--json", "--segments", home=tmp_path)
+    made = tmp_path / "piper.wav"
+    text = "A sentence spoken by Piper, for the detector."
+    sf.write(made, piper_engine.synthesize(text, piper_engine.default_conditioning()), 22_050)
+    result = run("detect", example_reference, bad, made, "--json", "--segments", home=tmp_path)
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(errors) == 1 and errors[0].startswith("error: ") and "bad.wav" in errors[0]
     assert "Traceback" not in result.stderr
-    (line,) = result.stdout.splitlines()  # the good file is still reported
-    report = json.loads(line)
-    assert report["file"] == str(example_reference)
-    assert 0.0 <= report["probability_synthetic"] <= 1.0
-    assert report["label"] == (
-        "synthetic" if report["probability_synthetic"] >= report["threshold"] else "real"
-    )
+    report, synthetic = map(json.loads, result.stdout.splitlines())  # good files still reported
+    assert report["file"] == str(example_reference) and synthetic["file"] == str(made)
+    # Known answers: the LJ Speech recording is real (p 0.006 measured), Piper synthetic (0.99).
+    assert report["label"] == "real" and report["probability_synthetic"] < report["threshold"]
+    assert synthetic["label"] == "synthetic"
+    assert synthetic["probability_synthetic"] >= synthetic["threshold"]
     assert set(report["watermark"]) == {"present", "confidence"}
     assert report["watermark"]["present"] is False  # a public-domain recording, never marked
     assert len(report["segments"]) >= 2
@@ -73,6 +78,7 @@ def test_detect_text_output_with_a_corrupt_file(
     )
     assert code == 1
     assert out.startswith(str(example_reference)) and "p(synthetic)" in out
+    assert out.splitlines()[0].split("\t")[1] == "real"  # the label column, a known answer
     assert "watermark" in out
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and "broken.flac" in lines[0]

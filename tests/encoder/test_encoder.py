@@ -22,6 +22,7 @@ from deepfake_studio.encoder import (
 )
 from deepfake_studio.encoder.features import mel_filterbank, mel_spectrogram
 from deepfake_studio.errors import AudioError, StudioError
+from tests.conftest import import_or_fail_in_ci, skip_or_fail_in_ci
 
 # resemblyzer's partial step is round(16000 / rate / 160) frames: rate 1.25 -> 80 = 50 % overlap.
 RESEMBLYZER_RATE = 1.25
@@ -45,7 +46,7 @@ def load_clip(speech_dir: Path):  # speech_dir (tests/conftest.py) skips when da
 
     def load(relative: str, rate: int | None = None) -> tuple[np.ndarray, int]:
         if relative not in known or not (speech_dir / relative).is_file():
-            pytest.skip(f"clip {relative} is not in the shared speech set")
+            skip_or_fail_in_ci(f"clip {relative} is not in the shared speech set")
         wav, sr = sf.read(speech_dir / relative, dtype="float32")
         if rate is not None and rate != sr:
             wav, sr = soxr.resample(wav, sr, rate).astype(np.float32), rate
@@ -68,7 +69,7 @@ def state_dict() -> dict[str, torch.Tensor]:
 def resemblyzer_encoder():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pkg_resources / scipy.ndimage.morphology deprecations
-        resemblyzer = pytest.importorskip("resemblyzer")
+        resemblyzer = import_or_fail_in_ci("resemblyzer", "the reference encoder")
         return resemblyzer, resemblyzer.VoiceEncoder(device="cpu", verbose=False)
 
 
@@ -107,7 +108,7 @@ def test_mel_features_match_librosa(resemblyzer_encoder, load_clip):
 
 
 def test_filterbank_matches_librosa():
-    librosa = pytest.importorskip("librosa")
+    librosa = import_or_fail_in_ci("librosa", "the eval extra")
     reference = librosa.filters.mel(sr=16_000, n_fft=400, n_mels=40)
     np.testing.assert_allclose(mel_filterbank(16_000, 400, 40), reference, rtol=0, atol=1e-8)
 
@@ -247,7 +248,8 @@ def test_embed_batch_equals_per_clip_embed(encoder, load_clip):
 
     objects = encoder.embed_batch([Clip(wav, sr) for wav, sr in clips])
     assert np.max(np.abs(objects - single)) < 1e-5
-    audio = pytest.importorskip("deepfake_studio.audio")
+    from deepfake_studio import audio
+
     wav, sr = clips[0]
     np.testing.assert_array_equal(encoder.embed(audio.Audio(wav, sr)), single[0])
     assert encoder.embed_batch([]).shape == (0, 256)

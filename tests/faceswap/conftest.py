@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from deepfake_studio.faceswap import FaceSwapConfig
+from tests.conftest import skip_or_fail_in_ci
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_FACES = (
@@ -30,10 +31,10 @@ def obama() -> Path:
 
 @pytest.fixture(scope="session")
 def biden() -> Path:
-    """Biden's official portrait from the shared data (skips when it is absent)."""
+    """Biden's official portrait from the shared data (skips when it is absent, fails in CI)."""
     path = SHARED_FACES / "biden.jpg"
     if not path.is_file():
-        pytest.skip(f"shared portrait not found at {path} (set DEEPFAKE_STUDIO_DATA)")
+        skip_or_fail_in_ci(f"shared portrait not found at {path} (set DEEPFAKE_STUDIO_DATA)")
     return path
 
 

@@ -18,11 +18,10 @@ from deepfake_studio.faceswap.image import prepare_source, read_image
 from deepfake_studio.faceswap.video import VideoInfo, probe, read_frames, swap_video
 from deepfake_studio.provenance import verify
 from deepfake_studio.provenance.image_watermark import ImageWatermarker
+from tests.conftest import skip_or_fail_in_ci
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None,
-    reason="video tests need ffmpeg and ffprobe",
-)
+if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+    skip_or_fail_in_ci("video tests need ffmpeg and ffprobe")
 
 FPS, FRAMES, SIZE = 10, 12, (384, 320)  # 1.2 s; the watermark needs >= 256x256 frames
 

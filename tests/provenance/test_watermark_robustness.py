@@ -8,16 +8,15 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from deepfake_studio.audio import Audio, ffmpeg_path, load_audio, normalize_loudness, save_audio
 from deepfake_studio.provenance import DETECTION_THRESHOLD, AudioWatermarker
+from tests.conftest import skip_or_fail_in_ci
 
 
 def _mp3_128k(audio: Audio, tmp_path: Path) -> Audio:
     ffmpeg = ffmpeg_path()
     if ffmpeg is None:
-        pytest.skip("ffmpeg is not installed")
+        skip_or_fail_in_ci("ffmpeg is not installed")
     src = save_audio(audio, tmp_path / "src.wav")
     out = tmp_path / "coded.mp3"
     cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(src),

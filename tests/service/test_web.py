@@ -3,7 +3,6 @@ Playwright (never `playwright install`: the browser is the system's /usr/bin/chr
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import threading
@@ -17,8 +16,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-pytest.importorskip("gradio")
-sync_api = pytest.importorskip("playwright.sync_api")
+from tests.conftest import import_or_fail_in_ci, skip_or_fail_in_ci
+
+import_or_fail_in_ci("gradio", "the server extra")
+sync_api = import_or_fail_in_ci("playwright.sync_api", "the test extra")
 
 from fastapi.testclient import TestClient  # noqa: E402
 
@@ -55,9 +56,7 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 if not CHROMIUM.exists():
-    if os.environ.get("CI"):  # a skip would hide a missing install step
-        pytest.fail("CI needs Debian's Chromium: apt-get install -y chromium", pytrace=False)
-    pytest.skip("no /usr/bin/chromium (apt-get install -y chromium)", allow_module_level=True)
+    skip_or_fail_in_ci("no /usr/bin/chromium (apt-get install -y chromium)")
 
 
 class _HeldRunner:

@@ -34,6 +34,7 @@ from deepfake_studio.synthesizer.sv2tts_text import text_to_sequence
 from deepfake_studio.synthesizer.tacotron import Tacotron, TacotronConfig
 from deepfake_studio.vocoder.audio import melspectrogram
 from deepfake_studio.vocoder.griffin_lim import GriffinLimConfig
+from tests.conftest import skip_or_fail_in_ci
 
 TINY_TACOTRON = TacotronConfig(
     embed_dims=64,
@@ -57,7 +58,7 @@ def _short_reference_clips(speech_dir: Path, count: int = 2) -> list[dict[str, s
     lj.sort(key=lambda r: float(r["duration_s"]))
     chosen = [r for r in lj if (speech_dir / r["path"]).exists()][:count]
     if len(chosen) < count:
-        pytest.skip("not enough transcribed clips in the shared speech data")
+        skip_or_fail_in_ci("not enough transcribed clips in the shared speech data")
     return chosen
 
 
