@@ -132,7 +132,8 @@ def test_enroll_by_upload_then_list_and_get_the_voice(
     assert job["state"] == "done", job
     assert job["kind"] == "enroll" and job["progress"] == 1.0
     voice_id = accepted["voice_id"]
-    assert job["result"] == {"voice": voice_id, "name": piper_voice["name"], "engine": "piper"}
+    expected = {"voice_id": voice_id, "name": piper_voice["name"], "engine": "piper"}
+    assert job["result"] == {**expected, "voice": voice_id}  # `voice`: the deprecated name
 
     voice = client.get(f"{API}/voices/{voice_id}").json()
     assert voice["name"] == piper_voice["name"] and voice["engine"] == "piper"
@@ -351,7 +352,38 @@ def test_unknown_job_is_404(client: TestClient) -> None:
     for path in (f"/jobs/{uuid.uuid4()}", f"/jobs/{uuid.uuid4()}/audio", "/jobs/not-a-uuid"):
         response = client.get(API + path)
         assert response.status_code == 404 and "unknown job" in response.json()["error"]
-    assert client.get(f"{API}/nothing-here").json() == {"error": "Not Found"}
+    missing = client.get(f"{API}/nothing-here")
+    assert missing.status_code == 404
+    assert missing.json() == {"error": f"no route GET {API}/nothing-here" + NO_ROUTE_HINT}
+
+
+NO_ROUTE_HINT = f" (the API is under {API}; its reference is /docs)"
+
+
+def test_one_name_per_thing_with_the_old_names_accepted(
+    studio: Studio, example_reference: Path
+) -> None:
+    """job_id and voice_id everywhere; the 0.1 names (`id`, `voice`) still work, deprecated."""
+    name = f"Vocab {uuid.uuid4().hex[:6]}"
+    studio.enroll(example_reference, name, "Public-domain LJ Speech reader.", engine="piper")
+    held = _HeldRunner()
+    with TestClient(create_app(studio, runner=held)) as client:
+        voice = client.get(f"{API}/voices/{name}").json()
+        assert voice["voice_id"] == voice["id"] == name.lower().replace(" ", "-")
+        for body in ({"voice_id": voice["voice_id"]}, {"voice": voice["voice_id"]}):
+            accepted = client.post(f"{API}/synthesize", json={"text": "Hi.", **body})
+            assert accepted.status_code == 202, accepted.text
+            job = client.get(accepted.json()["url"]).json()
+            assert job["job_id"] == job["id"] == accepted.json()["job_id"]
+            assert job["request"]["voice_id"] == voice["voice_id"]
+        both = {"text": "Hi.", "voice_id": voice["voice_id"], "voice": "someone-else"}
+        clash = client.post(f"{API}/synthesize", json=both)
+        assert clash.status_code == 422 and "voice_id only" in clash.json()["error"]
+        spec = client.get("/openapi.json").json()
+        body = spec["paths"][f"{API}/synthesize"]["post"]["requestBody"]["content"]
+        assert body["application/json"]["schema"]["properties"]["voice"]["deprecated"] is True
+        assert spec["components"]["schemas"]["JobOut"]["properties"]["id"]["deprecated"] is True
+    studio.delete_voice(name)
 
 
 def test_default_upload_limit_is_20_mb(client: TestClient) -> None:

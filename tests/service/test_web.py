@@ -394,7 +394,12 @@ def test_a_token_puts_the_web_ui_behind_a_login(studio: Studio, context: Any) ->
 def test_api_routes_keep_precedence_over_the_mounted_ui(studio: Studio) -> None:
     with TestClient(create_app(studio, runner=_HeldRunner(), web=True)) as client:
         assert client.get("/api/v1/health").json()["status"] == "ok"
-        assert client.get("/api/v1/nope").json() == {"error": "Not Found"}
+        hint = " (the API is under /api/v1; its reference is /docs)"
+        assert client.get("/api/v1/nope").json() == {"error": "no route GET /api/v1/nope" + hint}
+        # Gradio answers paths outside the API itself: still the documented error shape.
+        outside = client.get("/no-such-page")
+        assert outside.status_code == 404
+        assert outside.json() == {"error": "no route GET /no-such-page" + hint}
         wrong = client.put("/api/v1/voices")
         assert wrong.status_code == 405 and wrong.json() == {"error": "Method Not Allowed"}
         assert "POST" in wrong.headers["allow"]

@@ -6,12 +6,17 @@ so mistakes come back as 4xx immediately, then the job is queued and its id retu
 202. Clients poll `GET /jobs/{id}` and fetch `GET /jobs/{id}/audio`.
 
 Every error is JSON `{"error": "one line"}`: StudioError → 422 (400 for the base class),
-unknown ids → 404, unfinished audio → 409, oversized uploads → 413, wrong file or body
-type → 415, malformed fields → 422, missing/wrong token → 401.
+unknown ids and unmatched routes → 404, unfinished audio → 409, oversized uploads → 413,
+wrong file or body type → 415, malformed fields → 422, missing/wrong token → 401.
+
+One name per thing: a job is `job_id`, a voice is `voice_id`, in requests and answers alike.
+The names of release 0.1 (`id` in a job or voice, `voice` in a request or result) are still
+accepted and sent for one more release (deprecated: marked so in the OpenAPI schema).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -30,7 +35,7 @@ from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, 
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -135,14 +140,18 @@ class ErrorOut(BaseModel):
 
 
 class Accepted(BaseModel):
-    job_id: str
+    job_id: str = Field(description="The job's id: poll GET /jobs/{job_id}.")
     state: JobState
     url: str = Field(description="Where to poll the job.")
     voice_id: str | None = Field(None, description="For enrollment: the id the voice will have.")
 
 
+DEPRECATED_NOTE = "Deprecated 0.1 name (removed in 0.3) of"
+
+
 class JobOut(BaseModel):
-    id: str
+    job_id: str = Field(description="The job's id (as returned on submission).")
+    id: str = Field(description=f"{DEPRECATED_NOTE} job_id.", deprecated=True)
     kind: JobKind
     state: JobState
     progress: float = Field(ge=0, le=1)
@@ -166,7 +175,8 @@ class JobPage(BaseModel):
 
 
 class VoiceOut(BaseModel):
-    id: str
+    voice_id: str = Field(description="The voice's id: what /synthesize takes as voice_id.")
+    id: str = Field(description=f"{DEPRECATED_NOTE} voice_id.", deprecated=True)
     name: str
     engine: str
     created: str
@@ -216,7 +226,8 @@ class SynthesisRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     text: str = Field(description="Text to speak (up to 20,000 characters).")
-    voice: str | None = Field(None, description="An enrolled voice id; or upload `reference`.")
+    voice_id: str | None = Field(None, description="An enrolled voice; or upload `reference`.")
+    voice: str | None = Field(None, description=f"{DEPRECATED_NOTE} voice_id.", deprecated=True)
     engine: str | None = Field(None, description="kokoro or piper; default: the voice's engine.")
     speed: float = Field(1.0, allow_inf_nan=False, description="Relative speaking rate.")
     seed: int = Field(0, description="Seed for analysing an uploaded reference.")
@@ -227,6 +238,10 @@ class SynthesisRequest(BaseModel):
         "as for enrolling; kept in the provenance record).",
     )
 
+    @model_validator(mode="after")
+    def _one_voice_name(self) -> Any:
+        return _merge_voice_names(self)
+
 
 class FaceSwapForm(BaseModel):
     """Fields of POST /faceswap besides the `source` and `target` files."""
@@ -234,11 +249,28 @@ class FaceSwapForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     face: int | None = Field(None, ge=0, description="Swap only this target face (0 = leftmost).")
-    voice: str | None = Field(None, description="Video: speak `text` in this enrolled voice.")
+    voice_id: str | None = Field(None, description="Video: speak `text` in this enrolled voice.")
+    voice: str | None = Field(None, description=f"{DEPRECATED_NOTE} voice_id.", deprecated=True)
     text: str | None = Field(None, description="Video: the new soundtrack's text.")
     format: Literal["png", "jpg", "webp"] = Field(
         "png", description="Image output format (a video target always gives mp4)."
     )
+
+    @model_validator(mode="after")
+    def _one_voice_name(self) -> Any:
+        return _merge_voice_names(self)
+
+
+def _merge_voice_names(model: BaseModel) -> BaseModel:
+    """`voice` (deprecated) means `voice_id`; both at once must agree. (Read through
+    __dict__: reading a deprecated field warns.)"""
+    fields = model.__dict__
+    old = fields.get("voice")
+    if old is not None:
+        if fields.get("voice_id") not in (None, old):
+            raise ValueError("give voice_id only (voice is its deprecated name)")
+        fields["voice_id"] = old
+    return model
 
 
 class EnrollForm(BaseModel):
@@ -291,6 +323,10 @@ def _validation_line(errors: list[Any]) -> str:
     return line.replace("\n", " ")
 
 
+def _no_route(method: str, path: str) -> str:
+    return f"no route {method} {path} (the API is under {API_PREFIX}; its reference is /docs)"
+
+
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status, headers=dict(headers or {}))
 
@@ -305,8 +341,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(404, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail), exc.headers)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":  # no route matched
+            message = _no_route(request.method, request.url.path)
+        return _error(exc.status_code, message, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -316,6 +355,52 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def crash(_: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error in a request", exc_info=exc)
         return _error(500, "internal server error (details are in the server log)")
+
+
+class ErrorShapeMiddleware:
+    """Rewrites a JSON `{"detail": ...}` 404 or 405 into the documented `{"error": ...}`.
+
+    Our own handlers already answer `{"error": ...}`; this catches what they never see: the
+    routes of the web studio mounted at `/` (Gradio answers unmatched paths itself).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        held: dict[str, Any] = {}
+        body: list[bytes] = []
+
+        async def reshape(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                kind = dict(message.get("headers", [])).get(b"content-type", b"")
+                if message["status"] in (404, 405) and kind.startswith(b"application/json"):
+                    held["start"] = message  # sent with the rewritten body
+                    return
+            elif "start" in held and message["type"] == "http.response.body":
+                body.append(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                data = b"".join(body)
+                with contextlib.suppress(ValueError):
+                    parsed = json.loads(data)
+                    if isinstance(parsed, dict) and set(parsed) == {"detail"}:
+                        message = str(parsed["detail"])
+                        if message == "Not Found":
+                            message = _no_route(scope["method"], scope["path"])
+                        data = json.dumps({"error": message}).encode()
+                start = held["start"]
+                headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+                headers.append((b"content-length", str(len(data)).encode()))
+                await send({**start, "headers": headers})
+                await send({"type": "http.response.body", "body": data})
+                return
+            await send(message)
+
+        await self.app(scope, receive, reshape)
 
 
 # -- request bodies -------------------------------------------------------------------------
@@ -503,14 +588,15 @@ def _job_out(job: Job) -> JobOut:
     if job.kind == "faceswap" and job.state == "done":
         result_url = f"{API_PREFIX}/jobs/{job.id}/result"
     return JobOut(
+        job_id=job.id,
         id=job.id,
         kind=job.kind,  # type: ignore[arg-type]
         state=job.state,  # type: ignore[arg-type]
         progress=job.progress,
         message=job.message,
         error=job.error,
-        request=job.request,
-        result=job.result,
+        request=_with_voice_id(job.request),
+        result=_with_voice_id(job.result),
         created=job.created,
         updated=job.updated,
         audio_url=audio_url,
@@ -518,8 +604,17 @@ def _job_out(job: Job) -> JobOut:
     )
 
 
+def _with_voice_id(fields: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored request or result with `voice_id` beside the 0.1 name `voice` (jobs are stored
+    with the old name, so that older jobs and workers keep working)."""
+    if fields is None or "voice" not in fields:
+        return fields
+    return {**fields, "voice_id": fields["voice"]}
+
+
 def _voice_out(voice: Voice) -> VoiceOut:
     return VoiceOut(
+        voice_id=voice.id,
         id=voice.id,
         name=voice.name,
         engine=voice.engine,
@@ -744,8 +839,8 @@ def create_app(
             raise HTTPException(415, "send application/json or a form (multipart/form-data)")
         try:
             text = check_text(req.text)
-            if (req.voice is None) == (upload is None):
-                raise VoiceError("give exactly one of a voice id or a reference upload")
+            if (req.voice_id is None) == (upload is None):
+                raise VoiceError("give exactly one of voice_id or a reference upload")
             consent = None
             if upload is not None:
                 consent = check_consent(req.consent, "cloning from a recording")
@@ -755,11 +850,13 @@ def create_app(
             if req.format == "mp3" and audio_io.ffmpeg_path() is None:
                 raise AudioError("mp3 output needs ffmpeg on the server; ask for wav or flac")
             inputs: dict[str, Path] = {}
-            if req.voice is not None:
-                if not studio.has_voice(req.voice):
-                    raise HTTPException(404, f"unknown voice {req.voice!r}")
+            if req.voice_id is not None:
+                if not studio.has_voice(req.voice_id):
+                    raise HTTPException(404, f"unknown voice {req.voice_id!r}")
                 # Loads the voice: catches a corrupt voice or an engine mismatch now.
-                voice = await run_in_threadpool(studio.resolve_voice, req.voice, None, req.engine)
+                voice = await run_in_threadpool(
+                    studio.resolve_voice, req.voice_id, None, req.engine
+                )
                 chosen: str | None = voice.id
                 reference = None
             else:
@@ -840,13 +937,13 @@ def create_app(
             )
             is_video = target_suffix in VIDEO_SUFFIXES
             text = check_text(fields.text) if fields.text is not None else None
-            if (fields.voice is None) != (text is None):
+            if (fields.voice_id is None) != (text is None):
                 raise VoiceError("a new soundtrack needs both a voice and a text")
-            if fields.voice is not None:
+            if fields.voice_id is not None:
                 if not is_video:
                     raise MediaError("a new soundtrack (voice, text) needs a video target")
-                if not studio.has_voice(fields.voice):
-                    raise HTTPException(404, f"unknown voice {fields.voice!r}")
+                if not studio.has_voice(fields.voice_id):
+                    raise HTTPException(404, f"unknown voice {fields.voice_id!r}")
             source_path = await run_in_threadpool(
                 _receive_upload, store, source, source_suffix, image_limit
             )
@@ -880,7 +977,7 @@ def create_app(
             "source_name": names[source_path],
             "target_name": names[target_path],
             "face": fields.face,
-            "voice": fields.voice,
+            "voice": fields.voice_id,
             "text": text,
             "format": fmt,
             **found,
@@ -1021,6 +1118,7 @@ def create_app(
 
     app.include_router(public)
     app.include_router(api)
+    app.add_middleware(ErrorShapeMiddleware)
     if web:  # web studio (issue 7): Gradio at "/", mounted last so the API routes win
         from deepfake_studio.service.web import mount_web
 
