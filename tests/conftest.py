@@ -62,6 +62,15 @@ def kokoro_engine():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(scope="session")
+def kokoro_torch():  # type: ignore[no-untyped-def]
+    """The float PyTorch Kokoro, filled from the bundled int8 ONNX (cached after the first run)."""
+    from deepfake_studio.synthesizer.kokoro.weights import load_kokoro_model
+
+    model, _ = load_kokoro_model()
+    return model
+
+
+@pytest.fixture(scope="session")
 def piper_engine():  # type: ignore[no-untyped-def]
     from deepfake_studio.synthesizer.piper import PiperEngine
 

