@@ -109,6 +109,11 @@ def test_gradients_reach_style_decoder_and_prosody_inputs(kokoro_torch: KokoroMo
         assert torch.isfinite(grad).all(), name
         assert grad.abs().sum() > 0, name
     kokoro_torch.zero_grad(set_to_none=True)
+    # the harmonic source itself (not only the F0 conv beside it) passes gradient to F0
+    f0_alone = prosody.f0.detach().clone().requires_grad_(True)
+    kokoro_torch.decoder.generator.source_spectrum(f0_alone).abs().sum().backward()
+    assert f0_alone.grad is not None and torch.isfinite(f0_alone.grad).all()
+    assert f0_alone.grad.abs().sum() > 0
 
 
 def test_adam_on_the_style_moves_one_voice_toward_another(kokoro_torch: KokoroModel) -> None:

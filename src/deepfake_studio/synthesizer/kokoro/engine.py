@@ -21,6 +21,7 @@ import numpy as np
 from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.synthesizer.base import Conditioning, ProgressCallback
 from deepfake_studio.synthesizer.kokoro.fit import FitConfig, fit_voice
+from deepfake_studio.synthesizer.kokoro.torch_path import TorchKokoro, needs_torch
 from deepfake_studio.synthesizer.phonemes import EnglishPhonemizer, to_kokoro_phonemes
 
 if TYPE_CHECKING:
@@ -86,6 +87,9 @@ class KokoroEngine:
         self.style_packs = load_style_packs()
         self._phonemizer = EnglishPhonemizer()
         self._run_lock = threading.Lock()
+        # Float PyTorch copy, loaded on first use: only voices with adapted decoder weights
+        # or requests with edited prosody need it (the int8 ONNX is faster otherwise).
+        self.torch_path = TorchKokoro()
 
     # -- conditioning ---------------------------------------------------------------------
     def default_conditioning(self) -> Conditioning:
@@ -123,8 +127,20 @@ class KokoroEngine:
             raise EngineError(
                 "this voice has no Kokoro style table; enroll it with --engine kokoro"
             )
-        pieces = [self.synthesize_phonemes(c, style, speed * conditioning.speed) for c in chunks]
+        rate = speed * conditioning.speed
+        if needs_torch(conditioning):
+            pieces = [self._synthesize_torch(c, style, rate, conditioning) for c in chunks]
+        else:
+            pieces = [self.synthesize_phonemes(c, style, rate) for c in chunks]
         return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+
+    def _synthesize_torch(
+        self, phonemes: str, style: np.ndarray, speed: float, conditioning: Conditioning
+    ) -> np.ndarray:
+        ids = token_ids(phonemes, self._vocab)
+        if not ids:
+            return np.zeros(0, np.float32)
+        return self.torch_path.synthesize_ids(ids, style[len(ids) - 1], speed, conditioning)
 
     def synthesize_phonemes(self, phonemes: str, style: np.ndarray, speed: float) -> np.ndarray:
         """Run the model on one phoneme string (≤ 510 symbols) with a style table."""

@@ -104,3 +104,27 @@ def log_mel_l1(a: np.ndarray, b: np.ndarray, sample_rate: int = 24_000) -> float
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
     n = min(len(a), len(b))
     return float(np.corrcoef(np.asarray(a[:n], np.float64), np.asarray(b[:n], np.float64))[0, 1])
+
+
+def aligned_log_mel_l1(a: np.ndarray, b: np.ndarray, sample_rate: int = 24_000) -> float:
+    """log10-mel L1 after dynamic time warping: for two renderings whose durations differ.
+
+    Each path predicts its own durations, which may differ by a frame on a few tokens; DTW
+    pairs the frames so only spectral differences are counted (mean over the warping path).
+    """
+    with torch.no_grad():
+        ma = log_mel(torch.as_tensor(np.asarray(a, np.float32)), sample_rate).T.numpy()
+        mb = log_mel(torch.as_tensor(np.asarray(b, np.float32)), sample_rate).T.numpy()
+    cost = np.abs(ma[:, None, :] - mb[None, :, :]).mean(-1)  # [frames a, frames b]
+    n, m = cost.shape
+    total = np.full((n + 1, m + 1), np.inf)
+    steps = np.zeros((n + 1, m + 1))
+    total[0, 0] = 0.0
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            options = (total[i - 1, j - 1], total[i - 1, j], total[i, j - 1])
+            k = int(np.argmin(options))
+            prev = ((i - 1, j - 1), (i - 1, j), (i, j - 1))[k]
+            total[i, j] = cost[i - 1, j - 1] + options[k]
+            steps[i, j] = steps[prev] + 1
+    return float(total[n, m] / steps[n, m])

@@ -1,0 +1,155 @@
+"""The engine's PyTorch path: what a voice or a request may ask that the int8 ONNX cannot do.
+
+Two things live in a `Conditioning` and send synthesis through the PyTorch model:
+
+- decoder weight deltas (speaker adaptation): arrays named `decoder_delta.<parameter>`, e.g.
+  `decoder_delta.decoder.generator.conv_post.weight`, added to the bundled decoder weights
+  for this voice only (the shared model is never modified);
+- a prosody edit: `ProsodyEdit` values in `info` (`prosody.f0_scale`, …) that reshape the
+  predicted F0 and energy curves before the decoder.
+
+Everything else (a plain style table) stays on the faster ONNX path.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepfake_studio.errors import EngineError
+from deepfake_studio.synthesizer.base import Conditioning
+from deepfake_studio.synthesizer.kokoro.model import KokoroModel, Prosody
+
+DECODER_DELTA_PREFIX = "decoder_delta."
+_EDIT_KEYS = ("f0_scale", "f0_shift_semitones", "energy_scale", "energy_shift")
+
+
+@dataclass(frozen=True)
+class ProsodyEdit:
+    """A transform of the predicted curves: F0 × scale × 2^(shift/12) Hz, energy × scale + shift."""
+
+    f0_scale: float = 1.0  # widens (>1) or flattens (<1) the intonation around its mean
+    f0_shift_semitones: float = 0.0
+    energy_scale: float = 1.0
+    energy_shift: float = 0.0
+
+    @property
+    def is_identity(self) -> bool:
+        return self == ProsodyEdit()
+
+    def apply(self, prosody: Prosody) -> Prosody:
+        f0 = prosody.f0
+        voiced = f0 > 10.0  # leave unvoiced frames unvoiced
+        if voiced.any():
+            mean = f0[voiced].mean()
+            edited = (mean + (f0 - mean) * self.f0_scale) * 2 ** (self.f0_shift_semitones / 12)
+            f0 = torch.where(voiced, edited.clamp(min=10.5), f0)
+        energy = prosody.energy * self.energy_scale + self.energy_shift
+        return replace(prosody, f0=f0, energy=energy)
+
+    def to_info(self) -> dict[str, float]:
+        return {f"prosody.{k}": float(getattr(self, k)) for k in _EDIT_KEYS}
+
+    @classmethod
+    def from_info(cls, info: dict[str, float | str | int]) -> ProsodyEdit:
+        values = {}
+        for key in _EDIT_KEYS:
+            raw = info.get(f"prosody.{key}")
+            if raw is None:
+                continue
+            try:
+                values[key] = float(raw)
+            except (TypeError, ValueError):
+                raise EngineError(f"prosody.{key} must be a number, got {raw!r}") from None
+            if not math.isfinite(values[key]):
+                raise EngineError(f"prosody.{key} must be finite, got {raw!r}")
+        return cls(**values)
+
+
+def with_prosody_edit(conditioning: Conditioning, edit: ProsodyEdit) -> Conditioning:
+    """A copy of `conditioning` whose synthesis applies `edit` (the voice is not changed)."""
+    return replace(conditioning, info={**conditioning.info, **edit.to_info()})
+
+
+def with_decoder_deltas(
+    conditioning: Conditioning, deltas: dict[str, np.ndarray | torch.Tensor]
+) -> Conditioning:
+    """A copy of `conditioning` carrying decoder weight deltas (parameter name → delta)."""
+    arrays = dict(conditioning.arrays)
+    for name, delta in deltas.items():
+        value = delta.detach().cpu().numpy() if isinstance(delta, torch.Tensor) else delta
+        arrays[DECODER_DELTA_PREFIX + name] = np.asarray(value, np.float32)
+    return replace(conditioning, arrays=arrays)
+
+
+def decoder_deltas(conditioning: Conditioning) -> dict[str, np.ndarray]:
+    n = len(DECODER_DELTA_PREFIX)
+    return {k[n:]: v for k, v in conditioning.arrays.items() if k.startswith(DECODER_DELTA_PREFIX)}
+
+
+def needs_torch(conditioning: Conditioning) -> bool:
+    """True when the ONNX cannot render this conditioning faithfully."""
+    return (
+        bool(decoder_deltas(conditioning))
+        or not ProsodyEdit.from_info(conditioning.info).is_identity
+    )
+
+
+class TorchKokoro:
+    """The float model, loaded once on first use, run one utterance at a time."""
+
+    def __init__(self, cache_dir: Path | None = None, model: KokoroModel | None = None) -> None:
+        self._cache_dir = cache_dir
+        self._model = model  # given: share an already loaded model
+        self._lock = threading.Lock()
+
+    @property
+    def model(self) -> KokoroModel:
+        with self._lock:
+            if self._model is None:
+                from deepfake_studio.synthesizer.kokoro.weights import load_kokoro_model
+
+                self._model, _ = load_kokoro_model(cache_dir=self._cache_dir)
+            return self._model
+
+    def _decoder_params(self, deltas: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """The decoder's parameters with this voice's deltas added (names without `decoder.`)."""
+        params = dict(self.model.decoder.named_parameters())
+        adapted: dict[str, torch.Tensor] = {}
+        for name, delta in deltas.items():
+            local = name.removeprefix("decoder.")
+            if not name.startswith("decoder.") or local not in params:
+                raise EngineError(f"this voice adapts {name!r}, which is not a decoder weight")
+            if tuple(delta.shape) != tuple(params[local].shape):
+                raise EngineError(
+                    f"this voice's delta for {name} is {tuple(delta.shape)}, "
+                    f"the weight is {tuple(params[local].shape)}"
+                )
+            adapted[local] = params[local] + torch.from_numpy(np.asarray(delta, np.float32))
+        return adapted
+
+    def synthesize_ids(
+        self, ids: list[int], style_row: np.ndarray, speed: float, conditioning: Conditioning
+    ) -> np.ndarray:
+        model = self.model
+        edit = ProsodyEdit.from_info(conditioning.info)
+        adapted = self._decoder_params(decoder_deltas(conditioning))
+        with self._lock, torch.inference_mode():  # one run at a time: it uses every core
+            tokens = torch.tensor([[0, *ids, 0]])
+            style = torch.from_numpy(np.asarray(style_row, np.float32)).reshape(1, -1)
+            features = model.encode_text(tokens)
+            prosody = edit.apply(model.predict_prosody(features, style, speed))
+            aligned = model.align(features, prosody.durations)
+            decoder_style, _ = model.split_style(style)
+            audio = torch.func.functional_call(
+                model.decoder,
+                adapted,
+                (aligned, prosody.f0, prosody.energy, decoder_style),
+                strict=False,
+            )
+        return audio[0].numpy().astype(np.float32)
