@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from deepfake_studio import Studio
+from deepfake_studio.audio import Audio, load_audio
 from deepfake_studio.errors import FaceError, MediaError, StudioError
+from deepfake_studio.evaluation.asr import normalize_words
 from deepfake_studio.faceswap import FaceSwapConfig
 from deepfake_studio.faceswap.image import prepare_source, read_image
 from deepfake_studio.faceswap.video import VideoInfo, probe, read_frames, swap_video
@@ -145,9 +147,21 @@ def test_video_errors_leave_nothing_behind(
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def decoded_soundtrack(video: Path, out: Path) -> Audio:
+    """The video's audio stream as 16 kHz mono (what a viewer would hear)."""
+    cmd = ["ffmpeg", "-v", "error", "-y", "-i", str(video), "-vn", "-ac", "1", "-ar", "16000"]
+    subprocess.run([*cmd, str(out)], check=True)
+    return load_audio(out)
+
+
 @pytest.mark.slow
 def test_soundtrack_replaced_by_a_cloned_voice(
-    studio: Studio, obama: Path, clip: Path, tmp_path: Path, example_reference: Path
+    studio: Studio,
+    obama: Path,
+    clip: Path,
+    tmp_path: Path,
+    example_reference: Path,
+    transcriber,  # type: ignore[no-untyped-def]
 ) -> None:
     voice = studio.enroll(
         example_reference,
@@ -159,7 +173,14 @@ def test_soundtrack_replaced_by_a_cloned_voice(
     out = tmp_path / "cloned.mp4"
     result = studio.faceswap(obama, clip, out, voice=voice.id, text="Hello there.")
     assert result.audio == "cloned" and result.frames == FRAMES
-    assert "audio" in streams(out)
+    # The soundtrack a viewer hears says the words and carries the audio watermark.
+    heard = decoded_soundtrack(out, tmp_path / "heard.wav")
+    assert 0.8 < heard.duration < FRAMES / FPS + 0.15, heard.duration
+    assert normalize_words(transcriber.transcribe(heard.samples, heard.sample_rate)) == [
+        "hello",
+        "there",
+    ]
+    assert studio.watermarker.detect(heard).present
     record = json.loads(result.record.read_text())
     assert record["voice"]["id"] == voice.id and record["consent"]["statement"]
     assert record["watermark"]["audio"]["applied"] is True
