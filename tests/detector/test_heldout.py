@@ -154,3 +154,27 @@ def test_logo_groups_leave_families_out_together() -> None:
     }
     with pytest.raises(StudioError, match="no generator family for vall-e"):
         logo_groups(("flite", "vall-e"))
+
+
+def test_report_says_test_figures_come_after_selection_and_what_logo_measured() -> None:
+    from deepfake_studio.detector.evaluate import markdown_table
+
+    root = Path(__file__).resolve().parents[2]
+    report = json.loads((root / "benchmarks" / "detector_eval.json").read_text())
+    single = markdown_table(report)  # the committed runs left one generator out at a time
+    assert "Measured after selection" in single
+    assert "one generator left out" in single and "**not yet measured**" in single
+    by_family = dict(report, logo={g: {**v, "family": "x"} for g, v in report["logo"].items()})
+    md = markdown_table(by_family)
+    assert "family left out" in md and "not yet measured" not in md
+    block = {
+        "eer": 0.1234,
+        "real": 407,
+        "spoof": 96,
+        "fpr_at_threshold": 0.0567,
+        "miss_at_threshold": 0.25,
+        "per_generator_miss_at_threshold": {"world": 0.5, "flite": 0.0},
+    }
+    md = markdown_table(report, {"clean": block, "augmented": block})
+    assert "## Held-out set" in md and "| EER, clean | 0.75 % | 12.34 % |" in md
+    assert "5.67 % (407 clips)" in md and "flite 0.00 %, world 50.00 %" in md
