@@ -12,8 +12,9 @@ speaker. w and b learn 100× slower (RTVC's gradient scale) and gradients are cl
 By default training starts from the bundled pretrained weights (resemblyzer's GE2E, the same
 network as RTVC's encoder.pt): on a laptop that is fine-tuning; `init: "random"` in the config
 trains from scratch. RUN/encoder.pt is written in RTVC's layout (`model_state` with RTVC's
-parameter names, `optimizer_state`, `step`), so it loads into `SpeakerEncoder`, the sv2tts
-engine, `prepare --config {"encoder": ...}`, and RTVC's own code.
+parameter names and shapes, `optimizer_state`, `step`), so it loads into `SpeakerEncoder`, the
+sv2tts engine and `prepare --config {"encoder": ...}`; RTVC's own code expects the same layout
+(not run here).
 """
 
 from __future__ import annotations
