@@ -65,13 +65,18 @@ def test_other_rates_and_high_band_untouched(watermarker: AudioWatermarker, spee
 def test_real_speech_without_watermark_is_absent(
     watermarker: AudioWatermarker, speech_dir: Path
 ) -> None:
-    # A fixed rule, not hand-picked clips: the first recording of each corpus in the manifest.
+    # A fixed rule, not hand-picked clips: the first recording of each corpus in the manifest
+    # by a test-split speaker. DETECTION_THRESHOLD's rule was applied to the train and dev
+    # speakers only (benchmarks/watermark_threshold_split.md), so these are out of sample.
+    from deepfake_studio.evaluation.speakers import split_speakers
+
+    test_speakers = {speaker for _, speaker in split_speakers("test")}
     firsts: dict[str, str] = {}
     with open(speech_dir / "manifest.csv", newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            if row["label"] == "real":
+            if row["label"] == "real" and row["speaker"] in test_speakers:
                 firsts.setdefault(row["corpus"], row["path"])
-    assert firsts
+    assert len(firsts) == 5  # every corpus but LJ Speech (one speaker, in train)
     for corpus, rel in sorted(firsts.items()):
         result = watermarker.detect(load_audio(speech_dir / rel))
         assert not result.present, (corpus, rel, result.confidence)
