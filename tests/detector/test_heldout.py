@@ -178,3 +178,32 @@ def test_report_says_test_figures_come_after_selection_and_what_logo_measured() 
     md = markdown_table(report, {"clean": block, "augmented": block})
     assert "## Held-out set" in md and "| EER, clean | 0.75 % | 12.34 % |" in md
     assert "5.67 % (407 clips)" in md and "flite 0.00 %, world 50.00 %" in md
+
+
+def test_flite_pitch_settings_move_the_pitch(spec: heldout.HeldOutSpec) -> None:
+    """A held-out flite voice with `f0=` must really speak at another pitch than in training
+    (kal16 at 95 Hz once sat on its own 90 Hz: a training voice under a new name)."""
+    import shutil
+    import warnings
+
+    import numpy as np
+
+    from deepfake_studio.detector.generators import Request
+
+    if shutil.which("flite") is None:
+        skip_or_fail_in_ci("flite is not installed (apt-get install flite)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pyworld
+
+    def median_f0(voice: str) -> float:
+        audio = heldout._flite().generate(Request(text=spec.texts[0], source=None, voice=voice))
+        f0, _ = pyworld.dio(audio.samples.astype(np.float64), audio.sample_rate)
+        return float(np.median(f0[f0 > 0]))
+
+    pitched = [v for v in spec.generators["flite"] if "f0" in heldout._settings(v)[1]]
+    assert pitched
+    for voice in pitched:
+        name, _ = heldout._settings(voice)
+        shift = 12 * np.log2(median_f0(voice) / median_f0(name))
+        assert abs(shift) >= 3.0, (voice, shift)  # semitones
