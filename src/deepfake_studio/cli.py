@@ -547,7 +547,7 @@ def eval_detect(
         "benchmarks"
     ),
     runs: Annotated[
-        Path, typer.Option("--runs", help="Leave-one-generator-out models (resumable).")
+        Path, typer.Option("--runs", help="Leave-one-family-out models (resumable).")
     ] = Path("detector-runs"),
     logo: Annotated[bool, typer.Option("--logo/--no-logo", help="Leave-one-out runs.")] = True,
     logo_epochs: Annotated[int, typer.Option("--logo-epochs", help="Epochs per run.")] = 6,
@@ -556,7 +556,7 @@ def eval_detect(
         typer.Option("--model", help="Model folder to evaluate (default: the shipped one)."),
     ] = None,
 ) -> None:
-    """EER (seen, leave-one-generator-out; clean and augmented), FPR, DET plot → OUT."""
+    """EER (seen, leave-one-generator-family-out; clean and augmented), FPR, DET plot → OUT."""
     from deepfake_studio.detector.evaluate import EvalConfig, evaluate, write_report
     from deepfake_studio.detector.infer import DetectorConfig
 
