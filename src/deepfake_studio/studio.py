@@ -305,7 +305,10 @@ class Studio:
         check_name(name)
         consent = check_consent(consent, "enrolling a voice")
         if not overwrite and voice_id(name) in self.library.names():
-            raise VoiceError(f"a voice named {name!r} already exists (use --overwrite)")
+            raise VoiceError(
+                f"a voice named {name!r} already exists "
+                "(replace it with overwrite=True, or --overwrite on the command line)"
+            )
         voice = self.create_voice(
             reference,
             name=name,

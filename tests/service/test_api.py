@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -98,6 +99,18 @@ def test_openapi_docs_list_the_routes(client: TestClient) -> None:
     assert {f"{API}/voices", f"{API}/synthesize", f"{API}/jobs/{{job_id}}/audio"} <= set(paths)
     body = paths[f"{API}/synthesize"]["post"]["requestBody"]["content"]
     assert {"application/json", "multipart/form-data"} <= set(body)
+
+
+def test_docs_are_served_from_the_package_not_a_cdn(client: TestClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200 and "SwaggerUIBundle" in page.text
+    assert not re.search(r"(?:https?:)?//[\w.-]+\.\w", page.text)  # no other host named
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert len(assets) == 3 and all(a.startswith("/docs/assets/") for a in assets)
+    for asset in assets:
+        fetched = client.get(asset)
+        assert fetched.status_code == 200 and len(fetched.content) > 500
+    assert client.get("/redoc").status_code == 404  # it would load from a CDN: not served
 
 
 def test_token_is_required_everywhere_but_health(studio: Studio) -> None:

@@ -365,6 +365,28 @@ def test_pwa_manifest_and_service_worker_are_served_and_it_starts_offline(
         context.set_offline(False)
 
 
+def test_api_docs_render_with_no_host_reachable_but_the_server(
+    server: _Server, context: Any
+) -> None:
+    """/docs is Swagger UI from the package's own files: offline, it still lists the routes."""
+    outside: list[str] = []
+
+    def only_the_server(route: Any) -> None:
+        if route.request.url.startswith(server.url + "/"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page = context.new_page()
+    page.route("**/*", only_the_server)
+    page.goto(server.url + "/docs")
+    page.wait_for_selector('[data-path="/api/v1/synthesize"]')  # rendered from /openapi.json
+    assert page.locator('[data-path="/api/v1/health"]').count() == 1
+    assert outside == []
+    page.close()
+
+
 # -- auth ---------------------------------------------------------------------------------------
 def test_a_token_puts_the_web_ui_behind_a_login(studio: Studio, context: Any) -> None:
     app = create_app(studio, runner=_HeldRunner(), token="s3cret", web=True)

@@ -638,6 +638,32 @@ def _check_engine(engine: str | None) -> None:
 
 
 # -- the app ----------------------------------------------------------------------------------
+DOCS_ASSETS = "/docs/assets"
+
+
+def _install_offline_docs(app: FastAPI) -> None:
+    """/docs: Swagger UI from the files of the pinned `swagger-ui-bundle-v2` package, served
+    here, so the API reference loads without internet."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from starlette.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+            # No badge from the online validator (validator.swagger.io): nothing leaves the host.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+
 def create_app(
     studio: Studio,
     runner: JobRunner | None = None,
@@ -670,9 +696,12 @@ def create_app(
         summary="Offline voice cloning and face swap: enroll voices, synthesise speech and "
         "swap faces as jobs.",
         lifespan=lifespan,
+        docs_url=None,  # FastAPI's /docs and /redoc load their files from a CDN: ours below
+        redoc_url=None,
     )
     app.state.studio, app.state.store, app.state.runner = studio, store, jobs
     _install_error_handlers(app)
+    _install_offline_docs(app)
 
     async def require_token(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
