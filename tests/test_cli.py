@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,9 +24,13 @@ def run(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+STATUS_LINE = re.compile(r"^\[ *\d+\.\d s\] ")  # "[  1.2 s] analysing the reference ..."
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess[str], pattern: str) -> None:
+    """Exit 1 and one error line on stderr (status lines of the stage reached may precede it)."""
     assert result.returncode == 1, result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    lines = [s for s in result.stderr.splitlines() if s.strip() and not STATUS_LINE.match(s)]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
     assert pattern in lines[0], lines[0]
@@ -68,6 +73,48 @@ def test_bad_input_gives_one_line_and_exit_1(
     result = run(*filled, home=tmp_path)
     assert_one_line_error(result, message)
     assert not (tmp_path / "o.wav").exists()
+
+
+def test_clone_and_enroll_report_each_stage_when_piped(
+    tmp_path: Path, example_reference: Path
+) -> None:
+    out = tmp_path / "o.wav"
+    consent = ["--consent", "The test speaker consents."]
+    text = "One sentence here. And another one."
+    cloned = run(
+        "clone", "-r", example_reference, "-e", "piper", "-t", text, "-o", out, *consent,
+        home=tmp_path,
+    )  # fmt: skip
+    assert cloned.returncode == 0, cloned.stderr
+    stages = [STATUS_LINE.sub("", line) for line in cloned.stderr.splitlines()]
+    assert stages[0].startswith("analysing the reference (models load on first use")
+    assert "analysing the reference: matched speaking rate (100 %)" in stages
+    assert stages[-3:] == [
+        "speaking",
+        "speaking: sentence 1/2 (50 %)",
+        "speaking: sentence 2/2 (100 %)",
+    ]
+    assert all(STATUS_LINE.match(line) for line in cloned.stderr.splitlines())
+    enrolled = run(
+        "enroll", example_reference, "-n", "Piped", "-e", "piper", *consent, home=tmp_path
+    )
+    assert enrolled.returncode == 0, enrolled.stderr
+    assert [STATUS_LINE.sub("", line) for line in enrolled.stderr.splitlines()] == [
+        "enrolling (models load on first use; fitting a kokoro voice takes about 30 s)",
+        "enrolling: matched speaking rate (100 %)",
+    ]
+
+
+def test_the_progress_bar_reads_stage_step_percentage() -> None:
+    import io
+
+    from deepfake_studio.cli import StageProgress
+
+    screen = io.StringIO()
+    with StageProgress("speaking", file=screen, tty=True) as progress:
+        progress(1 / 6, "sentence 1/6")
+        drawn = screen.getvalue().split("\r")[-1]
+    assert drawn.startswith("speaking: sentence 1/6  17%|"), repr(drawn)
 
 
 def test_clone_from_a_reference_needs_consent(tmp_path: Path, example_reference: Path) -> None:

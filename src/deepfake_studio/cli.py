@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TextIO
 
 import typer
 
@@ -41,6 +43,9 @@ Engine = Annotated[
     typer.Option("--engine", "-e", help="kokoro (default), piper, sv2tts or transformer."),
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for the voice analysis.")]
+# What a newcomer waits for: models load on first use, and a kokoro voice is fitted to the
+# reference (about 30 s on 2 cores; piper only matches the rate, in about a second).
+REFERENCE_NOTE = " (models load on first use; fitting a kokoro voice takes about 30 s)"
 
 
 ModelsDir = Annotated[
@@ -70,25 +75,56 @@ def _studio(
     return Studio(StudioConfig(data_dir=data_dir, engines=engines))
 
 
-def _bar(description: str):  # type: ignore[no-untyped-def]
-    """A tqdm bar on stderr plus a progress callback that drives it."""
-    from tqdm import tqdm
+class StageProgress:
+    """Progress of a slow command on stderr. On a terminal: one bar whose text says the stage
+    and its step ("speaking: sentence 1/6  17%|██  |"). Piped or logged: one line when a
+    stage starts, when its step changes kind, and at every quarter, with the elapsed time,
+    so a long step never runs silently."""
 
-    # disable=None: draw only on a terminal, so logs and tests get clean stderr.
-    bar = tqdm(
-        total=100,
-        desc=description,
-        file=sys.stderr,
-        leave=False,
-        disable=None,
-        bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}",
-    )
+    def __init__(
+        self, stage: str, note: str = "", *, file: TextIO | None = None, tty: bool | None = None
+    ) -> None:
+        from tqdm import tqdm
 
-    def update(fraction: float, text: str) -> None:
-        bar.n = round(100 * min(max(fraction, 0.0), 1.0))
-        bar.set_postfix_str(text, refresh=True)
+        self.file = file or sys.stderr
+        self.tty = self.file.isatty() if tty is None else tty
+        self.started = time.monotonic()
+        self.bar = tqdm(
+            total=100,
+            file=self.file,
+            leave=False,
+            disable=not self.tty,
+            bar_format="{desc} {percentage:3.0f}%|{bar}|",
+        )
+        self.begin(stage, note)
 
-    return bar, update
+    def begin(self, stage: str, note: str = "") -> None:
+        """A new stage (its progress starts again from 0)."""
+        self.stage, self._kind, self._quarter = stage, "", 0
+        self.bar.n = 0
+        self.bar.set_description_str(stage, refresh=True)
+        if not self.tty:
+            self._line(f"{stage}{note}")
+
+    def __call__(self, fraction: float, text: str) -> None:
+        fraction = min(max(fraction, 0.0), 1.0)
+        if self.tty:
+            self.bar.n = round(100 * fraction)
+            self.bar.set_description_str(f"{self.stage}: {text}", refresh=True)
+            return
+        kind, quarter = re.sub(r"\d+", "#", text), int(4 * fraction)
+        if kind != self._kind or quarter > self._quarter:
+            self._kind, self._quarter = kind, quarter
+            self._line(f"{self.stage}: {text} ({100 * fraction:.0f} %)")
+
+    def _line(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:5.1f} s] {text}", file=self.file, flush=True)
+
+    def __enter__(self) -> StageProgress:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.bar.close()
 
 
 @app.command()
@@ -133,13 +169,14 @@ def clone(
     elif consent is not None:
         raise StudioError("--consent goes with --reference (an enrolled voice has its own)")
     studio = _studio(data_dir, models_dir, vocoder)
-    bar, progress = _bar("analysing reference" if reference else "loading voice")
-    with bar:
+    stage, note = (
+        ("analysing the reference", REFERENCE_NOTE) if reference else ("loading the voice", "")
+    )
+    with StageProgress(stage, note) as progress:
         chosen = studio.resolve_voice(voice, reference, engine, seed, progress, consent=consent)
         if emotion is not None:
             _set_emotion(chosen, emotion)
-        bar.set_description("speaking")
-        bar.n = 0
+        progress.begin("speaking")
         audio = studio.clone(
             text, voice=chosen, speed=speed, watermark=not no_watermark, progress=progress
         )
@@ -182,8 +219,7 @@ def enroll(
 ) -> None:
     """Analyse a reference once and store it as a named voice."""
     studio = _studio(data_dir, models_dir, vocoder)
-    bar, progress = _bar("enrolling")
-    with bar:
+    with StageProgress("enrolling", REFERENCE_NOTE) as progress:
         voice = studio.enroll(
             reference,
             name,
@@ -253,8 +289,7 @@ def faceswap(
 ) -> None:
     """Put the face from SOURCE onto the faces of TARGET (an image or a video)."""
     studio = _studio(data_dir)
-    bar, progress = _bar("swapping")
-    with bar:
+    with StageProgress("swapping faces") as progress:
         result = studio.faceswap(
             source,
             target,
@@ -547,7 +582,7 @@ def eval_detect(
         "benchmarks"
     ),
     runs: Annotated[
-        Path, typer.Option("--runs", help="Leave-one-family-out models (resumable).")
+        Path, typer.Option("--runs", help="Leave-one-generator-out models (resumable).")
     ] = Path("detector-runs"),
     logo: Annotated[bool, typer.Option("--logo/--no-logo", help="Leave-one-out runs.")] = True,
     logo_epochs: Annotated[int, typer.Option("--logo-epochs", help="Epochs per run.")] = 6,
@@ -556,7 +591,7 @@ def eval_detect(
         typer.Option("--model", help="Model folder to evaluate (default: the shipped one)."),
     ] = None,
 ) -> None:
-    """EER (seen, leave-one-generator-family-out; clean and augmented), FPR, DET plot → OUT."""
+    """EER (seen, leave-one-generator-out; clean and augmented), FPR, DET plot → OUT."""
     from deepfake_studio.detector.evaluate import EvalConfig, evaluate, write_report
     from deepfake_studio.detector.infer import DetectorConfig
 
@@ -809,6 +844,42 @@ TRAINERS: dict[str, dict[str, str]] = {
     },
 }
 
+# Steps per second measured on 2 Xeon cores at the default model sizes, with the batch size
+# they were measured at (benchmarks/training/results.md). A step's cost grows about linearly
+# with the batch, so an estimate scales by it; a GPU is one to two orders of magnitude faster.
+MEASURED_TRAINING_SPEED: dict[str, tuple[float, int]] = {
+    "ge2e": (0.257, 16),
+    "tacotron": (0.024, 8),
+    "wavernn": (0.049, 16),
+    "transformer": (0.102, 8),
+    "hifigan": (0.04, 4),
+}
+
+
+def training_estimate(model: str, steps: int, batch_size: int) -> str:
+    """One line: how long `steps` steps of `model` take on a 2-core CPU, measured, not hoped."""
+    rate, measured_batch = MEASURED_TRAINING_SPEED[model]
+    seconds = steps / rate * batch_size / measured_batch
+    line = (
+        f"training {model} for {steps} steps at batch {batch_size}: about "
+        f"{_duration(seconds)} on 2 CPU cores (measured {rate} steps/s at batch "
+        f"{measured_batch})"
+    )
+    if seconds > 3600:
+        line += "; a long run: --steps N for fewer, Ctrl-C stops it, --resume goes on"
+    return line
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min" if hours < 48 else f"{hours / 24:.1f} days"
+
+
 DataOption = Annotated[Path, typer.Option("--data", "-d", help="Folder made by 'prepare'.")]
 RunOption = Annotated[Path, typer.Option("--out", "-o", help="Run folder (checkpoints, logs).")]
 StepsOption = Annotated[int, typer.Option("--steps", help="Total optimizer steps.")]
@@ -850,6 +921,8 @@ def _train(
         raise StudioError("--steps and --checkpoint-every must be at least 1")
     module = importlib.import_module(module_name)
     defaults = module.DEFAULT_OPTIONS  # per-model batch size and learning rate
+    if data.is_dir():  # (a missing folder is the trainer's one-line error)
+        typer.echo(training_estimate(model, steps, batch_size or defaults.batch_size), err=True)
     options = TrainOptions(
         data_dir=data,
         run_dir=out,
