@@ -8,7 +8,9 @@ ALBERT repeats share one set of weights. What each quantised op holds:
 - MatMulInteger → Linear: int8 [in, out] (transposed), per-output-channel scale, zero point
   from the node's own input; the float bias is the Add (or FastGelu) after the rescale.
 - ConvInteger → Conv1d: [out, in, k], one scale (inside the `bias_scale` product); the float
-  bias is the input of the `…bias_tmp_qaunt` Div. Weight norm is already folded (g·v/|v|).
+  bias is the input of the `…bias_tmp_qaunt` Div. Weight norm is already folded (g·v/|v|),
+  and the model uses plain weights: int8 rounding zeroed 94 whole output channels in 18 convs,
+  which stay zero here (re-splitting them into g and v would give 0/0 = NaN unless g = 0).
 - Gather on an int8 table → DequantizeLinear: the embeddings.
 - DynamicQuantizeLSTM → bidirectional LSTM: W [2, in, 4h], R [2, h, 4h] per direction,
   gates i,o,f,c reordered to PyTorch's i,f,g,o; B = [Wb | Rb].
