@@ -11,6 +11,7 @@ import pytest
 from deepfake_studio import Audio, Studio, StudioConfig, load_audio, save_audio
 from deepfake_studio.errors import AudioError, EngineError, StudioError, TextError, VoiceError
 from deepfake_studio.evaluation.asr import word_error_rate
+from deepfake_studio.synthesizer.rate import MIN_SPEED
 
 SENTENCE = "The museum opens at nine and closes late on Thursday evenings."
 
@@ -71,7 +72,10 @@ def test_speak_streams_one_piece_per_sentence(studio: Studio, lj_voice) -> None:
 def test_piper_voice_follows_only_the_rate(studio: Studio, example_reference: Path) -> None:
     voice = studio.create_voice(example_reference, engine="piper")
     assert voice.engine == "piper"
-    assert 0.9 <= voice.conditioning.speed <= 1.12
+    # LJ reads at ~4.0 syllables/s, Piper's voice at ~5.6 (and its rate goes as speed^0.6):
+    # the voice must be slowed well below 1, not pinned to a clip limit (tests/synthesizer/
+    # test_rate.py checks the rate matching itself with time-stretched references).
+    assert MIN_SPEED < voice.conditioning.speed < 0.8, voice.conditioning.speed
     audio = studio.clone("Short and clear.", voice=voice)
     assert audio.sample_rate == 22_050 and audio.duration > 0.5
 
