@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _output import add_overwrite_flag, refuse_to_overwrite
+
 from deepfake_studio import Studio, StudioConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +70,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--enroll-runs", type=int, default=3)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    add_overwrite_flag(parser)
     args = parser.parse_args()
+    refuse_to_overwrite([args.out / "results.json", args.out / "results.md"], args.overwrite)
 
     results: dict[str, object] = {"machine": machine(), "runs": args.runs}
     with tempfile.TemporaryDirectory() as home:

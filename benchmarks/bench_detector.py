@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _output import add_overwrite_flag, refuse_to_overwrite
 
 from deepfake_studio.audio import Audio, load_audio
 from deepfake_studio.detector import Detector, DetectorConfig
@@ -31,7 +32,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks")
+    add_overwrite_flag(parser)
     args = parser.parse_args()
+    refuse_to_overwrite(
+        [args.out / "detector_speed.json", args.out / "detector_speed.md"], args.overwrite
+    )
 
     detector = Detector(DetectorConfig(threads=args.threads))
     real = load_audio(REFERENCE)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from _output import add_overwrite_flag, refuse_to_overwrite
 
 from deepfake_studio import Studio, StudioConfig
 from deepfake_studio.faceswap import FaceSwapConfig
@@ -98,7 +99,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--video-runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=2.0)
+    add_overwrite_flag(parser)
     args = parser.parse_args()
+    refuse_to_overwrite([OUT / "faceswap.json", OUT / "faceswap.md"], args.overwrite)
 
     config = FaceSwapConfig()
     results: dict[str, object] = {"machine": machine(), "runs": args.runs}

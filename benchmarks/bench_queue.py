@@ -27,6 +27,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from _output import add_overwrite_flag, refuse_to_overwrite
 from bench_clone import REFERENCE, machine
 
 from deepfake_studio import Studio, StudioConfig
@@ -123,7 +124,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=16)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--singles", type=int, default=8)
+    add_overwrite_flag(parser)
     args = parser.parse_args()
+    refuse_to_overwrite(
+        [ROOT / "benchmarks" / "queue.json", ROOT / "benchmarks" / "queue.md"], args.overwrite
+    )
     redis = shutil.which("redis-server")
     if redis is None:
         sys.exit("redis-server is not installed (apt-get install redis-server)")

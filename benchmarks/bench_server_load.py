@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _output import add_overwrite_flag, refuse_to_overwrite
 from bench_clone import machine
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,11 @@ def main() -> int:
     p.add_argument("--seconds", type=float, default=120.0)
     p.add_argument("--engine", default="kokoro")
     p.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks")
+    add_overwrite_flag(p)
     args = p.parse_args()
+    refuse_to_overwrite(
+        [args.out_dir / "server_load.json", args.out_dir / "server_load.md"], args.overwrite
+    )
     load_start = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory(prefix="studio-load-") as home:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _output import add_overwrite_flag, refuse_to_overwrite
 
 from deepfake_studio.encoder import SpeakerEncoderModel
 from deepfake_studio.synthesizer.sv2tts import SV2TTSConfig, SV2TTSEngine, limit_torch_threads
@@ -72,7 +73,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--no-kokoro", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "sv2tts")
+    add_overwrite_flag(parser)
     args = parser.parse_args()
+    refuse_to_overwrite(
+        [args.out.with_suffix(".json"), args.out.with_suffix(".md")], args.overwrite
+    )
 
     load_at_start = os.getloadavg()[0]
     machine = {

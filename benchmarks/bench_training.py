@@ -25,6 +25,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from _output import add_overwrite_flag, refuse_to_overwrite
 from bench_clone import machine
 
 from deepfake_studio.training.common import TrainOptions, read_history
@@ -224,7 +225,9 @@ def main() -> None:
     parser.add_argument(
         "--stage-minutes", default="", help="per-stage budgets overriding --minutes: encoder=3,..."
     )
+    add_overwrite_flag(parser)
     args = parser.parse_args()
+    refuse_to_overwrite([] if args.report else [OUT / "results.md"], args.overwrite)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     budgets = {stage: args.minutes for stage in stages}
     for item in filter(None, args.stage_minutes.split(",")):

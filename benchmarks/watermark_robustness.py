@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from _output import add_overwrite_flag, refuse_to_overwrite
 
 from deepfake_studio.audio import (
     Audio,
@@ -772,7 +773,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--render-only", action="store_true", help="rewrite the .md from the existing .json"
     )
+    add_overwrite_flag(parser)
     args = parser.parse_args(argv)
+    refuse_to_overwrite(
+        [args.out.with_suffix(".json"), args.out.with_suffix(".md")], args.overwrite
+    )
     if args.render_only:
         results = json.loads(args.out.with_suffix(".json").read_text())
         args.out.with_suffix(".md").write_text(markdown(results))

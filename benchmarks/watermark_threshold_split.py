@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _output import add_overwrite_flag, refuse_to_overwrite
+
 from deepfake_studio.audio import load_audio, normalize_loudness, save_audio
 from deepfake_studio.evaluation.speakers import SPLIT_FILE
 from deepfake_studio.provenance import AudioWatermarker
@@ -67,7 +69,12 @@ def main(argv: list[str] | None = None) -> int:
         "--choice", type=int, default=1000, help="train/dev recordings scored (all: 936)"
     )
     parser.add_argument("--marked", type=int, default=30, help="watermarked choice-set clips")
+    add_overwrite_flag(parser)
     args = parser.parse_args(argv)
+    refuse_to_overwrite(
+        [OUT / "watermark_threshold_split.json", OUT / "watermark_threshold_split.md"],
+        args.overwrite,
+    )
     data = args.data or Path(
         os.environ.get("DEEPFAKE_STUDIO_DATA", ROOT.parent / "shared" / "data")
     )

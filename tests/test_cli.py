@@ -15,6 +15,7 @@ import soundfile as sf
 from deepfake_studio.evaluation.asr import word_error_rate
 
 CLI = [sys.executable, "-m", "deepfake_studio.cli"]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
@@ -222,3 +223,23 @@ def test_faceswap_face_n_of_a_group_then_verify_its_marks(tmp_path: Path) -> Non
     lines = checked.stdout.splitlines()
     assert "\tpresent\t" in lines[0] and "\tabsent\t" in lines[1]
     # (provenance verify of face-swap outputs: tests/faceswap; it is the same command)
+
+
+def test_results_are_never_overwritten_without_asking(tmp_path: Path) -> None:
+    earlier = tmp_path / "mine" / "detector_eval.md"
+    earlier.parent.mkdir()
+    earlier.write_text("my earlier results")
+    refused = run("eval", "detect", "--data", tmp_path, "--out", earlier.parent, home=tmp_path)
+    assert_one_line_error(refused, "detector_eval.md already exists: pass --overwrite")
+    assert earlier.read_text() == "my earlier results"
+    # The benchmark scripts guard the committed tables in benchmarks/ the same way.
+    committed = ROOT / "benchmarks" / "detector_speed.md"
+    before = committed.read_bytes()
+    script = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_detector.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert script.returncode == 1 and "pass --overwrite to replace them" in script.stderr
+    assert committed.read_bytes() == before

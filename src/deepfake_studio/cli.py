@@ -285,6 +285,12 @@ def faceswap(
     audio: Annotated[
         Path | None, typer.Option("--audio", help="Video: replace the soundtrack with this file.")
     ] = None,
+    extend: Annotated[
+        bool,
+        typer.Option(
+            "--extend", help="Video: hold the last frame while a longer new soundtrack ends."
+        ),
+    ] = False,
     data_dir: DataDir = None,
 ) -> None:
     """Put the face from SOURCE onto the faces of TARGET (an image or a video)."""
@@ -301,6 +307,13 @@ def faceswap(
             audio=audio,
             progress=progress,
             consent=consent,
+            extend=extend,
+        )
+    if result.audio_cut_s > 0:
+        typer.echo(
+            f"warning: the new soundtrack is {result.audio_cut_s:.1f} s longer than the video; "
+            "its end is cut (--extend holds the last frame until it ends)",
+            err=True,
         )
     found = f"{result.faces_found} face{'s' if result.faces_found != 1 else ''}"
     if result.media == "image":
@@ -310,6 +323,8 @@ def faceswap(
             f"found {found} (tracked) in the video, swapped {result.faces_swapped}/"
             f"{result.frames} frames at {result.fps} fps, audio: {result.audio}"
         )
+        if result.extended_s > 0:
+            done += f" (last frame held {result.extended_s:.1f} s)"
     mark = "watermarked" if result.watermarked else "no watermark"
     typer.echo(f"{result.path}  {done}  {mark}  record={result.record.name}")
 
@@ -578,9 +593,12 @@ def detector_train(
 @eval_app.command("detect")
 def eval_detect(
     data: Annotated[Path, typer.Option("--data", "-d", help="Folder made by build-data.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where results go.")] = Path(
-        "benchmarks"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the results (created if needed).")
+    ] = Path("detector-eval"),
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace results already in --out.")
+    ] = False,
     runs: Annotated[
         Path, typer.Option("--runs", help="Leave-one-generator-out models (resumable).")
     ] = Path("detector-runs"),
@@ -592,9 +610,20 @@ def eval_detect(
     ] = None,
 ) -> None:
     """EER (seen, leave-one-generator-out; clean and augmented), FPR, DET plot → OUT."""
-    from deepfake_studio.detector.evaluate import EvalConfig, evaluate, write_report
+    from deepfake_studio.detector.evaluate import (
+        REPORT_FILES,
+        EvalConfig,
+        evaluate,
+        write_report,
+    )
     from deepfake_studio.detector.infer import DetectorConfig
 
+    existing = [out / name for name in REPORT_FILES if (out / name).exists()]
+    if existing and not overwrite:  # checked first: an evaluation takes minutes to hours
+        raise StudioError(
+            f"{existing[0]} already exists: pass --overwrite to replace the results in {out}, "
+            "or name another folder with --out"
+        )
     config = EvalConfig(logo=logo, logo_epochs=logo_epochs)
     report = evaluate(
         data,

@@ -140,6 +140,8 @@ class FaceSwapOutput:
     frames: int | None = None
     fps: str | None = None
     audio: str | None = None  # video soundtrack: "original", "cloned", "file" or "none"
+    audio_cut_s: float = 0.0  # seconds of a new soundtrack cut because the video ended first
+    extended_s: float = 0.0  # seconds the last frame was held for a longer soundtrack
 
 
 class Studio:
@@ -473,6 +475,7 @@ class Studio:
         watermark: bool | None = None,
         progress: ProgressCallback | None = None,
         consent: str | None = None,
+        extend: bool = False,
     ) -> FaceSwapOutput:
         """Put the (largest) face of the `source` image onto the faces of `target`, an image
         or a video (by its suffix); `face` picks one target face (left to right, from 0).
@@ -495,6 +498,7 @@ class Studio:
                 watermark=watermark,
                 progress=progress,
                 consent=consent,
+                extend=extend,
             )
         if suffix not in IMAGE_SUFFIXES:
             raise MediaError(
@@ -567,9 +571,12 @@ class Studio:
         watermark: bool | None = None,
         progress: ProgressCallback | None = None,
         consent: str | None = None,
+        extend: bool = False,
     ) -> FaceSwapOutput:
         """Swap faces in a video, streamed frame by frame; see `faceswap` for the soundtrack
-        (a `reference` needs the speaker's `consent` statement)."""
+        (a `reference` needs the speaker's `consent` statement). A new soundtrack longer than
+        the video is cut at its end (`audio_cut_s` says how much) unless `extend` holds the
+        last frame until the soundtrack ends."""
         import tempfile
 
         from deepfake_studio.faceswap import image as fs_image
@@ -601,6 +608,7 @@ class Studio:
             )
         chosen: Voice | None = None
         soundtrack: Path | None = None
+        soundtrack_s: float | None = None
         audio_kind = "original" if info.has_audio else "none"
         with tempfile.TemporaryDirectory(prefix="faceswap-") as tmp:
             if cloning:
@@ -609,9 +617,10 @@ class Studio:
                 speech = self.clone(text, voice=chosen, watermark=mark)
                 # A temporary track inside the video: the video's record covers it.
                 soundtrack = audio_io.write_audio(speech, Path(tmp) / "speech.wav")
-                audio_kind = "cloned"
+                soundtrack_s, audio_kind = speech.duration, "cloned"
             elif audio is not None:
-                audio_io.load_audio(audio)  # a clear AudioError now, not an ffmpeg failure later
+                # Decoded now: a clear AudioError here, not an ffmpeg failure later.
+                soundtrack_s = audio_io.load_audio(audio).duration
                 soundtrack, audio_kind = Path(audio), "file"
             frame_filter = self.image_watermarker.embed if mark else None
             stats = fs_video.swap_video(
@@ -624,6 +633,8 @@ class Studio:
                 audio=soundtrack,
                 frame_filter=frame_filter,
                 progress=progress,
+                audio_seconds=soundtrack_s,
+                extend=extend,
             )
         details = {
             "width": stats.width,
@@ -631,6 +642,8 @@ class Studio:
             "frames": stats.frames,
             "fps": stats.fps,
             "audio": audio_kind,
+            "audio_cut_s": stats.audio_cut_s,
+            "extended_s": stats.extended_s,
         }
         inputs = {"source": _describe(source), "target": _describe(target)}
         if audio is not None:
@@ -659,6 +672,8 @@ class Studio:
             frames=stats.frames,
             fps=stats.fps,
             audio=audio_kind,
+            audio_cut_s=stats.audio_cut_s,
+            extended_s=stats.extended_s,
         )
 
     def _media_record(

@@ -117,10 +117,18 @@ def test_soundtrack_replaced_by_a_file(
     result = studio.faceswap(obama, clip, out, audio=example_reference)
     assert result.audio == "file"
     after = streams(out)
-    # The 7.6 s recording is cut to the video's length.
+    # The 7.6 s recording is cut to the video's length, and the cut is reported.
     assert abs(float(after["audio"]["duration"]) - FRAMES / FPS) < 0.15
+    assert abs(result.audio_cut_s - (7.6 - FRAMES / FPS)) < 0.1, result.audio_cut_s
     record = json.loads(result.record.read_text())
     assert record["inputs"]["audio"]["name"] == example_reference.name
+    assert record["video"]["audio_cut_s"] == result.audio_cut_s
+    # extend: the last frame is held until the soundtrack ends; nothing is cut.
+    held = studio.faceswap(obama, clip, tmp_path / "held.mp4", audio=example_reference, extend=True)
+    assert held.audio_cut_s == 0 and abs(held.extended_s - result.audio_cut_s) < 0.05
+    longer = streams(tmp_path / "held.mp4")
+    assert abs(float(longer["audio"]["duration"]) - 7.6) < 0.15
+    assert abs(int(longer["video"]["nb_read_frames"]) - 7.6 * FPS) <= 2  # frames, not metadata
 
 
 def test_video_errors_leave_nothing_behind(

@@ -229,6 +229,9 @@ def plot_det(scores: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Pa
     return path
 
 
+REPORT_FILES = ("detector_eval.json", "detector_eval.md", "detector_det.png")  # write_report's
+
+
 def write_report(report: dict, out_dir: Path) -> tuple[Path, Path, Path]:
     """benchmarks-style outputs: JSON, a markdown table and the DET plot."""
     out_dir = Path(out_dir)

@@ -73,6 +73,8 @@ class VideoSwapStats:
     height: int = 0
     fps: str = ""
     audio: str = "none"  # "original", "replaced" or "none"
+    audio_cut_s: float = 0.0  # seconds of a replacement soundtrack cut at the video's end
+    extended_s: float = 0.0  # seconds the last frame was held for a longer soundtrack
     # track id -> [(frame index, smoothed (68, 2) landmarks)], kept only if asked for
     tracks: dict[int, list[tuple[int, np.ndarray]]] = field(default_factory=dict)
 
@@ -236,6 +238,7 @@ class VideoWriter:
         crf: int,
         audio_from: Path | None,
         audio_limit_s: float | None = None,
+        hold_last_s: float = 0.0,
     ) -> None:
         self.out = out
         self.tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp.mp4")
@@ -249,9 +252,12 @@ class VideoWriter:
                 cmd += ["-t", f"{audio_limit_s:.3f}"]
             cmd += ["-i", f"file:{audio_from}", "-map", "0:v:0", "-map", "1:a:0?"]
             cmd += ["-c:a", "aac", "-b:a", "192k"]
-        # yuv420p needs even sizes: pad by one pixel when odd.
+        # yuv420p needs even sizes: pad by one pixel when odd. tpad holds the last frame.
+        video_filter = "pad=ceil(iw/2)*2:ceil(ih/2)*2"
+        if hold_last_s > 0:
+            video_filter += f",tpad=stop_mode=clone:stop_duration={hold_last_s:.3f}"
         cmd += [
-            "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+            "-vf", video_filter,
             "-c:v", "libx264", "-preset", "veryfast", "-crf", str(crf), "-pix_fmt", "yuv420p",
             "-movflags", "+faststart", "-f", "mp4", f"file:{self.tmp}",
         ]  # fmt: skip
@@ -384,10 +390,14 @@ def swap_video(
     progress: ProgressCallback | None = None,
     keep_tracks: bool = False,
     detect_every: int = DETECT_EVERY,
+    audio_seconds: float | None = None,
+    extend: bool = False,
 ) -> VideoSwapStats:
     """Swap `source` onto the faces of the video `target`, writing `out` (.mp4) atomically.
 
     `audio`: a file whose first audio track replaces the original (None keeps the original).
+    A replacement of `audio_seconds` longer than the video is cut at the video's end
+    (`stats.audio_cut_s` says how much), or with `extend` the last frame is held until it ends.
     `frame_filter` runs on every output frame (the studio passes its watermark). FaceError if
     no frame has a face (or the face index never appears); MediaError for unusable files.
     """
@@ -402,6 +412,13 @@ def swap_video(
         stats.audio, audio_from = "original", target
     else:
         audio_from = None
+    overrun = 0.0
+    if audio is not None and audio_seconds is not None and info.duration > 0:
+        overrun = max(0.0, audio_seconds - info.duration)
+    if extend:
+        stats.extended_s = round(overrun, 2)
+    else:
+        stats.audio_cut_s = round(overrun, 2)
     writer = VideoWriter(
         out,
         info.width,
@@ -409,7 +426,10 @@ def swap_video(
         info.fps,
         config.video_crf,
         audio_from,
-        audio_limit_s=info.duration if audio is not None and info.duration > 0 else None,
+        audio_limit_s=info.duration
+        if audio is not None and info.duration > 0 and not extend
+        else None,
+        hold_last_s=overrun if extend else 0.0,
     )
     tracker = FaceTracker(models, config, detect_every)
     radius = max(0, config.smooth_radius)

@@ -251,6 +251,7 @@ def _run_faceswap(studio: Studio, store: JobStore, job: Job) -> dict[str, Any]:
         "frames": result.frames,
         "fps": result.fps,
         "audio": result.audio,
+        "audio_cut_s": result.audio_cut_s,
         "bytes": result.path.stat().st_size,
     }
 
