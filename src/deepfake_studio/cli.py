@@ -19,6 +19,7 @@ from deepfake_studio.errors import StudioError, TextError
 from deepfake_studio.studio import Studio, StudioConfig, check_consent
 from deepfake_studio.synthesizer import ENGINES, EngineOptions
 from deepfake_studio.synthesizer.kokoro.fit import FitConfig
+from deepfake_studio.synthesizer.languages import check_language
 from deepfake_studio.text import check_text
 from deepfake_studio.voices import Voice
 
@@ -142,6 +143,14 @@ def clone(
     ] = None,
     engine: Engine = None,
     speed: Annotated[float, typer.Option("--speed", help="0.5-2.0, relative to the voice.")] = 1.0,
+    language: Annotated[
+        str,
+        typer.Option(
+            "--language",
+            "-l",
+            help="en-us (default), en-gb, es, fr, it, pt-br, hi, ja or zh (kokoro engine).",
+        ),
+    ] = "en-us",
     seed: Seed = 0,
     no_watermark: Annotated[
         bool, typer.Option("--no-watermark", help="Research use: skip the watermark (recorded).")
@@ -164,6 +173,7 @@ def clone(
             f"cannot write {out.suffix or 'files without a suffix'}: use .wav, .flac or .mp3"
         )
     text = check_text(_read_text(text_file) if text_file is not None else text or "")
+    language = check_language(language)  # a one-line error before any model loads
     if reference is not None:
         check_consent(consent, "cloning from a recording")
     elif consent is not None:
@@ -178,7 +188,12 @@ def clone(
             _set_emotion(chosen, emotion)
         progress.begin("speaking")
         audio = studio.clone(
-            text, voice=chosen, speed=speed, watermark=not no_watermark, progress=progress
+            text,
+            voice=chosen,
+            speed=speed,
+            watermark=not no_watermark,
+            progress=progress,
+            language=language,
         )
     path, record = studio.save(audio, out, parameters={"emotion": emotion} if emotion else None)
     mark = "no watermark" if no_watermark else "watermarked"

@@ -30,7 +30,9 @@ from deepfake_studio.synthesizer import (
     create_engine,
 )
 from deepfake_studio.synthesizer.base import ProgressCallback
-from deepfake_studio.text import check_text, split_first_clause, split_sentences
+from deepfake_studio.synthesizer.languages import DEFAULT_LANGUAGE, check_language
+from deepfake_studio.synthesizer.languages import split_sentences as split_language_sentences
+from deepfake_studio.text import check_text, split_first_clause
 from deepfake_studio.voices import Voice, VoiceLibrary, check_name, voice_id
 
 if TYPE_CHECKING:
@@ -371,8 +373,10 @@ class Studio:
         speed: float = 1.0,
         watermark: bool | None = None,
         progress: ProgressCallback | None = None,
+        language: str | None = None,
     ) -> Iterator[Audio]:
         """Synthesise `text` sentence by sentence; each piece ends with its pause.
+        `language` (default en-us) is one of `synthesizer.languages.LANGUAGES` (kokoro).
 
         Each piece is watermarked on its own (unless `watermark` is False, or None and the
         config says so), so a streamed clip is marked wherever it is cut.
@@ -383,13 +387,23 @@ class Studio:
             raise EngineError(
                 f"speed {speed} is out of range ({self.config.min_speed}-{self.config.max_speed})"
             )
+        language = check_language(language)
         engine = self.engine(voice.engine)
-        sentences = split_sentences(
-            text, self.config.sentence_pause_s, self.config.paragraph_pause_s
+        # Only non-default languages pass the argument: English-only engines do not take it.
+        in_language: dict[str, str] = {}
+        if language != DEFAULT_LANGUAGE:
+            if language not in getattr(engine, "languages", ()):
+                raise EngineError(
+                    f"the {voice.engine} engine speaks English (en-us) only; "
+                    f"language {language} needs a voice enrolled with --engine kokoro"
+                )
+            in_language = {"language": language}
+        sentences = split_language_sentences(
+            text, language, self.config.sentence_pause_s, self.config.paragraph_pause_s
         )
         sentences = split_first_clause(sentences, self.config.first_chunk_chars)
         for i, sentence in enumerate(sentences):
-            samples = engine.synthesize(sentence.text, voice.conditioning, speed)
+            samples = engine.synthesize(sentence.text, voice.conditioning, speed, **in_language)
             piece = audio_io.normalize_loudness(
                 Audio(samples, engine.sample_rate), self.config.output_lufs
             )
@@ -404,7 +418,7 @@ class Studio:
                 sentence.text,
                 voice,
                 mark,
-                {"speed": speed},
+                {"speed": speed, "language": language},
             )
 
     def _generated(
@@ -439,18 +453,25 @@ class Studio:
         watermark: bool | None = None,
         progress: ProgressCallback | None = None,
         consent: str | None = None,
+        language: str | None = None,
     ) -> GeneratedAudio:
         """Speak `text` in an enrolled voice or in the voice of a reference recording (which
-        needs the speaker's `consent` statement). Save it with `studio.save(clip, path)`:
-        that writes the file and its signed provenance record."""
+        needs the speaker's `consent` statement), in `language` (default en-us; the kokoro
+        engine speaks all of `synthesizer.languages.LANGUAGES`). Save it with
+        `studio.save(clip, path)`: that writes the file and its signed provenance record."""
         text = check_text(text)  # fail on bad text before any slow analysis
+        language = check_language(language)
         chosen = self.resolve_voice(voice, reference, engine, seed, consent=consent)
         mark = self.config.watermark if watermark is None else watermark
-        pieces = list(self.speak(text, chosen, speed=speed, watermark=mark, progress=progress))
+        pieces = list(
+            self.speak(
+                text, chosen, speed=speed, watermark=mark, progress=progress, language=language
+            )
+        )
         samples = np.concatenate([p.samples for p in pieces])
         # The last sentence ends a paragraph; a whole clip does not need that trailing pause.
         trailing = int(pieces[-1].sample_rate * self.config.paragraph_pause_s)
-        parameters = {"speed": speed, "seed": seed}
+        parameters = {"speed": speed, "seed": seed, "language": language}
         return self._generated(
             samples[: max(1, len(samples) - trailing)],
             pieces[0].sample_rate,

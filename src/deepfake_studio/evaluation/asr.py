@@ -59,14 +59,15 @@ class Transcriber:
             str(whisper_model_dir(cache_dir)), device="cpu", compute_type="int8"
         )
 
-    def transcribe(self, samples: np.ndarray, sample_rate: int) -> str:
-        """Transcript of a mono clip (resampled to Whisper's 16 kHz)."""
+    def transcribe(self, samples: np.ndarray, sample_rate: int, language: str = "en") -> str:
+        """Transcript of a mono clip (resampled to Whisper's 16 kHz); `language` is Whisper's
+        code ("en", "es", "ja", ...), told rather than detected: the clip's language is known."""
         import soxr
 
         wav = samples.astype(np.float32)
         if sample_rate != 16_000:
             wav = soxr.resample(wav, sample_rate, 16_000).astype(np.float32)
-        segments, _ = self._model.transcribe(wav, language="en", beam_size=5, vad_filter=False)
+        segments, _ = self._model.transcribe(wav, language=language, beam_size=5, vad_filter=False)
         return " ".join(s.text.strip() for s in segments).strip()
 
 
@@ -88,13 +89,28 @@ _NUMBER_WORDS = {
 def normalize_words(text: str) -> list[str]:
     """Lower-case words without punctuation, for word error rate."""
     text = text.lower().replace("’", "'")
-    text = re.sub(r"[^a-z0-9' ]+", " ", text)
+    text = re.sub(r"[^\w' ]+|_", " ", text)  # letters of any script (é, ñ) stay
     return [_NUMBER_WORDS.get(w, w) for w in text.split()]
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
     """Levenshtein distance over words, divided by the reference's word count."""
     ref, hyp = normalize_words(reference), normalize_words(hypothesis)
+    if not ref:
+        return 0.0 if not hyp else 1.0
+    row = list(range(len(hyp) + 1))
+    for i, r in enumerate(ref, 1):
+        prev, row[0] = row[0], i
+        for j, h in enumerate(hyp, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+    return row[-1] / len(ref)
+
+
+def character_error_rate(reference: str, hypothesis: str) -> float:
+    """Levenshtein distance over characters (punctuation and spaces left out), divided by
+    the reference's length: the measure for Japanese and Chinese, written without spaces."""
+    ref = [c for c in reference if c.isalnum()]
+    hyp = [c for c in hypothesis if c.isalnum()]
     if not ref:
         return 0.0 if not hyp else 1.0
     row = list(range(len(hyp) + 1))

@@ -22,6 +22,14 @@ from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.synthesizer.base import Conditioning, ProgressCallback
 from deepfake_studio.synthesizer.kokoro.fit import FitConfig, fit_voice
 from deepfake_studio.synthesizer.kokoro.torch_path import TorchKokoro, needs_torch
+from deepfake_studio.synthesizer.languages import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    Phonemizer,
+    check_language,
+    create_phonemizer,
+    known_only,
+)
 from deepfake_studio.synthesizer.phonemes import EnglishPhonemizer, to_kokoro_phonemes
 
 if TYPE_CHECKING:
@@ -69,6 +77,7 @@ class KokoroEngine:
 
     name = "kokoro"
     sample_rate = SAMPLE_RATE
+    languages = tuple(LANGUAGES)  # the languages Kokoro-82M v1.0 was trained on
 
     def __init__(self, config: KokoroConfig | None = None) -> None:
         import onnxruntime as ort
@@ -86,6 +95,8 @@ class KokoroEngine:
         self._vocab = load_vocab()
         self.style_packs = load_style_packs()
         self._phonemizer = EnglishPhonemizer()
+        self._language_phonemizers: dict[str, Phonemizer] = {}  # others, made on first use
+        self._language_lock = threading.Lock()
         self._run_lock = threading.Lock()
         # Float PyTorch copy, loaded on first use: only voices with adapted decoder weights
         # or requests with edited prosody need it (the int8 ONNX is faster otherwise).
@@ -111,15 +122,36 @@ class KokoroEngine:
         )
 
     # -- synthesis ------------------------------------------------------------------------
-    def phonemes(self, text: str) -> list[str]:
-        """Kokoro phoneme strings for `text`, split into model-sized chunks."""
+    def phonemes(self, text: str, language: str = DEFAULT_LANGUAGE) -> list[str]:
+        """Kokoro phoneme strings for `text`, split into model-sized chunks.
+
+        Symbols Kokoro has no token for are left out and logged (`languages.known_only`)."""
+        language = check_language(language)
+        if language == DEFAULT_LANGUAGE:
+            sentences = [to_kokoro_phonemes(s) for s in self._phonemizer.sentences(text)]
+        else:
+            sentences = self.language_phonemizer(language).sentences(text)
         chunks: list[str] = []
-        for sentence in self._phonemizer.sentences(text):
-            chunks.extend(_split_long(to_kokoro_phonemes(sentence), self.config.max_chunk_phonemes))
+        for sentence in sentences:
+            known = known_only(sentence, self._vocab, language)
+            chunks.extend(_split_long(known, self.config.max_chunk_phonemes))
         return chunks
 
-    def synthesize(self, text: str, conditioning: Conditioning, speed: float = 1.0) -> np.ndarray:
-        chunks = self.phonemes(text)
+    def language_phonemizer(self, language: str) -> Phonemizer:
+        """The phonemiser of a non-default language, created once per engine."""
+        with self._language_lock:
+            if language not in self._language_phonemizers:
+                self._language_phonemizers[language] = create_phonemizer(language)
+            return self._language_phonemizers[language]
+
+    def synthesize(
+        self,
+        text: str,
+        conditioning: Conditioning,
+        speed: float = 1.0,
+        language: str = DEFAULT_LANGUAGE,
+    ) -> np.ndarray:
+        chunks = self.phonemes(text, language)
         if not chunks:
             raise TextError("the text has nothing to speak (no words after phonemisation)")
         style = conditioning.arrays.get("style")
