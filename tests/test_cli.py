@@ -163,7 +163,7 @@ def test_enroll_list_clone_and_delete(tmp_path: Path, example_reference: Path, t
     samples[1000] += 0.25
     sf.write(out, samples, rate)
     tampered = run("provenance", "verify", out, home=tmp_path)
-    assert tampered.returncode == 1 and "audio hash mismatch" in tampered.stdout
+    assert tampered.returncode == 1 and "audio hash mismatch" in tampered.stderr
 
     deleted = run("voices", "delete", "reader", home=tmp_path)
     assert deleted.returncode == 0
@@ -243,3 +243,49 @@ def test_results_are_never_overwritten_without_asking(tmp_path: Path) -> None:
     )
     assert script.returncode == 1 and "pass --overwrite to replace them" in script.stderr
     assert committed.read_bytes() == before
+
+
+def test_detect_uses_the_model_folder_it_is_given(tmp_path: Path, example_reference: Path) -> None:
+    import json
+    import shutil
+
+    from deepfake_studio.detector.infer import weights_dir
+
+    mine = tmp_path / "my-detector"
+    shutil.copytree(weights_dir(), mine)
+    card = json.loads((mine / "detector.json").read_text())
+    card["threshold"] = 0.001  # this "trained" model calls (nearly) everything synthetic
+    (mine / "detector.json").write_text(json.dumps(card))
+    shipped = json.loads(run("detect", example_reference, "--json", home=tmp_path).stdout)
+    assert shipped["label"] == "real" and shipped["threshold"] > 0.5
+    custom = run("detect", example_reference, "--json", "--model", mine, home=tmp_path)
+    verdict = json.loads(custom.stdout)
+    assert verdict["label"] == "synthetic" and verdict["threshold"] == 0.001
+    assert verdict["probability_synthetic"] == shipped["probability_synthetic"]  # same network
+    missing = run("detect", example_reference, "--model", tmp_path / "nothing", home=tmp_path)
+    assert_one_line_error(missing, "no detector model in")
+
+
+def test_provenance_verify_takes_several_files_and_reports_failures_on_stderr(
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+
+    from deepfake_studio import Audio, Studio, StudioConfig
+
+    studio = Studio(StudioConfig(data_dir=tmp_path))  # signs with the key in tmp_path
+    tone = Audio(0.1 * np.sin(np.arange(16_000, dtype=np.float32) / 8), 16_000)
+    good, tampered, unsigned = tmp_path / "good.wav", tmp_path / "tampered.wav", tmp_path / "u.wav"
+    for path in (good, tampered):
+        studio.save(tone, path, text="A tone.", engine="test", watermarked=True)
+    sf.write(tampered, tone.samples * 0.5, 16_000)
+    sf.write(unsigned, tone.samples, 16_000)
+    checked = run("provenance", "verify", good, tampered, unsigned, home=tmp_path)
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines() == [f"{good}\tverified: signed by this studio's key "
+                                           f"({checked.stdout.split('(')[1].split(')')[0]}), "
+                                           "audio unchanged"]  # fmt: skip
+    failures = checked.stderr.splitlines()
+    assert [line.split("\t")[0] for line in failures] == [str(tampered), str(unsigned)]
+    assert "audio hash mismatch" in failures[0] and "record" in failures[1]
+    assert run("provenance", "verify", good, home=tmp_path).returncode == 0

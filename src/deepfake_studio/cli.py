@@ -429,31 +429,47 @@ def _video_watermark(file: Path, checker):  # type: ignore[no-untyped-def]
 
 @provenance_app.command("verify")
 def provenance_verify(
-    file: Annotated[
-        Path, typer.Argument(help="Audio, image or video file with a .provenance.json sidecar.")
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Audio, image or video files, each with a .provenance.json sidecar."),
     ],
-    record: Annotated[Path | None, typer.Option("--record", help="Record path.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    record: Annotated[
+        Path | None, typer.Option("--record", help="Record path (with a single file).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON report per file.")
+    ] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Check the record's signature and the file's hash; exit 1 and say what fails."""
+    """Check each record's signature and its file's hash: verified files on stdout, failures
+    on stderr (with --json every report is a line on stdout); exit 1 if any fails."""
     from deepfake_studio.provenance import verify
     from deepfake_studio.studio import default_data_dir
 
-    report = verify(file, record, data_dir=data_dir or default_data_dir())
-    if as_json:
-        summary = {
-            "file": str(file),
-            "ok": report.ok,
-            "failures": [str(f) for f in report.failures],
-            "details": list(report.details),
-            "key_id": report.key_id,
-            "key_is_local": report.key_is_local,
-        }
-        typer.echo(json.dumps(summary))
-    else:
-        typer.echo(report.summary())
-    if not report.ok:
+    if record is not None and len(files) > 1:
+        raise StudioError("--record names the record of one file: give a single file with it")
+    failed = False
+    for file in files:
+        try:
+            report = verify(file, record, data_dir=data_dir or default_data_dir())
+        except StudioError as e:  # say it and go on with the other files
+            typer.echo(f"{file}\terror: {e}", err=True)
+            failed = True
+            continue
+        failed |= not report.ok
+        if as_json:
+            summary = {
+                "file": str(file),
+                "ok": report.ok,
+                "failures": [str(f) for f in report.failures],
+                "details": list(report.details),
+                "key_id": report.key_id,
+                "key_is_local": report.key_is_local,
+            }
+            typer.echo(json.dumps(summary))
+        else:
+            typer.echo(f"{file}\t{report.summary()}", err=not report.ok)
+    if failed:
         raise typer.Exit(1)
 
 
@@ -476,15 +492,26 @@ def detect(
     segments: Annotated[
         bool, typer.Option("--segments", help="Add the per-window timeline.")
     ] = False,
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", help="A detector you trained (detector train --out DIR): that DIR."
+        ),
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Probability that each file is synthetic speech, its label, and the studio watermark."""
+    from deepfake_studio.detector import Detector
+    from deepfake_studio.detector.infer import DetectorConfig
+
     studio = _studio(data_dir)
+    # The shipped model, or the user's: loaded once, before any file (a bad DIR: one line).
+    detector = Detector(DetectorConfig(weights_dir=model)) if model else studio.detector
     failed = False
     for file in files:
         try:
             audio = load_audio(file)
-            result = studio.detect(audio)
+            result = detector.detect(audio)
             mark = studio.watermarker.detect(audio)
         except StudioError as e:  # report it and go on with the other files
             typer.echo(f"error: {e}", err=True)
