@@ -108,7 +108,8 @@ def _split_spaced(text: str, spec: Language) -> list[str]:
     pieces: list[str] = []
     start = 0
     for match in _LATIN_END.finditer(text):
-        following = text[match.end() : match.end() + 2].lstrip(_OPENERS) or " "
+        # French puts a space inside « »: skip openers and spaces to the first letter.
+        following = text[match.end() : match.end() + 4].lstrip(_OPENERS + " \u00a0") or " "
         ends_devanagari = match.group(1)[0] in "।॥"
         starts_sentence = (
             following[0].isupper()
