@@ -21,6 +21,13 @@ import numpy as np
 from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.synthesizer.base import Conditioning, ProgressCallback
 from deepfake_studio.synthesizer.kokoro.fit import FitConfig, fit_voice
+from deepfake_studio.synthesizer.kokoro.reconstruct import (
+    StyleFitConfig,
+    TranscriberHolder,
+    conditioning_from,
+    fit_style,
+    reference_tokens,
+)
 from deepfake_studio.synthesizer.kokoro.torch_path import TorchKokoro, needs_torch
 from deepfake_studio.synthesizer.languages import (
     DEFAULT_LANGUAGE,
@@ -52,6 +59,10 @@ class KokoroConfig:
     spin_wait: bool = False
     max_chunk_phonemes: int = 400  # split longer sentences at commas/spaces below the limit
     fit: FitConfig | None = None  # voice-fitting budget; None = fit.FitConfig()
+    # Enrollment quality: "quick" = the black-box search (`fit.py`), "standard" = the
+    # gradient style fit on the PyTorch model (`reconstruct.py`, settings in `style_fit`).
+    quality: str = "quick"
+    style_fit: StyleFitConfig | None = None  # None = reconstruct.StyleFitConfig()
 
 
 def load_style_packs() -> dict[str, np.ndarray]:
@@ -101,6 +112,7 @@ class KokoroEngine:
         # Float PyTorch copy, loaded on first use: only voices with adapted decoder weights
         # or requests with edited prosody need it (the int8 ONNX is faster otherwise).
         self.torch_path = TorchKokoro()
+        self._transcriber = TranscriberHolder()  # Whisper-base for `standard` enrollment
 
     # -- conditioning ---------------------------------------------------------------------
     def default_conditioning(self) -> Conditioning:
@@ -116,10 +128,36 @@ class KokoroEngine:
         *,
         seed: int = 0,
         progress: ProgressCallback | None = None,
+        quality: str | None = None,
+        reference_text: str | None = None,
     ) -> Conditioning:
-        return fit_voice(
-            self, reference, encoder, seed=seed, progress=progress, config=self.config.fit
+        """The voice of `reference`; `quality` (default: the config's) picks the fit."""
+        chosen = quality or self.config.quality
+        if chosen == "quick":
+            if reference_text is not None:
+                raise EngineError("a reference text is only used by --quality standard")
+            return fit_voice(
+                self, reference, encoder, seed=seed, progress=progress, config=self.config.fit
+            )
+        if chosen != "standard":
+            raise EngineError(f"unknown enrollment quality {chosen!r} (quick or standard)")
+        if reference_text is None:
+            if progress:
+                progress(0.01, "transcribing the reference")
+            reference_text = self._transcriber.transcribe(reference)
+        reference_tokens(reference_text, self.phonemes, self._vocab)  # bad text: fail fast
+        result = fit_style(
+            self.torch_path.model,
+            self.style_packs,
+            self.phonemes,
+            self._vocab,
+            reference,
+            reference_text,
+            seed=seed,
+            config=self.config.style_fit,
+            progress=progress,
         )
+        return conditioning_from(self.style_packs, result)
 
     # -- synthesis ------------------------------------------------------------------------
     def phonemes(self, text: str, language: str = DEFAULT_LANGUAGE) -> list[str]:

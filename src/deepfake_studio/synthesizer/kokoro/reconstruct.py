@@ -1,0 +1,429 @@
+"""Style fitted by reconstruction: make Kokoro say the reference's own words as the speaker did.
+
+The `standard` enrollment quality. Unlike the black-box search of `fit.py`, this fit sees the
+reference sample by sample through the differentiable PyTorch Kokoro (`model.py`):
+
+1. **Words.** The reference's text is the caller's transcript, else Whisper-base's. It becomes
+   one Kokoro token sequence (≤ 510 phonemes).
+2. **Start.** A bundled pack by the reference's pitch (median below 165 Hz: the male pack,
+   else the female packs), the nearest of those by DTW log-mel distance between its speech of
+   the text and the reference.
+3. **Timing.** DTW on CMVN'd MFCCs between the start pack's speech of the text and the
+   reference, one frame per 600 samples at 24 kHz (= one Kokoro duration frame), maps each
+   token's frames onto the reference: forced durations that sum to the reference's length.
+4. **Style by gradient** (Adam on the 256-d style vector). Each step: the prosody predictor
+   on the forced durations, scored by log-F0 L1 on the reference's voiced frames (pYIN) and a
+   duration L1 (×0.1) — this moves the prosody half; the decoder fed the reference's own F0
+   (and the predicted energy) on a random crop, scored by a two-resolution log-mel L1 against
+   the same crop of the reference — this moves the decoder half.
+
+The result is the start table plus the learned delta on every row: a normal [510, 256] style
+table, so the int8 ONNX engine speaks it. Crops come from one `numpy` generator and torch is
+seeded: a fit is repeatable for a seed (on one thread; several threads may reorder float sums).
+A probe of this method on four shared speakers is in `../shared/FACTS.md`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from deepfake_studio.audio import Audio, resample
+from deepfake_studio.errors import TextError
+from deepfake_studio.synthesizer.base import Conditioning, ProgressCallback
+from deepfake_studio.synthesizer.kokoro.fit import median_pitch
+
+if TYPE_CHECKING:
+    from deepfake_studio.synthesizer.kokoro.model import KokoroModel
+
+RATE = 24_000
+FRAME = 600  # samples per Kokoro duration frame; F0/energy frames are half of it
+MALE_BELOW_SEMITONES = 12 * np.log2(165 / 100)  # 165 Hz, as `median_pitch` measures (re 100 Hz)
+MAX_TOKENS = 510
+
+
+@dataclass(frozen=True)
+class StyleFitConfig:
+    """Settings of the `standard` enrollment (gradient style fit); defaults as in the probe."""
+
+    steps: int = 60
+    learning_rate: float = 0.03
+    crop_seconds: float = 2.5  # decoder crop per step (the decoder is the cost)
+    duration_weight: float = 0.1
+    f0_weight: float = 1.0
+    max_reference_seconds: float = 30.0  # longer references are cut (one Kokoro utterance)
+    mfcc: int = 20  # alignment features
+
+
+@dataclass
+class Alignment:
+    """The reference's text as Kokoro tokens, with per-token frames on the reference."""
+
+    ids: list[int]  # without the 0 pads
+    durations: np.ndarray  # [len(ids) + 2] int64 frames, ≥ 1, summing to `frames`
+    frames: int  # reference length in duration frames (600 samples at 24 kHz)
+
+
+class TranscriberHolder:
+    """Whisper-base, loaded on first use (only enrollments without a transcript need it)."""
+
+    def __init__(self) -> None:
+        self._model: object | None = None
+
+    def transcribe(self, audio: Audio) -> str:
+        if self._model is None:
+            from deepfake_studio.evaluation.asr import Transcriber
+
+            self._model = Transcriber()
+        return self._model.transcribe(audio.samples, audio.sample_rate)  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------------------
+# Features
+# ------------------------------------------------------------------------------------------
+
+
+def _mfcc_cmvn(samples: np.ndarray, n_mfcc: int) -> np.ndarray:
+    """[frames, n_mfcc] MFCCs every 600 samples at 24 kHz, mean/variance normalised."""
+    import librosa
+
+    m = librosa.feature.mfcc(
+        y=samples.astype(np.float32), sr=RATE, n_mfcc=n_mfcc, n_fft=2048, hop_length=FRAME
+    )
+    m = (m - m.mean(axis=1, keepdims=True)) / (m.std(axis=1, keepdims=True) + 1e-5)
+    return m.T
+
+
+def _log_mel_np(samples: np.ndarray) -> np.ndarray:
+    import librosa
+
+    mel = librosa.feature.melspectrogram(
+        y=samples.astype(np.float32), sr=RATE, n_fft=1024, hop_length=FRAME, n_mels=80, fmax=8000
+    )
+    return np.log(mel + 1e-5).T
+
+
+def _dtw_path(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[(i, j)] monotonic path from (0, 0) to the ends, Euclidean frame distance."""
+    import librosa
+
+    _, path = librosa.sequence.dtw(X=a.T, Y=b.T, metric="euclidean")
+    return path[::-1]
+
+
+def reference_f0(samples: np.ndarray, frames: int) -> np.ndarray:
+    """pYIN F0 (Hz, 0 = unvoiced) of 24 kHz speech at Kokoro's F0 rate: 2 × `frames` values."""
+    import librosa
+
+    x16 = resample(Audio(samples, RATE), 16_000).samples.astype(np.float32)
+    f0, voiced, _ = librosa.pyin(
+        x16, fmin=50, fmax=550, sr=16_000, frame_length=1024, hop_length=200, center=True
+    )
+    f0 = np.where(voiced & np.isfinite(f0), f0, 0.0)
+    n = 2 * frames
+    if len(f0) < n:
+        f0 = np.pad(f0, (0, n - len(f0)))
+    return f0[:n].astype(np.float32)
+
+
+class MultiResolutionLogMel(torch.nn.Module):
+    """Log-mel L1 at two resolutions (1024/256, 80 mels; 512/128, 48 mels), 0-8 kHz."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import librosa
+
+        self.resolutions = ((1024, 256), (512, 128))
+        for k, ((n_fft, _), mels) in enumerate(zip(self.resolutions, (80, 48), strict=True)):
+            fb = librosa.filters.mel(sr=RATE, n_fft=n_fft, n_mels=mels, fmin=0, fmax=8000)
+            self.register_buffer(f"fb{k}", torch.tensor(fb, dtype=torch.float32))
+            self.register_buffer(f"win{k}", torch.hann_window(n_fft))
+
+    def log_mels(self, wave: Tensor) -> list[Tensor]:
+        out = []
+        for k, (n_fft, hop) in enumerate(self.resolutions):
+            spec = torch.stft(
+                wave, n_fft, hop, window=getattr(self, f"win{k}"), return_complex=True
+            ).abs()
+            out.append(torch.log(getattr(self, f"fb{k}") @ spec**2 + 1e-5))
+        return out
+
+    def forward(self, wave: Tensor, target: Tensor) -> Tensor:
+        return sum(
+            (a - b).abs().mean()
+            for a, b in zip(self.log_mels(wave), self.log_mels(target), strict=True)
+        )  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------------------------------
+# Words, start pack, alignment
+# ------------------------------------------------------------------------------------------
+
+
+def reference_tokens(
+    text: str, phonemize: Callable[[str], list[str]], vocab: dict[str, int]
+) -> list[int]:
+    """Kokoro ids of the reference text; a one-line TextError if there is nothing to align."""
+    if not text or not text.strip():
+        raise TextError("the reference text is empty: give the words spoken in the reference")
+    phonemes = " ".join(phonemize(text))
+    ids = [vocab[p] for p in phonemes if p in vocab]
+    if not ids:
+        raise TextError(f"the reference text {text[:40]!r} has no speakable words")
+    if len(ids) > MAX_TOKENS:
+        raise TextError(
+            f"the reference text is {len(ids)} phonemes, Kokoro reads at most {MAX_TOKENS}: "
+            "use a shorter reference (about 30 s)"
+        )
+    return ids
+
+
+@torch.no_grad()
+def speak_tokens(
+    model: KokoroModel, ids: list[int], style: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Free-running PyTorch Kokoro: (24 kHz audio, durations [len(ids) + 2])."""
+    tokens = torch.tensor([[0, *ids, 0]])
+    row = torch.from_numpy(np.asarray(style, np.float32)).reshape(1, -1)
+    features = model.encode_text(tokens)
+    prosody = model.predict_prosody(features, row)
+    audio = model.decode(model.align(features, prosody.durations), prosody.f0, prosody.energy, row)
+    return audio[0].numpy(), prosody.durations.numpy()
+
+
+def choose_start_pack(
+    model: KokoroModel,
+    packs: dict[str, np.ndarray],
+    ids: list[int],
+    reference24: np.ndarray,
+) -> tuple[str, np.ndarray, np.ndarray]:
+    """(pack name, its speech of the text, its durations): the pack nearest the reference.
+
+    Gender first (median pitch below 165 Hz: `jm_*` packs), then the DTW log-mel distance.
+    """
+    pitch = median_pitch(reference24, RATE)
+    male = pitch is not None and pitch < MALE_BELOW_SEMITONES
+    names = sorted(n for n in packs if n.startswith("jm_" if male else "jf_")) or sorted(packs)
+    ref_mel = _log_mel_np(reference24)
+    best: tuple[float, str, np.ndarray, np.ndarray] | None = None
+    for name in names:
+        audio, durations = speak_tokens(model, ids, packs[name][len(ids) - 1])
+        mel = _log_mel_np(audio)
+        path = _dtw_path(mel, ref_mel)
+        dist = float(np.mean(np.abs(mel[path[:, 0]] - ref_mel[path[:, 1]])))
+        if best is None or dist < best[0]:
+            best = (dist, name, audio, durations)
+    assert best is not None
+    return best[1], best[2], best[3]
+
+
+def align_durations(
+    synthetic: np.ndarray, durations: np.ndarray, reference24: np.ndarray, n_mfcc: int = 20
+) -> np.ndarray:
+    """Token durations on the reference: DTW maps each token's synthetic frames onto it.
+
+    `synthetic` is Kokoro's speech of the text with `durations` (frames per token, pads
+    included). The result has the same length, every entry ≥ 1, and sums to the reference's
+    frame count (len(reference24) // 600).
+    """
+    frames = len(reference24) // FRAME
+    n_tokens = len(durations)
+    if frames < n_tokens:
+        raise TextError(
+            f"the reference ({frames * FRAME / RATE:.1f} s) is too short for its text "
+            f"({n_tokens - 2} phonemes): check the reference text"
+        )
+    syn = _mfcc_cmvn(synthetic[: int(durations.sum()) * FRAME], n_mfcc)
+    ref = _mfcc_cmvn(reference24[: frames * FRAME], n_mfcc)
+    path = _dtw_path(syn, ref)
+    # First reference frame matched to each synthetic frame (the path is monotonic).
+    first_ref = np.full(len(syn), frames, dtype=np.int64)
+    for i, j in path[::-1]:
+        if i < len(first_ref):
+            first_ref[i] = j
+    starts_syn = np.concatenate([[0], np.cumsum(durations)[:-1]]).astype(np.int64)
+    starts = first_ref[np.minimum(starts_syn, len(first_ref) - 1)]
+    starts[0] = 0
+    # Every token at least one frame, and room left for the tokens after it.
+    for k in range(1, n_tokens):
+        starts[k] = max(starts[k], starts[k - 1] + 1)
+    for k in range(n_tokens - 1, 0, -1):
+        starts[k] = min(starts[k], frames - (n_tokens - k))
+        if k < n_tokens - 1:
+            starts[k] = min(starts[k], starts[k + 1] - 1)
+    out = np.diff(np.concatenate([starts, [frames]])).astype(np.int64)
+    assert out.sum() == frames and out.min() >= 1, "alignment invariant broken"
+    return out
+
+
+# ------------------------------------------------------------------------------------------
+# The fit
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class StyleFitResult:
+    style: np.ndarray  # (256,) fitted vector at the reference's token count
+    start_row: np.ndarray  # (256,) the start pack's vector there
+    start_pack: str
+    losses: list[float]  # total loss per step
+    alignment: Alignment
+    seconds: float
+
+
+class StyleFitter:
+    """The gradient fit for one reference (keeps the prepared targets for its steps)."""
+
+    def __init__(
+        self,
+        model: KokoroModel,
+        ids: list[int],
+        durations: np.ndarray,
+        reference24: np.ndarray,
+        config: StyleFitConfig,
+    ) -> None:
+        self.model, self.config = model, config
+        self.frames = int(durations.sum())
+        self.tokens = torch.tensor([[0, *ids, 0]])
+        self.durations = torch.from_numpy(durations.astype(np.int64))
+        self.reference = torch.from_numpy(reference24[: self.frames * FRAME].astype(np.float32))
+        f0 = reference_f0(reference24[: self.frames * FRAME], self.frames)
+        self.f0_ref = torch.from_numpy(f0)[None]  # [1, 2·frames]
+        self.voiced = self.f0_ref > 10.0
+        self.mel_loss = MultiResolutionLogMel()
+        with torch.no_grad():
+            self.features = model.encode_text(self.tokens)
+            self.aligned = model.align(self.features, self.durations)  # [1, 512, frames]
+        for p in model.parameters():
+            p.requires_grad_(False)
+
+    def losses(self, style: Tensor, crop_start: int, crop_frames: int) -> dict[str, Tensor]:
+        """Prosody (log-F0, duration) and decoder (log-mel on a crop) losses for a style."""
+        model, cfg = self.model, self.config
+        _, prosody_style = model.split_style(style)
+        d = model.predictor.duration_features(self.features.prosody, prosody_style)
+        soft = model.predictor.durations(d, 1.0)[0]
+        duration = (soft - self.durations.float()).abs().mean()
+        aligned_d = d.transpose(1, 2) @ _alignment(self.durations).to(d)
+        f0_pred, energy = model.predictor.f0_energy(aligned_d, prosody_style)
+        log_f0 = (
+            (torch.log(f0_pred.clamp(min=1.0)[self.voiced]) - torch.log(self.f0_ref[self.voiced]))
+            .abs()
+            .mean()
+            if bool(self.voiced.any())
+            else f0_pred.sum() * 0.0
+        )
+        a, b = crop_start, crop_start + crop_frames
+        wave = model.decode(
+            self.aligned[:, :, a:b], self.f0_ref[:, 2 * a : 2 * b], energy[:, 2 * a : 2 * b], style
+        )
+        target = self.reference[a * FRAME : b * FRAME][None]
+        n = min(wave.shape[-1], target.shape[-1])
+        mel = self.mel_loss(wave[:, :n], target[:, :n])
+        total = mel + cfg.f0_weight * log_f0 + cfg.duration_weight * duration
+        return {"total": total, "mel": mel, "log_f0": log_f0, "duration": duration}
+
+    def fit(
+        self, start: np.ndarray, seed: int, progress: ProgressCallback | None = None
+    ) -> tuple[np.ndarray, list[float]]:
+        cfg = self.config
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        style = torch.tensor(np.asarray(start, np.float32)[None], requires_grad=True)
+        optimiser = torch.optim.Adam([style], lr=cfg.learning_rate)
+        crop = min(self.frames, max(8, round(cfg.crop_seconds * RATE / FRAME)))
+        history: list[float] = []
+        for step in range(cfg.steps):
+            a = int(rng.integers(0, self.frames - crop + 1))
+            loss = self.losses(style, a, crop)
+            optimiser.zero_grad()
+            loss["total"].backward()
+            optimiser.step()
+            history.append(loss["total"].item())
+            if progress:
+                progress(
+                    0.1 + 0.88 * (step + 1) / cfg.steps,
+                    f"fitting the voice: step {step + 1}/{cfg.steps}",
+                )
+        return style.detach()[0].numpy().copy(), history
+
+
+def _alignment(durations: Tensor) -> Tensor:
+    from deepfake_studio.synthesizer.kokoro.model import alignment_matrix
+
+    return alignment_matrix(durations)
+
+
+def prepare_reference(reference: Audio, config: StyleFitConfig) -> np.ndarray:
+    """The reference at 24 kHz, cut to the configured length, levelled to Kokoro's loudness."""
+    x = resample(reference, RATE).samples.astype(np.float32)
+    x = x[: int(config.max_reference_seconds * RATE)]
+    rms = float(np.sqrt(np.mean(x**2))) if len(x) else 0.0
+    if rms < 1e-4:
+        raise TextError("the reference is silent")
+    return x * (0.08 / rms)  # about Kokoro's own speech level, so loudness is not fitted
+
+
+def fit_style(
+    model: KokoroModel,
+    packs: dict[str, np.ndarray],
+    phonemize: Callable[[str], list[str]],
+    vocab: dict[str, int],
+    reference: Audio,
+    text: str,
+    *,
+    seed: int = 0,
+    config: StyleFitConfig | None = None,
+    progress: ProgressCallback | None = None,
+) -> StyleFitResult:
+    """Fit a style vector to `reference` (speaking `text`); see the module docstring."""
+    cfg = config or StyleFitConfig()
+    t0 = time.monotonic()
+    ids = reference_tokens(text, phonemize, vocab)
+    reference24 = prepare_reference(reference, cfg)
+    if progress:
+        progress(0.02, "choosing the start voice")
+    pack, synthetic, syn_durations = choose_start_pack(model, packs, ids, reference24)
+    if progress:
+        progress(0.08, "aligning the reference to its text")
+    durations = align_durations(synthetic, syn_durations, reference24, cfg.mfcc)
+    start_row = packs[pack][len(ids) - 1].astype(np.float32)
+    fitter = StyleFitter(model, ids, durations, reference24, cfg)
+    style, history = fitter.fit(start_row, seed, progress)
+    return StyleFitResult(
+        style=style,
+        start_row=start_row,
+        start_pack=pack,
+        losses=history,
+        alignment=Alignment(ids=ids, durations=durations, frames=int(durations.sum())),
+        seconds=time.monotonic() - t0,
+    )
+
+
+def style_table(packs: dict[str, np.ndarray], result: StyleFitResult) -> np.ndarray:
+    """[510, 256] table: the start pack plus the fitted delta on every row."""
+    delta = result.style - result.start_row
+    return (packs[result.start_pack] + delta[None]).astype(np.float32)
+
+
+def conditioning_from(packs: dict[str, np.ndarray], result: StyleFitResult) -> Conditioning:
+    return Conditioning(
+        engine="kokoro",
+        arrays={"style": style_table(packs, result)},
+        info={
+            "method": "kokoro-style-fit",
+            "quality": "standard",
+            "best_pack": result.start_pack,
+            "steps": len(result.losses),
+            "loss_start": round(result.losses[0], 4) if result.losses else 0.0,
+            "loss_end": round(result.losses[-1], 4) if result.losses else 0.0,
+            "reference_frames": result.alignment.frames,
+            "fit_seconds": round(result.seconds, 1),
+        },
+    )
