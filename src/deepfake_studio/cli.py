@@ -231,8 +231,25 @@ def enroll(
     models_dir: ModelsDir = None,
     vocoder: Vocoder = "wavernn",
     data_dir: DataDir = None,
+    quality: Annotated[
+        str | None,
+        typer.Option(
+            "--quality",
+            help="kokoro only: quick (style search, the default) or standard (style fitted "
+            "to the reference by gradient; several minutes on 2 cores).",
+        ),
+    ] = None,
+    reference_text: Annotated[
+        str | None,
+        typer.Option(
+            "--reference-text",
+            help="The words spoken in the reference (standard quality; else transcribed).",
+        ),
+    ] = None,
 ) -> None:
     """Analyse a reference once and store it as a named voice."""
+    if quality not in (None, "quick", "standard"):
+        raise StudioError(f"--quality must be quick or standard, not {quality!r}")
     studio = _studio(data_dir, models_dir, vocoder)
     with StageProgress("enrolling", REFERENCE_NOTE) as progress:
         voice = studio.enroll(
@@ -243,6 +260,8 @@ def enroll(
             seed=seed,
             overwrite=overwrite,
             progress=progress,
+            quality=quality,
+            reference_text=reference_text,
         )
     typer.echo(
         f"enrolled {voice.name!r} (engine {voice.engine}, "

@@ -278,12 +278,26 @@ class Studio:
         engine: str | None = None,
         seed: int = 0,
         progress: ProgressCallback | None = None,
+        quality: str | None = None,
+        reference_text: str | None = None,
     ) -> Voice:
-        """Analyse a reference into a Voice (not stored)."""
+        """Analyse a reference into a Voice (not stored). `quality` ("quick" or "standard")
+        and `reference_text` (the words spoken, else transcribed) are kokoro's."""
         clip, source_hash, source_name = self.load_reference(reference)
         chosen = self.engine(engine)
         embedding = self.encoder.embed(clip.samples, clip.sample_rate)
-        conditioning = chosen.condition(clip, self.encoder, seed=seed, progress=progress)
+        options: dict[str, str | None] = {}
+        if quality is not None or reference_text is not None:
+            if chosen.name != "kokoro":
+                raise StudioError("--quality and --reference-text go with the kokoro engine")
+            options = {"quality": quality, "reference_text": reference_text}
+        conditioning = chosen.condition(
+            clip,
+            self.encoder,
+            seed=seed,
+            progress=progress,
+            **options,  # type: ignore[arg-type]
+        )
         return Voice(
             name=name,
             embedding=np.asarray(embedding, np.float32),
@@ -304,6 +318,8 @@ class Studio:
         seed: int = 0,
         overwrite: bool = False,
         progress: ProgressCallback | None = None,
+        quality: str | None = None,
+        reference_text: str | None = None,
     ) -> Voice:
         """Analyse a reference once and store it in the voice library under `name`."""
         check_name(name)
@@ -320,6 +336,8 @@ class Studio:
             engine=engine,
             seed=seed,
             progress=progress,
+            quality=quality,
+            reference_text=reference_text,
         )
         self.library.save(voice, overwrite=overwrite)
         return voice
