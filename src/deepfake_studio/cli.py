@@ -374,10 +374,11 @@ def watermark_verify(
     files: Annotated[list[Path], typer.Argument(help="Audio, image or video files to check.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
-    """Report whether each file carries the watermark, with the detector's confidence.
+    """Report whether each file carries the watermark: a score (1 = the mark reads back
+    perfectly, near 0 for unmarked files; not a probability) and the threshold it is judged at.
 
-    Audio: PerthNet. Images: the invisible-watermark payload. Videos: the same payload, each
-    bit by majority over the frames.
+    Audio: PerthNet (threshold 0.85). Images: the invisible-watermark payload; videos: the
+    same payload, each bit by majority over the frames (threshold 0.79).
     """
     from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
@@ -398,18 +399,16 @@ def watermark_verify(
             kind = "audio"
         verdict = "present" if result.present else "absent"
         if as_json:
-            typer.echo(
-                json.dumps(
-                    {
-                        "file": str(file),
-                        "media": kind,
-                        "watermark": verdict,
-                        "confidence": round(result.confidence, 4),
-                    }
-                )
-            )
+            from deepfake_studio.service.runner import watermark_summary
+
+            summary = {"file": str(file), "media": kind, "watermark": verdict}
+            summary |= {k: v for k, v in watermark_summary(result).items() if k != "present"}
+            typer.echo(json.dumps(summary))
         else:
-            typer.echo(f"{file}\t{verdict}\tconfidence {result.confidence:.3f}{extra}")
+            typer.echo(
+                f"{file}\t{verdict}\tscore {result.score:.2f} "
+                f"(threshold {result.threshold:.2f}){extra}"
+            )
 
 
 def _image_checker(cache: dict[str, object]):  # type: ignore[no-untyped-def]
@@ -522,6 +521,7 @@ def detect(
     """Probability that each file is synthetic speech, its label, and the studio watermark."""
     from deepfake_studio.detector import Detector
     from deepfake_studio.detector.infer import DetectorConfig
+    from deepfake_studio.service.runner import watermark_summary
 
     studio = _studio(data_dir)
     # The shipped model, or the user's: loaded once, before any file (a bad DIR: one line).
@@ -544,7 +544,7 @@ def detect(
                 "label": result.label,
                 "threshold": round(result.threshold, 4),
                 "duration_s": round(result.duration, 2),
-                "watermark": {"present": mark.present, "confidence": round(mark.confidence, 4)},
+                "watermark": watermark_summary(mark),
             }
             if timeline is not None:
                 summary["segments"] = timeline
@@ -553,7 +553,7 @@ def detect(
         verdict = "watermark present" if mark.present else "no watermark"
         typer.echo(
             f"{file}\t{result.label}\tp(synthetic) {result.probability:.3f}"
-            f"\t{verdict} ({mark.confidence:.2f})"
+            f"\t{verdict} (score {mark.score:.2f}, threshold {mark.threshold:.2f})"
         )
         for s in result.segments if segments else ():
             note = "" if s.speech else "  (little speech, not counted)"

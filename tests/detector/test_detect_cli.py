@@ -42,7 +42,8 @@ def test_detect_json_with_segments_and_a_corrupt_file(
     assert report["label"] == "real" and report["probability_synthetic"] < report["threshold"]
     assert synthetic["label"] == "synthetic"
     assert synthetic["probability_synthetic"] >= synthetic["threshold"]
-    assert set(report["watermark"]) == {"present", "confidence"}
+    assert set(report["watermark"]) == {"present", "score", "threshold", "confidence"}
+    assert report["watermark"]["threshold"] == 0.85  # the score's scale, beside it
     assert report["watermark"]["present"] is False  # a public-domain recording, never marked
     assert len(report["segments"]) >= 2
     assert set(report["segments"][0]) == {"start", "end", "probability", "speech"}

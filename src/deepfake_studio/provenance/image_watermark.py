@@ -37,6 +37,7 @@ from deepfake_studio.provenance.watermark import WatermarkResult
 PAYLOAD = b"DFS-v1"  # 6 bytes = 48 bits
 BITS = len(PAYLOAD) * 8
 MAX_BIT_ERRORS = 5
+THRESHOLD = 1.0 - 2.0 * MAX_BIT_ERRORS / BITS  # the score of MAX_BIT_ERRORS wrong bits: 0.79
 SCALE = 36.0  # invisible-watermark's default for dwtDctSvd
 BLOCK = 4
 METHOD = "invisible-watermark dwtDctSvd (scale 36, block 4)"
@@ -152,7 +153,7 @@ class ImageWatermarker:
         return FrameMark(bits, int(np.count_nonzero(bits != _EXPECTED)))
 
     def detect(self, rgb: np.ndarray) -> WatermarkResult:
-        """Present when at most MAX_BIT_ERRORS bits differ; confidence = share of bits right."""
+        """Present when at most MAX_BIT_ERRORS bits differ (see `WatermarkResult.score`)."""
         return _result(self.read(rgb).errors)
 
     def detect_frames(self, frames: Iterable[np.ndarray]) -> tuple[WatermarkResult, int]:
@@ -164,10 +165,13 @@ class ImageWatermarker:
             votes += self.read(frame).bits
             count += 1
         if count == 0:
-            return WatermarkResult(False, 0.0), 0
+            return WatermarkResult(False, 0.0, THRESHOLD), 0
         majority = votes * 2 > count
         return _result(int(np.count_nonzero(majority != _EXPECTED))), count
 
 
 def _result(errors: int) -> WatermarkResult:
-    return WatermarkResult(present=errors <= MAX_BIT_ERRORS, confidence=1.0 - errors / BITS)
+    """Score: the agreement above chance (0.5 of the bits match by luck), so a clean image
+    scores near 0 and a perfect read 1, like the audio watermark's score."""
+    score = max(0.0, 1.0 - 2.0 * errors / BITS)
+    return WatermarkResult(errors <= MAX_BIT_ERRORS, score, THRESHOLD)

@@ -207,8 +207,13 @@ class DetectedSegment(BaseModel):
 
 
 class WatermarkVerdict(BaseModel):
-    present: bool
-    confidence: float
+    present: bool = Field(description="score >= threshold.")
+    score: float = Field(
+        description="How clearly the mark reads back: 1 a perfect read, near 0 for unmarked "
+        "files; the same scale for audio, images and video; not a probability."
+    )
+    threshold: float = Field(description="The detector's threshold for this medium.")
+    confidence: float = Field(description=f"{DEPRECATED_NOTE} score.", deprecated=True)
 
 
 class Detection(BaseModel):

@@ -17,13 +17,16 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from deepfake_studio.audio import Audio
 from deepfake_studio.errors import StudioError, VoiceError
 from deepfake_studio.service.store import Job, JobStore
 from deepfake_studio.studio import Studio
 from deepfake_studio.voices import Voice, check_name, voice_id
+
+if TYPE_CHECKING:
+    from deepfake_studio.provenance.watermark import WatermarkResult
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +189,18 @@ def store_enroll(studio: Studio, request: Mapping[str, Any], voice: Voice) -> di
     return {"voice": voice.id, "name": voice.name, "engine": voice.engine}
 
 
+def watermark_summary(mark: WatermarkResult) -> dict[str, Any]:
+    """The watermark verdict as JSON: `score` and its `threshold` (one meaning for every
+    medium); `confidence` is the deprecated 0.1 name of the score (removed in 0.3)."""
+    score = round(mark.score, 4)
+    return {
+        "present": mark.present,
+        "score": score,
+        "threshold": round(mark.threshold, 4),
+        "confidence": score,
+    }
+
+
 def detection_summary(studio: Studio, path: Path) -> dict[str, Any]:
     """JSON-ready verdict of the detector and of the watermark for one audio file."""
     from deepfake_studio.audio import load_audio
@@ -207,7 +222,7 @@ def detection_summary(studio: Studio, path: Path) -> dict[str, Any]:
             }
             for s in result.segments
         ],
-        "watermark": {"present": mark.present, "confidence": round(mark.confidence, 4)},
+        "watermark": watermark_summary(mark),
     }
 
 
