@@ -72,6 +72,16 @@ class Audio:
         return None
 
 
+def import_webrtcvad():  # type: ignore[no-untyped-def]
+    """The `webrtcvad` module, imported without the deprecation warning it triggers (it imports
+    `pkg_resources`), which would otherwise reach every user of `prepare`, `train` and the VAD."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*pkg_resources.*")
+        import webrtcvad
+
+    return webrtcvad
+
+
 def ffmpeg_path() -> str | None:
     """The ffmpeg executable: on PATH, else the one bundled with imageio-ffmpeg, else None."""
     found = shutil.which("ffmpeg")
@@ -309,10 +319,7 @@ def voice_activity(audio: Audio, aggressiveness: int = 2, frame_ms: int = 30) ->
         raise ValueError(f"frame_ms must be 10, 20 or 30 (webrtcvad), got {frame_ms}")
     if aggressiveness not in (0, 1, 2, 3):
         raise ValueError(f"aggressiveness must be 0..3, got {aggressiveness}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # webrtcvad imports deprecated pkg_resources
-        import webrtcvad
-
+    webrtcvad = import_webrtcvad()
     if audio.samples.size == 0:
         return np.zeros(0, dtype=bool)
     x = resample(audio, _VAD_RATE).samples

@@ -20,7 +20,7 @@ from deepfake_studio.studio import Studio, StudioConfig, check_consent
 from deepfake_studio.synthesizer import ENGINES, EngineOptions
 from deepfake_studio.synthesizer.kokoro.fit import FitConfig
 from deepfake_studio.synthesizer.languages import check_language
-from deepfake_studio.text import check_text
+from deepfake_studio.text import check_text, plural
 from deepfake_studio.voices import Voice
 
 if TYPE_CHECKING:
@@ -391,7 +391,7 @@ def watermark_verify(
             kind = "image"
         elif suffix in VIDEO_SUFFIXES:
             result, frames = _video_watermark(file, _image_checker(checkers))
-            kind, extra = "video", f" over {frames} frames"
+            kind, extra = "video", f" over {plural(frames, 'frame')}"
         else:
             from deepfake_studio.audio import load_audio
 

@@ -101,3 +101,8 @@ def _merge_abbreviations(pieces: list[str]) -> list[str]:
                 continue
         merged.append(piece)
     return merged
+
+
+def plural(count: int, noun: str, plural_form: str | None = None) -> str:
+    """A count with its noun in agreement: "1 speaker", "3 speakers", "0 clips"."""
+    return f"{count} {noun if count == 1 else plural_form or noun + 's'}"

@@ -41,6 +41,7 @@ from deepfake_studio.detector.features import (
 from deepfake_studio.detector.metrics import equal_error_rate, rates_at
 from deepfake_studio.detector.model import ModelConfig, SpecRNetLite, count_parameters
 from deepfake_studio.errors import StudioError
+from deepfake_studio.text import plural
 
 Log = Callable[[str], None]
 
@@ -106,7 +107,7 @@ def load_features(
         return rows, np.load(cache, mmap_mode="r")
     import soundfile as sf
 
-    log(f"computing LFCCs of {len(rows)} clips (cached in {cache.name})")
+    log(f"computing LFCCs of {plural(len(rows), 'clip')} (cached in {cache.name})")
     first = lfcc(sf.read(str(data_dir / str(rows[0]["path"])), dtype="float32")[0], config)
     feats = np.zeros((len(rows), *first.shape), np.float16)
     for i, row in enumerate(rows):

@@ -67,7 +67,9 @@ def trim_long_silences(wav: np.ndarray, config: EncoderConfig | None = None) -> 
     Expects audio at `config.sample_rate`. Mirrors resemblyzer's `trim_long_silences`,
     including dropping the last partial VAD window.
     """
-    import webrtcvad  # deferred: it imports pkg_resources, slow and noisy at package import
+    from deepfake_studio.audio import import_webrtcvad
+
+    webrtcvad = import_webrtcvad()  # deferred: it imports pkg_resources, slow at package import
 
     config = config or EncoderConfig()
     window = config.vad_window_ms * config.sample_rate // 1000

@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import queue
+import re
 import tempfile
 import threading
 import time
@@ -382,7 +383,14 @@ class Dispatcher:
         self.app = make_celery(config)
 
     def send(self, kind: str, job_id: str, payload: Mapping[str, Any]) -> None:
-        self.app.send_task(TASKS[kind], args=[dict(payload)], task_id=job_id)
+        # argsrepr: what Celery logs and reports of the arguments (not the uploaded audio).
+        self.app.send_task(
+            TASKS[kind],
+            args=[dict(payload)],
+            task_id=job_id,
+            argsrepr=f"({kind} job {job_id})",
+            kwargsrepr="{}",
+        )
 
     def states(self, job_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """The result backend's record of each job ({'status': 'PENDING'} when it has none)."""
@@ -655,6 +663,37 @@ class CeleryRunner:
 
 
 # -- the worker command -----------------------------------------------------------------------
+def worker_node_name(name: str | None) -> str:
+    """The worker's Celery node name, "%h" (and Celery's other escapes) expanded here so that
+    our own log lines show the real host: "box-1" → "box-1@thishost"."""
+    from celery.utils.nodenames import host_format
+
+    name = name or "studio"
+    return host_format(name if "@" in name else f"{name}@%h")
+
+
+_BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{100,}={0,2}")
+
+
+def _without_base64(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    return _BASE64_RUN.sub(lambda m: f"<{len(m.group()) * 3 // 4:,} bytes of base64>", value)
+
+
+class Base64LogFilter(logging.Filter):
+    """Replaces long base64 runs (job audio, uploaded recordings) in a log record's message and
+    arguments with their size, so a worker logs a line per job, not kilobytes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _without_base64(record.msg)
+        if isinstance(record.args, Mapping):
+            record.args = {k: _without_base64(v) for k, v in record.args.items()}
+        elif isinstance(record.args, tuple):
+            record.args = tuple(_without_base64(v) for v in record.args)
+        return True
+
+
 def run_worker(config: QueueConfig, settings: WorkerSettings) -> None:
     """Serve jobs until stopped (Ctrl-C or SIGTERM finish the current job first)."""
     if settings.concurrency < 1:
@@ -668,10 +707,11 @@ def run_worker(config: QueueConfig, settings: WorkerSettings) -> None:
         engines = replace(studio_config.engines, kokoro=replace(kokoro, threads=share))
         studio_config = replace(studio_config, engines=engines)
     settings = replace(settings, studio=studio_config)
-    name = settings.name or "studio"
-    if "@" not in name:
-        name = f"{name}@%h"
+    name = worker_node_name(settings.name)
     app = make_celery(config, settings)
+    # Task results carry audio as base64 FLAC: the log says how big it is, not what it is.
+    for logger in ("celery.app.trace", "celery.worker.strategy", "celery.worker.request"):
+        logging.getLogger(logger).addFilter(Base64LogFilter())
     argv = [
         "worker",
         f"--hostname={name}",

@@ -33,6 +33,7 @@ import numpy as np
 from deepfake_studio.configs import config_dict, config_from_dict
 from deepfake_studio.errors import AudioError
 from deepfake_studio.synthesizer.tacotron import AudioConfig, audio_preset
+from deepfake_studio.text import plural
 from deepfake_studio.training.common import TrainingError, load_config
 from deepfake_studio.training.dataset import EMOTIONS, METADATA_COLUMNS, SPLITS
 
@@ -99,7 +100,8 @@ class Summary:
         parts = []
         for split in SPLITS:
             speakers = len({row[1] for row in self.rows[split]})
-            parts.append(f"{split} {len(self.rows[split])} utterances / {speakers} speakers")
+            utterances = plural(len(self.rows[split]), "utterance")
+            parts.append(f"{split} {utterances} / {plural(speakers, 'speaker')}")
         skipped = sum(self.skipped.values())
         why = "; ".join(f"{reason}: {n}" for reason, n in self.skipped.most_common())
         return (
