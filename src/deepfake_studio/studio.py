@@ -30,7 +30,11 @@ from deepfake_studio.synthesizer import (
     create_engine,
 )
 from deepfake_studio.synthesizer.base import ProgressCallback
-from deepfake_studio.synthesizer.languages import DEFAULT_LANGUAGE, check_language
+from deepfake_studio.synthesizer.languages import (
+    DEFAULT_LANGUAGE,
+    check_engine_language,
+    check_language,
+)
 from deepfake_studio.synthesizer.languages import split_sentences as split_language_sentences
 from deepfake_studio.text import check_text, split_first_clause
 from deepfake_studio.voices import Voice, VoiceLibrary, check_name, voice_id
@@ -405,17 +409,10 @@ class Studio:
             raise EngineError(
                 f"speed {speed} is out of range ({self.config.min_speed}-{self.config.max_speed})"
             )
-        language = check_language(language)
+        language = check_engine_language(voice.engine, language)
         engine = self.engine(voice.engine)
         # Only non-default languages pass the argument: English-only engines do not take it.
-        in_language: dict[str, str] = {}
-        if language != DEFAULT_LANGUAGE:
-            if language not in getattr(engine, "languages", ()):
-                raise EngineError(
-                    f"the {voice.engine} engine speaks English (en-us) only; "
-                    f"language {language} needs a voice enrolled with --engine kokoro"
-                )
-            in_language = {"language": language}
+        in_language = {"language": language} if language != DEFAULT_LANGUAGE else {}
         sentences = split_language_sentences(
             text, language, self.config.sentence_pause_s, self.config.paragraph_pause_s
         )

@@ -347,6 +347,14 @@ def test_text_voice_and_field_errors(client: TestClient, piper_voice: dict[str, 
         f"{API}/synthesize", json={"text": "Hi.", "voice": voice_id, "engine": "kokoro"}
     )
     assert mismatch.status_code == 422 and "piper engine" in mismatch.json()["error"]
+    spanish = {"text": "Hola.", "voice": voice_id, "language": "es"}
+    not_spoken = client.post(f"{API}/synthesize", json=spanish)
+    assert (
+        not_spoken.status_code == 422
+        and "speaks English (en-us) only" in not_spoken.json()["error"]
+    )
+    klingon = client.post(f"{API}/synthesize", json={**spanish, "language": "tlh"})
+    assert klingon.status_code == 422 and "unknown language 'tlh'" in klingon.json()["error"]
     fmt = client.post(f"{API}/synthesize", json={"text": "Hi.", "voice": voice_id, "format": "ogg"})
     assert fmt.status_code == 422 and fmt.json()["error"].startswith("format:")
     broken = client.post(

@@ -55,6 +55,7 @@ def _csv(folder: Path, text: str) -> Path:
         ("text,out,voice,speed\nHi.,a.wav,{v},fast\n", "line 2: speed must be a number"),
         ("text,out,voice,speed\nHi.,a.wav,{v},9\n", "speed 9.0 is out of range"),
         ("text,out,voice,engine\nHi.,a.wav,{v},nope\n", "unknown engine 'nope'"),
+        ("text,out,voice,language\nHi.,a.wav,{v},xx\n", "line 2: unknown language 'xx'"),
         ("text,out,voice\nHi.,a.wav,{v}\nYo.,a.wav,{v}\n", "line 3: output 'a.wav' is already"),
         ("text,out,voice\nHi.,a.wav,{v},extra\n", "line 2: more cells than columns"),
     ],

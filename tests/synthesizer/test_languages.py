@@ -6,9 +6,10 @@ import subprocess
 import sys
 from difflib import SequenceMatcher
 
+import numpy as np
 import pytest
 
-from deepfake_studio.errors import TextError
+from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.evaluation.asr import character_error_rate, word_error_rate
 from deepfake_studio.synthesizer.kokoro.engine import load_vocab
 from deepfake_studio.synthesizer.languages import (
@@ -129,3 +130,22 @@ def test_kokoro_speaks_the_language(
     heard = transcriber.transcribe(audio, kokoro_engine.sample_rate, language=whisper_language)
     error = (character_error_rate if language == "ja" else word_error_rate)(text, heard)
     assert error <= limit, f"{language}: {error:.2f} > {limit} ({heard!r})"
+
+
+def _pack_voice(studio, engine: str):  # type: ignore[no-untyped-def]
+    """A voice of an engine's bundled pack: no reference fitting needed to test languages."""
+    from deepfake_studio.voices import Voice
+
+    conditioning = studio.engine(engine).default_conditioning()
+    return Voice(f"{engine} pack", np.zeros(256, np.float32), conditioning, "bundled pack", "")
+
+
+@pytest.mark.slow
+def test_studio_clone_speaks_spanish_and_records_it(studio, transcriber) -> None:  # type: ignore[no-untyped-def]
+    text = "¿Dónde está la biblioteca? ¡Vivo en Madrid con mi familia!"
+    clip = studio.clone(text, voice=_pack_voice(studio, "kokoro"), language="es")
+    assert clip.parameters["language"] == "es"
+    heard = transcriber.transcribe(clip.samples, clip.sample_rate, language="es")
+    assert word_error_rate(text, heard) <= 0.3, heard
+    with pytest.raises(EngineError, match="the piper engine speaks English"):
+        studio.clone("Hola.", voice=_pack_voice(studio, "piper"), language="es")

@@ -56,6 +56,12 @@ from deepfake_studio.service.runner import EmbeddedRunner, JobRunner, detection_
 from deepfake_studio.service.store import Job, JobKind, JobState, JobStore, UnknownJobError
 from deepfake_studio.studio import Studio, check_consent
 from deepfake_studio.synthesizer import ENGINES
+from deepfake_studio.synthesizer.languages import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    check_engine_language,
+    check_language,
+)
 from deepfake_studio.text import check_text
 from deepfake_studio.voices import Voice, check_name, voice_id
 
@@ -241,6 +247,10 @@ class SynthesisRequest(BaseModel):
         None,
         description="With a `reference` upload: the speaker's consent statement (required, "
         "as for enrolling; kept in the provenance record).",
+    )
+    language: str = Field(
+        DEFAULT_LANGUAGE,
+        description=f"Language of the text: {', '.join(LANGUAGES)} (all but en-us: kokoro).",
     )
 
     @model_validator(mode="after")
@@ -873,6 +883,7 @@ def create_app(
             raise HTTPException(415, "send application/json or a form (multipart/form-data)")
         try:
             text = check_text(req.text)
+            language = check_language(req.language)
             if (req.voice_id is None) == (upload is None):
                 raise VoiceError("give exactly one of voice_id or a reference upload")
             consent = None
@@ -891,11 +902,13 @@ def create_app(
                 voice = await run_in_threadpool(
                     studio.resolve_voice, req.voice_id, None, req.engine
                 )
+                check_engine_language(voice.engine, language)
                 chosen: str | None = voice.id
                 reference = None
             else:
                 assert upload is not None
                 _check_engine(req.engine)
+                check_engine_language(req.engine or studio.config.default_engine, language)
                 path, reference = await _accept_upload(
                     studio, store, upload, limits.max_upload_bytes
                 )
@@ -913,6 +926,7 @@ def create_app(
             "seed": req.seed,
             "format": req.format,
             **({"consent": consent} if consent else {}),
+            **({"language": language} if language != DEFAULT_LANGUAGE else {}),
         }
         job = await run_in_threadpool(store.create, "clone", request_json, inputs=inputs)
         jobs.submit(job.id)

@@ -8,6 +8,7 @@ CSV columns (a header row is required; UTF-8, an Excel BOM is fine):
     reference  a recording to clone, relative to the CSV's folder  }
     consent    the speaker's consent statement        (required with a reference)
     engine, speed, seed                                             (optional)
+    language   en-us (default), en-gb, es, fr, it, pt-br, hi, ja, zh    (optional, kokoro)
 
 Every row is checked before anything runs, so a typo fails in one line, not after an hour.
 Resumable: an output whose audio and signed record both exist is finished and skipped; both
@@ -34,10 +35,11 @@ from deepfake_studio.provenance import sidecar_path, text_sha256
 from deepfake_studio.service.runner import INTERNAL_ERROR, compute_clone, save_clone
 from deepfake_studio.studio import Studio
 from deepfake_studio.synthesizer import ENGINES
+from deepfake_studio.synthesizer.languages import DEFAULT_LANGUAGE, check_language
 from deepfake_studio.text import check_text
 from deepfake_studio.voices import Voice, voice_id
 
-COLUMNS = ("text", "out", "voice", "reference", "consent", "engine", "speed", "seed")
+COLUMNS = ("text", "out", "voice", "reference", "consent", "engine", "speed", "seed", "language")
 REQUIRED = ("text", "out")
 _NAMESPACE = uuid.UUID("8f0b3f44-8a5e-4c1f-9a53-2a4b4d1d5e61")  # batch task ids (uuid5)
 
@@ -59,6 +61,7 @@ class BatchRow:
     speed: float
     seed: int
     consent: str | None = None  # with a reference: the speaker's consent statement
+    language: str = DEFAULT_LANGUAGE
 
     def request(self) -> dict[str, Any]:
         """The same request a server clone job carries."""
@@ -71,6 +74,9 @@ class BatchRow:
             "seed": self.seed,
             "format": self.out.suffix.lstrip(".").lower(),
             **({"consent": self.consent} if self.reference else {}),
+            # Only a non-default language joins the request: the task ids of rows written
+            # before the column existed stay the same, so their batches still resume.
+            **({"language": self.language} if self.language != DEFAULT_LANGUAGE else {}),
         }
 
     def task_id(self) -> str:
@@ -207,7 +213,13 @@ def _check_row(
     low, high = studio.config.min_speed, studio.config.max_speed
     if not low <= speed <= high:
         raise fail(f"speed {speed} is out of range ({low}-{high})")
-    return BatchRow(line, text, out_dir / out, voice, ref_path, engine, speed, seed, consent)
+    try:
+        language = check_language(cell("language") or None)
+    except StudioError as e:
+        raise fail(str(e)) from None
+    return BatchRow(
+        line, text, out_dir / out, voice, ref_path, engine, speed, seed, consent, language
+    )
 
 
 def _sha256(path: Path) -> str:

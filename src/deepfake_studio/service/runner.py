@@ -121,7 +121,11 @@ def compute_clone(
     )
     speak = throttled(report, 0.5, 0.5) if reference else throttled(report)
     audio = studio.clone(
-        request["text"], voice=chosen, speed=request.get("speed", 1.0), progress=speak
+        request["text"],
+        voice=chosen,
+        speed=request.get("speed", 1.0),
+        progress=speak,
+        language=request.get("language"),
     )
     return CloneOutput(audio, chosen, studio.config.watermark)
 

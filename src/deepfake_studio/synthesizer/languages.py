@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Protocol
 
-from deepfake_studio.errors import TextError
+from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.synthesizer.phonemes import to_kokoro_phonemes
 from deepfake_studio.text import Sentence
 from deepfake_studio.text import split_sentences as split_english_sentences
@@ -59,6 +59,20 @@ LANGUAGES: dict[str, Language] = {
 }
 DEFAULT_LANGUAGE = "en-us"
 ENGLISH = ("en-us", "en-gb")
+
+
+MULTILINGUAL_ENGINES = ("kokoro",)  # the others read English text only
+
+
+def check_engine_language(engine: str, language: str | None) -> str:
+    """The canonical language code, if `engine` speaks it; else a one-line error."""
+    canonical = check_language(language)
+    if canonical != DEFAULT_LANGUAGE and engine not in MULTILINGUAL_ENGINES:
+        raise EngineError(
+            f"the {engine} engine speaks English (en-us) only; "
+            f"language {canonical} needs a voice enrolled with the kokoro engine"
+        )
+    return canonical
 
 
 def check_language(code: str | None) -> str:
