@@ -419,10 +419,10 @@ def test_batch_through_workers_writes_here_and_resumes(
     (tmp_path / "lj.flac").write_bytes(example_reference.read_bytes())
     jobs = tmp_path / "jobs.csv"
     jobs.write_text(
-        "text,out,voice,reference,engine\n"
-        "First batch line.,one.wav,queue-piper,,\n"
-        "Second batch line.,two.flac,Queue Piper,,\n"
-        '"Third, from a reference.",three.wav,,lj.flac,piper\n',
+        "text,out,voice,reference,consent,engine\n"
+        "First batch line.,one.wav,queue-piper,,,\n"
+        "Second batch line.,two.flac,Queue Piper,,,\n"
+        '"Third, from a reference.",three.wav,,lj.flac,LJ (public domain),piper\n',
         encoding="utf-8",
     )
     studio = Studio(StudioConfig(data_dir=home))
