@@ -75,7 +75,11 @@ HOLDOUT_SENTENCE = "It's easy to tell the depth of a well, when the water is cle
 # Unit vector in style space (row-mean of the table) along which Kokoro's median pitch rises,
 # and the rise in semitones per unit of style norm. Ridge regression of the pitch of 200+
 # random voices (pack mixtures + random deltas) on their style vectors; cross-validated
-# error ~0.8 semitone. float16, base64.
+# error ~0.8 semitone. float16, base64. Regenerate (and compare with these constants) with
+# `nice -n 10 .venv/bin/python benchmarks/make_pitch_direction.py` (~2 s per voice on one
+# idle core); it prints the base64 and slope to paste here and writes
+# benchmarks/pitch_direction.md. The constants below predate the script: see that file for
+# how closely a rerun reproduces them.
 PITCH_DIRECTION_B64 = (
     "yiY3KsErdK+ymx4gChy9nSKuYqpeKH8jcSGRoiCspapTLWUi667RmrOmvKpOLaYh8KCcKVOM/ih5pwOskSioqoUg"
     "LSOrpOwqcSLSHtgkqyYlpg+sZaNmrKEtpimmpt+m/5qdIXEjJ6XwJJEsY6qKJSmrC6RSJDWdlZLmHNCmRSTjnbAq"
@@ -91,7 +95,7 @@ PITCH_SLOPE = 6.157  # semitones per unit of style norm along PITCH_DIRECTION
 
 KOKORO_RTF = 0.9  # Kokoro int8 on 2 idle Xeon cores, measured (compute seconds per audio second)
 PROBE_AUDIO_SECONDS = 3.1  # one probe sentence
-FIXED_AUDIO_SECONDS = 43.0  # screening (9 probes), held-out check (2), rate text (~8 s)
+FIXED_AUDIO_SECONDS = 51.0  # screening (9 probes), held-out check (2), rate text twice (~16 s)
 
 
 @dataclass(frozen=True)
@@ -399,6 +403,7 @@ def pitch_direction_from(
 ) -> tuple[np.ndarray, float]:
     """How PITCH_DIRECTION_B64 / PITCH_SLOPE were made: ridge regression of median pitch
     on style vectors ([n, 256] table row-means of random voices, [n] semitones).
+    `benchmarks/make_pitch_direction.py` makes the voices and runs it.
     Returns (unit direction, semitones per unit of style norm)."""
     x = styles - styles.mean(axis=0)
     y = semitones - semitones.mean()
