@@ -57,6 +57,7 @@ def test_a_voice_sounds_the_same_on_both_paths(
     torch_audio = engine.synthesize(TEXT, with_decoder_deltas(engine.default_conditioning(), zero))
     assert abs(len(torch_audio) - len(onnx_audio)) <= 5 * 600  # ≤ 5 frames of durations apart
     distance = aligned_log_mel_l1(onnx_audio, torch_audio)
+    print(f"ONNX vs PyTorch path (bfloat16={engine.torch_path.bfloat16}): {distance:.3f}")
     assert distance <= 0.3, f"ONNX vs PyTorch path: aligned log-mel L1 {distance:.3f}"
     other = Conditioning(engine="kokoro", arrays={"style": engine.style_packs["jf_gongitsune"]})
     assert distance < 0.5 * aligned_log_mel_l1(onnx_audio, engine.synthesize(TEXT, other))

@@ -100,12 +100,33 @@ def needs_torch(conditioning: Conditioning) -> bool:
     )
 
 
-class TorchKokoro:
-    """The float model, loaded once on first use, run one utterance at a time."""
+def cpu_has_bfloat16() -> bool:
+    """True on x86 CPUs with native bfloat16 arithmetic (AVX-512 BF16 or AMX)."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in cpuinfo or "amx_bf16" in cpuinfo
 
-    def __init__(self, cache_dir: Path | None = None, model: KokoroModel | None = None) -> None:
+
+class TorchKokoro:
+    """The float model, loaded once on first use, run one utterance at a time.
+
+    The decoder (most of the compute) runs under bfloat16 autocast where the CPU has native
+    bfloat16: measured 17-37 % faster on a 2-core Xeon with AMX, with the same log-mel
+    distance to the ONNX (benchmarks/kokoro_torch.md). Text encoding and prosody stay float32
+    so durations and F0 are not rounded differently.
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path | None = None,
+        model: KokoroModel | None = None,
+        bfloat16: bool | None = None,  # None = when the CPU has it
+    ) -> None:
         self._cache_dir = cache_dir
         self._model = model  # given: share an already loaded model
+        self.bfloat16 = cpu_has_bfloat16() if bfloat16 is None else bfloat16
         self._lock = threading.Lock()
 
     @property
@@ -146,10 +167,11 @@ class TorchKokoro:
             prosody = edit.apply(model.predict_prosody(features, style, speed))
             aligned = model.align(features, prosody.durations)
             decoder_style, _ = model.split_style(style)
-            audio = torch.func.functional_call(
-                model.decoder,
-                adapted,
-                (aligned, prosody.f0, prosody.energy, decoder_style),
-                strict=False,
-            )
-        return audio[0].numpy().astype(np.float32)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16):
+                audio = torch.func.functional_call(
+                    model.decoder,
+                    adapted,
+                    (aligned, prosody.f0, prosody.energy, decoder_style),
+                    strict=False,
+                )
+        return audio[0].float().numpy()
