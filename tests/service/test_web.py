@@ -193,6 +193,13 @@ def test_generate_runs_a_job_in_the_shared_store_and_shows_the_result(
     page.get_by_role("option", name=f"{studio.voice(voice).name} (piper)").click()
     page.locator("#clone-source input[value='Enrolled voice']:checked").wait_for()
     page.locator("#clone-engine").get_by_text("piper", exact=True).click()
+    # The language menu: a piper voice speaks English only, so Spanish is refused up front.
+    page.locator("#clone-language input").click()
+    page.get_by_role("option", name="Spanish").click()
+    page.locator("#clone-generate").click()
+    _wait_for_text(page, "#clone-status", "speaks English (en-us) only")
+    page.locator("#clone-language input").click()
+    page.get_by_role("option", name="English (US)").click()
     page.locator("#clone-generate").click()
 
     # The player's <audio> gets the result as its source (Gradio keeps the element hidden).
@@ -445,6 +452,10 @@ def test_requests_are_checked_before_a_job_is_queued(
         web.submit_clone(SENTENCE, SOURCE_VOICE, voice, None, "kokoro", 1.0)
     with pytest.raises(EngineError, match="out of range"):
         web.submit_clone(SENTENCE, SOURCE_VOICE, voice, None, "piper", 9.0)
+    with pytest.raises(TextError, match="unknown language 'tlh'"):
+        web.submit_clone(SENTENCE, SOURCE_VOICE, voice, None, ENGINE_AUTO, 1.0, None, "tlh")
+    with pytest.raises(EngineError, match="speaks English"):  # a piper voice cannot speak es
+        web.submit_clone(SENTENCE, SOURCE_VOICE, voice, None, ENGINE_AUTO, 1.0, None, "es")
     with pytest.raises(VoiceError, match="consent"):
         web.submit_enroll(str(example_reference), "Nobody", "  ", "piper")
     silence = tmp_path / "silence.wav"

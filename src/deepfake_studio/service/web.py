@@ -51,6 +51,12 @@ from deepfake_studio.service.runner import JobRunner
 from deepfake_studio.service.store import Job, JobStore
 from deepfake_studio.studio import REFERENCE_RATE, Studio, check_consent
 from deepfake_studio.synthesizer import ENGINES
+from deepfake_studio.synthesizer.languages import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    check_engine_language,
+    check_language,
+)
 from deepfake_studio.text import check_text
 from deepfake_studio.voices import Voice, check_name, voice_id
 
@@ -163,11 +169,13 @@ class StudioWeb:
         engine: str | None,
         speed: float,
         consent: str | None = None,
+        language: str | None = None,
     ) -> Job:
         """Check the request now (like POST /synthesize), then queue a clone job. A reference
         recording needs the speaker's consent statement, as enrolling does."""
         text = check_text(text or "")
         chosen_engine = _engine(engine)
+        chosen_language = check_language(language)
         low, high = self.studio.config.min_speed, self.studio.config.max_speed
         if not low <= float(speed) <= high:
             raise EngineError(f"speed {speed} is out of range ({low}-{high})")
@@ -175,14 +183,16 @@ class StudioWeb:
         statement = None
         if source == SOURCE_REFERENCE:
             statement = check_consent(consent, "cloning from a recording")
+            check_engine_language(chosen_engine or self.studio.config.default_engine, language)
             path, name = self._receive(reference)
             inputs[name] = path
             chosen_voice, reference_name = None, name
         else:
             if not voice:
                 raise VoiceError("pick an enrolled voice, or choose 'Reference recording'")
-            chosen_voice = self.studio.resolve_voice(voice, None, chosen_engine).id
-            reference_name = None
+            resolved = self.studio.resolve_voice(voice, None, chosen_engine)
+            check_engine_language(resolved.engine, chosen_language)
+            chosen_voice, reference_name = resolved.id, None
         request = {
             "text": text,
             "voice": chosen_voice,
@@ -192,6 +202,7 @@ class StudioWeb:
             "seed": 0,
             "format": "wav",
             **({"consent": statement} if statement else {}),
+            **({"language": chosen_language} if chosen_language != DEFAULT_LANGUAGE else {}),
         }
         return self._queue("clone", request, inputs)
 
@@ -618,6 +629,12 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                         label="Engine (auto: the voice's own, or the default for a recording)",
                         elem_id="clone-engine",
                     )
+                    language = gr.Dropdown(
+                        [(spec.name, code) for code, spec in LANGUAGES.items()],
+                        value=DEFAULT_LANGUAGE,
+                        label="Language of the text (other than English: kokoro voices)",
+                        elem_id="clone-language",
+                    )
                     speed = gr.Slider(
                         config.min_speed,
                         config.max_speed,
@@ -781,12 +798,20 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
             engine_in: str,
             speed_in: float,
             consent_in: str,
+            language_in: str,
             progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's injection idiom
         ) -> Iterator[tuple[Any, ...]]:
             skip = gr.skip()
             try:
                 queued = web.submit_clone(
-                    text_in, source_in, voice_in, reference_in, engine_in, speed_in, consent_in
+                    text_in,
+                    source_in,
+                    voice_in,
+                    reference_in,
+                    engine_in,
+                    speed_in,
+                    consent_in,
+                    language_in,
                 )
             except StudioError as e:
                 yield _error_text(e), None, None, None, None
@@ -886,7 +911,7 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
         refresh.click(library, None, library_outputs, **hidden)
         generate.click(
             run_clone,
-            [text, source, voice, reference, engine, speed, clone_consent],
+            [text, source, voice, reference, engine, speed, clone_consent, language],
             [status, result, signals, embedding, projection],
             **hidden,
         )
