@@ -52,9 +52,11 @@ MAX_TOKENS = 510
 class StyleFitConfig:
     """Settings of the `standard` enrollment (gradient style fit); defaults as in the probe."""
 
-    steps: int = 60
+    # The probe ran 60 steps on 2.5 s crops; half the steps on 2 s crops cost ~40 % of that
+    # (measured in benchmarks/style_fit_dev.md).
+    steps: int = 30
     learning_rate: float = 0.03
-    crop_seconds: float = 2.5  # decoder crop per step (the decoder is the cost)
+    crop_seconds: float = 2.0  # decoder crop per step (the decoder is the cost)
     duration_weight: float = 0.1
     f0_weight: float = 1.0
     max_reference_seconds: float = 30.0  # longer references are cut (one Kokoro utterance)
@@ -337,6 +339,9 @@ class StyleFitter:
         rng = np.random.default_rng(seed)
         style = torch.tensor(np.asarray(start, np.float32)[None], requires_grad=True)
         optimiser = torch.optim.Adam([style], lr=cfg.learning_rate)
+        # Cosine decay to zero: Adam's early steps are ~lr per dimension whatever the gradient,
+        # so a short fit ends where the noisy random-crop steps have settled.
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(1, cfg.steps))
         crop = min(self.frames, max(8, round(cfg.crop_seconds * RATE / FRAME)))
         history: list[float] = []
         for step in range(cfg.steps):
@@ -345,6 +350,7 @@ class StyleFitter:
             optimiser.zero_grad()
             loss["total"].backward()
             optimiser.step()
+            schedule.step()
             history.append(loss["total"].item())
             if progress:
                 progress(

