@@ -142,5 +142,6 @@ def test_adam_on_the_style_moves_one_voice_toward_another(kokoro_torch: KokoroMo
             losses.append(float(loss.detach()))
     finally:
         kokoro_torch.requires_grad_(True)
+    print(f"style fit: log-mel L1 {losses[0]:.3f} → {losses[-1]:.3f} in 20 Adam steps")
     assert np.isfinite(losses).all()
     assert losses[-1] <= losses[0] * (2 / 3), f"log-mel loss {losses[0]:.3f} → {losses[-1]:.3f}"
