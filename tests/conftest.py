@@ -79,20 +79,11 @@ def piper_engine():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def studio(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """One Studio for the session (models load once), with a smaller voice-fitting budget."""
+    """One Studio for the session (models load once), with the shipped settings: the default
+    `FitConfig()` (no style search) is also the cheapest voice fit."""
     from deepfake_studio import Studio, StudioConfig
-    from deepfake_studio.synthesizer import EngineOptions
-    from deepfake_studio.synthesizer.kokoro import KokoroConfig
 
-    options = EngineOptions(kokoro=KokoroConfig(fit=fast_fit_config()))
-    return Studio(StudioConfig(data_dir=tmp_path_factory.mktemp("studio-home"), engines=options))
-
-
-def fast_fit_config():  # type: ignore[no-untyped-def]
-    """A fitting budget that keeps the test suite fast but still moves toward the reference."""
-    from deepfake_studio.synthesizer.kokoro.fit import FitConfig
-
-    return FitConfig(generations=1, population=2, random_directions=4)
+    return Studio(StudioConfig(data_dir=tmp_path_factory.mktemp("studio-home")))
 
 
 TINY_CORPUS_SPEAKERS = ("VCC16_SF1", "VCC16_SM1", "VCC16_TF1", "VCC16_TM1", "VCC16_SF2")

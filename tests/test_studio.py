@@ -22,7 +22,7 @@ def lj_voice(studio: Studio, example_reference: Path):  # type: ignore[no-untype
 
 
 @pytest.mark.slow
-def test_clone_from_reference_speaks_the_text_in_a_closer_voice(
+def test_clone_from_reference_speaks_the_text(
     studio: Studio, example_reference: Path, transcriber, lj_voice
 ) -> None:  # type: ignore[no-untyped-def]
     audio = studio.clone(SENTENCE, voice=lj_voice)
@@ -33,22 +33,8 @@ def test_clone_from_reference_speaks_the_text_in_a_closer_voice(
         word_error_rate(SENTENCE, transcriber.transcribe(audio.samples, audio.sample_rate)) <= 0.15
     )
 
-    # The fitted voice must sound more like the reference than the engine's bundled voices do on
-    # average (GE2E, the quantity the fit optimises; both sides unwatermarked, same sentence).
-    reference, _, _ = studio.load_reference(example_reference)
-    target = studio.encoder.embed(reference.samples, reference.sample_rate)
-    engine = studio.engine("kokoro")
-    clone = studio.clone(SENTENCE, voice=lj_voice, watermark=False)
-    sim_clone = studio.encoder.similarity(target, studio.encoder.embed(clone.samples, 24_000))
-    sims_packs = []
-    for table in engine.style_packs.values():
-        conditioning = engine.default_conditioning()
-        conditioning.arrays["style"] = table
-        pack_audio = engine.synthesize(SENTENCE, conditioning)
-        sims_packs.append(
-            studio.encoder.similarity(target, studio.encoder.embed(pack_audio, 24_000))
-        )
-    assert sim_clone > float(np.mean(sims_packs)), (sim_clone, sims_packs)
+    # Whether the fitted voice is closer to the speaker: tests/synthesizer/test_voice_fit.py
+    # (the shipped FitConfig, an independent judge, held-out sentences, margins).
 
 
 def test_enrolled_voice_is_stored_with_consent_and_reused(studio: Studio, lj_voice) -> None:  # type: ignore[no-untyped-def]
