@@ -28,5 +28,5 @@ def test_walkthrough_notebook_executes() -> None:
     assert "clone.wav" in text and "synthetic" in text and "real" in text
     assert "watermark in clone: True" in text and "watermark in the real reference: False" in text
     assert "9 clips of 3 speakers" in text
-    assert "train 3 utterances / 1 speakers" in text
+    assert "train 3 utterances / 1 speaker," in text  # "1 speaker", not "1 speakers"
     assert "at 22050 Hz from the trained run" in text
