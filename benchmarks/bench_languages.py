@@ -181,9 +181,16 @@ def main() -> None:
         "# Kokoro per language: Whisper-base error on three sentences per language",
         "",
         f"CPU: {model} ({os.cpu_count()} cores), load average at start {load:.2f}; "
-        f"Python {platform.python_version()}. Packs: the five bundled (Japanese-trained) style "
-        "packs; cloned voices are not in this table. Whisper-base is told the language. "
-        "Error = word error rate, or character error rate for ja, zh and hi.",
+        f"Python {platform.python_version()}. Packs: the bundled (Japanese-trained) style packs "
+        "in the columns; cloned voices are not in this table. Whisper-base is told the "
+        "language. Error = word error rate, or character error rate for ja, zh and hi.",
+        "",
+        "Where Whisper-base is the weak part: for Hindi it mostly writes Urdu script (the same "
+        "spoken words, e.g. میں دلی میں رہتا ہوں for मैं दिल्ली में रहता हूँ), so the Devanagari "
+        "CER is above 100 % and says nothing about the speech; for Mandarin it writes "
+        "traditional characters (們, 園, 氣), each counted as an error against the simplified "
+        "text. French and Portuguese depend strongly on the pack (jf_alpha, the default, is "
+        "worst): the packs were made for Japanese.",
         "",
         "| language | measure | unknown symbols | " + " | ".join(packs) + " | best pack | median |",
         "|---|---|---|" + "---|" * len(packs) + "---|---|",
