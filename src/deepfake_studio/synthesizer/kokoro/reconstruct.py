@@ -302,8 +302,6 @@ class StyleFitter:
         with torch.no_grad():
             self.features = model.encode_text(self.tokens)
             self.aligned = model.align(self.features, self.durations)  # [1, 512, frames]
-        for p in model.parameters():
-            p.requires_grad_(False)
 
     def losses(self, style: Tensor, crop_start: int, crop_frames: int) -> dict[str, Tensor]:
         """Prosody (log-F0, duration) and decoder (log-mel on a crop) losses for a style."""
@@ -344,19 +342,28 @@ class StyleFitter:
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(1, cfg.steps))
         crop = min(self.frames, max(8, round(cfg.crop_seconds * RATE / FRAME)))
         history: list[float] = []
-        for step in range(cfg.steps):
-            a = int(rng.integers(0, self.frames - crop + 1))
-            loss = self.losses(style, a, crop)
-            optimiser.zero_grad()
-            loss["total"].backward()
-            optimiser.step()
-            schedule.step()
-            history.append(loss["total"].item())
-            if progress:
-                progress(
-                    0.1 + 0.88 * (step + 1) / cfg.steps,
-                    f"fitting the voice: step {step + 1}/{cfg.steps}",
-                )
+        # Only the style learns: the model's weights are frozen for the fit and given back as
+        # they were (the model is shared with the engine and other callers).
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        for p in trainable:
+            p.requires_grad_(False)
+        try:
+            for step in range(cfg.steps):
+                a = int(rng.integers(0, self.frames - crop + 1))
+                loss = self.losses(style, a, crop)
+                optimiser.zero_grad()
+                loss["total"].backward()
+                optimiser.step()
+                schedule.step()
+                history.append(loss["total"].item())
+                if progress:
+                    progress(
+                        0.1 + 0.88 * (step + 1) / cfg.steps,
+                        f"fitting the voice: step {step + 1}/{cfg.steps}",
+                    )
+        finally:
+            for p in trainable:
+                p.requires_grad_(True)
         return style.detach()[0].numpy().copy(), history
 
 
