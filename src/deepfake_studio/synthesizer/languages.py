@@ -24,7 +24,7 @@ from typing import Protocol
 
 from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.synthesizer.phonemes import to_kokoro_phonemes
-from deepfake_studio.text import Sentence
+from deepfake_studio.text import Sentence, plural
 from deepfake_studio.text import split_sentences as split_english_sentences
 
 log = logging.getLogger(__name__)
@@ -250,6 +250,9 @@ def known_only(phonemes: str, vocab: dict[str, int], language: str) -> str:
         return phonemes
     listed = ", ".join(f"{s!r} (U+{ord(s):04X}) x{n}" for s, n in unknown.most_common())
     log.warning(
-        "%s: left out %d symbols Kokoro does not know: %s", language, unknown.total(), listed
+        "%s: left out %s Kokoro does not know: %s",
+        language,
+        plural(unknown.total(), "symbol"),
+        listed,
     )
     return "".join(symbol for symbol in phonemes if symbol in vocab)

@@ -5,6 +5,7 @@ No system espeak is needed: piper bundles the espeak-ng data and a small bridge 
 
 from __future__ import annotations
 
+import re
 import threading
 
 # Kokoro was trained on misaki's phoneme conventions, which write the English diphthongs
@@ -51,6 +52,9 @@ def to_kokoro_phonemes(ipa: str) -> str:
     import unicodedata
 
     out = unicodedata.normalize("NFC", ipa)
+    # espeak marks a syllabic consonant with U+0329 ("button" → bˈʌʔn̩), a symbol Kokoro lacks;
+    # misaki writes the same sound as a reduced vowel before the consonant (bˈʌʔᵊn).
+    out = re.sub("(.)\u0329", "ᵊ\\1", out)
     for old, new in _KOKORO_REPLACEMENTS:
         out = out.replace(old, new)
     return out
