@@ -198,7 +198,12 @@ def test_restart_recovery_runs_a_job_left_running(
     reference = shutil.copy(example_reference, tmp_path / "upload.flac")
     job = store.create(
         "clone",
-        {"text": "Recovered after a restart.", "reference": "lj.flac", "engine": "piper"},
+        {
+            "text": "Recovered after a restart.",
+            "reference": "lj.flac",
+            "engine": "piper",
+            "consent": "Public-domain LJ Speech reader.",
+        },
         inputs={"lj.flac": Path(reference)},
     )
     assert store.claim(job.id) is not None
