@@ -26,6 +26,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _output import add_overwrite_flag, refuse_to_overwrite  # noqa: E402
+
 SENTENCES = [
     "The old lighthouse keeper climbed the stairs every evening at dusk.",
     "He polished the great lens until it shone, then lit the lamp.",
@@ -252,6 +255,7 @@ def main() -> None:
         help="skip torch.compile (12 min to compile on 2 busy cores); keep its previous row",
     )
     parser.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
+    add_overwrite_flag(parser)
     args = parser.parse_args()
     if args.worker is not None:
         kind, *rest = args.worker
@@ -267,6 +271,8 @@ def main() -> None:
     from deepfake_studio.evaluation.asr import Transcriber, word_error_rate
     from deepfake_studio.synthesizer.kokoro.parity import aligned_log_mel_l1
 
+    results = ROOT / "benchmarks" / "kokoro_torch"
+    refuse_to_overwrite([results.with_suffix(".json"), results.with_suffix(".md")], args.overwrite)
     load_at_start = os.getloadavg()
     report: dict[str, object] = {
         "cpu": cpu_model(),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from deepfake_studio.detector.infer import Detector, DetectorConfig
 from deepfake_studio.detector.metrics import rates_at
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _output import add_overwrite_flag, refuse_to_overwrite  # noqa: E402
+
 OUT = Path(__file__).resolve().parent
 
 
@@ -41,7 +45,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=Path("detector-heldout"))
     parser.add_argument("--shared", type=Path, default=None, help="shared data folder")
     parser.add_argument("--threads", type=int, default=2)
+    add_overwrite_flag(parser)
     args = parser.parse_args(argv)
+    refuse_to_overwrite(
+        [OUT / "detector_heldout.json", OUT / "detector_heldout.md"], args.overwrite
+    )
     shared = args.shared or Path(
         os.environ.get("DEEPFAKE_STUDIO_DATA", ROOT.parent / "shared" / "data")
     )

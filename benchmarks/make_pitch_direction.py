@@ -20,6 +20,7 @@ import base64
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -36,6 +37,8 @@ from deepfake_studio.synthesizer.kokoro.fit import (
 )
 
 OUT = Path(__file__).resolve().parent / "pitch_direction"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _output import add_overwrite_flag, refuse_to_overwrite  # noqa: E402
 
 
 def random_tables(
@@ -93,7 +96,9 @@ def main() -> None:
     parser.add_argument("--ridge", type=float, default=1.0)
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    add_overwrite_flag(parser)
     args = parser.parse_args()
+    refuse_to_overwrite([OUT.with_suffix(".json"), OUT.with_suffix(".md")], args.overwrite)
 
     engine = KokoroEngine(KokoroConfig(threads=1))
     rng = np.random.default_rng(args.seed)
