@@ -20,8 +20,10 @@ photograph; not independent images). Writes benchmarks/face_detect_threshold.{js
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -33,6 +35,9 @@ from deepfake_studio.faceswap.landmarks import FaceModels
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).resolve().parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _output import add_overwrite_flag, refuse_to_overwrite  # noqa: E402
+
 DATA = Path(os.environ.get("DEEPFAKE_STUDIO_DATA", ROOT.parent / "shared" / "data"))
 FLOOR = -0.5  # report candidates down to this HOG score
 
@@ -151,4 +156,8 @@ def markdown(result: dict) -> str:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_overwrite_flag(parser)
+    written = [OUT / "face_detect_threshold.json", OUT / "face_detect_threshold.md"]
+    refuse_to_overwrite(written, parser.parse_args().overwrite)
     main()

@@ -18,6 +18,7 @@ processes may run different speakers at once); every run then rewrites
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -45,6 +46,9 @@ from deepfake_studio.voices import Voice
 HERE = Path(__file__).parent
 PARTS = HERE / "style_fit_dev.parts"
 OUT = HERE / "style_fit_dev.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _output import add_overwrite_flag, refuse_to_overwrite  # noqa: E402
+
 HELD_OUT = SENTENCES[:2]
 METHODS = ("start_pack", "quick", "standard")
 
@@ -200,4 +204,9 @@ def main(speakers: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("speakers", nargs="*", help="dev speakers (default: the script's list)")
+    add_overwrite_flag(parser)
+    args = parser.parse_args()
+    refuse_to_overwrite([OUT, OUT.with_suffix(".md")], args.overwrite)
+    main(args.speakers)

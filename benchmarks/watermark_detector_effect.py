@@ -10,6 +10,7 @@ clips both times. Writes benchmarks/watermark_detector_effect.{md,json}.
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -22,6 +23,8 @@ from deepfake_studio.detector.metrics import equal_error_rate
 from deepfake_studio.provenance import AudioWatermarker
 
 OUT = Path(__file__).resolve().parent / "watermark_detector_effect"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _output import add_overwrite_flag, refuse_to_overwrite  # noqa: E402
 
 
 def main(data: Path) -> None:
@@ -85,4 +88,9 @@ def main(data: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("data", type=Path, help="folder made by detector build-data")
+    add_overwrite_flag(parser)
+    args = parser.parse_args()
+    refuse_to_overwrite([OUT.with_suffix(".json"), OUT.with_suffix(".md")], args.overwrite)
+    main(args.data)
