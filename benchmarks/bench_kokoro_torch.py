@@ -328,9 +328,13 @@ def render(report: dict[str, object]) -> str:
         f"CPU: {report['cpu']} ({report['cores']} cores; flags "
         f"{', '.join(report['cpu_flags'])}). Load average at start "  # type: ignore[arg-type]
         f"{', '.join(f'{x:.1f}' for x in report['load_average_at_start'])}, at end "  # type: ignore[union-attr]
-        f"{', '.join(f'{x:.1f}' for x in report['load_average_at_end'])}: "  # type: ignore[union-attr]
-        "other agents were using this 2-core machine, so every time below is inflated "
-        "(relative figures between variants, measured back to back, are the useful part).",
+        f"{', '.join(f'{x:.1f}' for x in report['load_average_at_end'])}"  # type: ignore[union-attr]
+        + (
+            ": the machine was busy, so every time below is inflated (relative figures "
+            "between variants, measured back to back, are the useful part)."
+            if report["load_average_at_start"][0] > 1.0  # type: ignore[index]
+            else " (idle cores)."
+        ),
         "",
         "## Weights: int8 ONNX → float state dict",
         "",
