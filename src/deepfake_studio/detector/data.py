@@ -398,9 +398,18 @@ def build(
         spk: s for s, corpora in splits.items() for spks in corpora.values() for spk in spks
     }
     jobs = plan(config, load_manifest(speech.parent), split_of)
+    return run_jobs(out, jobs, Builder(out, config, speech), progress)
+
+
+def run_jobs(
+    out: Path,
+    jobs: list[Job],
+    builder: Builder,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> dict[str, int]:
+    """Make every job not yet in `out`'s manifest (resumable); returns clips per generator."""
     _drop_torn_tail(out / "manifest.jsonl")
     done = {str(r["id"]) for r in read_manifest(out)}
-    builder = Builder(out, config, speech)
     written: dict[str, int] = {}
     with open(out / "manifest.jsonl", "a", encoding="utf-8") as manifest:
         for i, job in enumerate(jobs):

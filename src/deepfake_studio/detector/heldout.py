@@ -32,9 +32,8 @@ from deepfake_studio.detector.data import (
     DataConfig,
     GeneratorError,
     Job,
-    _drop_torn_tail,
     _seed,
-    read_manifest,
+    run_jobs,
 )
 from deepfake_studio.errors import StudioError
 
@@ -326,23 +325,4 @@ def build(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     jobs = plan(spec, real_clips(spec, data_root))
-    _drop_torn_tail(out / "manifest.jsonl")
-    done = {str(r["id"]) for r in read_manifest(out)}
-    builder = HeldOutBuilder(out, spec, data_root)
-    written: dict[str, int] = {}
-    with open(out / "manifest.jsonl", "a", encoding="utf-8") as manifest:
-        for i, job in enumerate(jobs):
-            if job.id in done:
-                continue
-            try:
-                rows = builder.make(job)
-            except (GeneratorError, StudioError) as exc:
-                rows = [{"id": job.id, "split": job.split, "generator": job.generator,
-                         "label": job.label, "error": str(exc)}]  # fmt: skip
-            for row in rows:
-                manifest.write(json.dumps(row) + "\n")
-            manifest.flush()
-            written[job.generator] = written.get(job.generator, 0) + 1
-            if progress:
-                progress(i + 1, len(jobs), job.generator)
-    return written
+    return run_jobs(out, jobs, HeldOutBuilder(out, spec, data_root), progress)

@@ -95,22 +95,18 @@ def normalize_words(text: str) -> list[str]:
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
     """Levenshtein distance over words, divided by the reference's word count."""
-    ref, hyp = normalize_words(reference), normalize_words(hypothesis)
-    if not ref:
-        return 0.0 if not hyp else 1.0
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, 1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1] / len(ref)
+    return _edit_rate(normalize_words(reference), normalize_words(hypothesis))
 
 
 def character_error_rate(reference: str, hypothesis: str) -> float:
     """Levenshtein distance over characters (punctuation and spaces left out), divided by
     the reference's length: the measure for Japanese and Chinese, written without spaces."""
     ref = [c for c in reference if c.isalnum()]
-    hyp = [c for c in hypothesis if c.isalnum()]
+    return _edit_rate(ref, [c for c in hypothesis if c.isalnum()])
+
+
+def _edit_rate(ref: list[str], hyp: list[str]) -> float:
+    """Levenshtein distance between two token sequences, divided by the reference's length."""
     if not ref:
         return 0.0 if not hyp else 1.0
     row = list(range(len(hyp) + 1))
