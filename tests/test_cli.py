@@ -125,6 +125,55 @@ def test_clone_from_a_reference_needs_consent(tmp_path: Path, example_reference:
     assert not (tmp_path / "o.wav").exists()
 
 
+def test_clone_from_a_reference_takes_the_quality_options_of_enroll(
+    tmp_path: Path, example_reference: Path
+) -> None:
+    out = tmp_path / "o.wav"
+    args = ["clone", "-r", example_reference, "-t", "Hi.", "-o", out]
+    args += ["--consent", "The test speaker consents."]
+    bad = run(*args, "--quality", "best", home=tmp_path)
+    assert_one_line_error(bad, "--quality must be quick or standard, not 'best'")
+    enrolled = run("clone", "--voice", "x", "-t", "Hi.", "-o", out, "--quality", "quick",
+                   home=tmp_path)  # fmt: skip
+    assert_one_line_error(enrolled, "--quality and --reference-text go with --reference")
+    piper = run(*args, "-e", "piper", "--quality", "quick", home=tmp_path)
+    assert_one_line_error(piper, "go with the kokoro engine, not piper")
+    # Both options reach the engine: a standard fit checks its words before any work; a quick
+    # one refuses words (dropping either option on the way would give the other error or a fit).
+    empty = run(*args, "--quality", "standard", "--reference-text", "", home=tmp_path)
+    assert_one_line_error(empty, "the reference text is empty")
+    quick = run(*args, "--quality", "quick", "--reference-text", "Printing.", home=tmp_path)
+    assert_one_line_error(quick, "a reference text is only used by the standard quality")
+    assert not out.exists()
+
+
+def test_voices_lists_the_quality_each_voice_was_enrolled_with(tmp_path: Path) -> None:
+    import numpy as np
+
+    from deepfake_studio.synthesizer.base import Conditioning
+    from deepfake_studio.voices import Voice, VoiceLibrary
+
+    library = VoiceLibrary(tmp_path)
+    style = {"style": np.zeros((510, 256), np.float32)}
+    infos = {
+        "Fitted": ("kokoro", {"method": "kokoro-style-fit", "quality": "standard"}),
+        "Older": ("kokoro", {"method": "kokoro-fit-es"}),  # stored before fits named a quality
+        "Rate Only": ("piper", {}),
+    }
+    for name, (engine, info) in infos.items():
+        arrays = style if engine == "kokoro" else {}
+        conditioning = Conditioning(engine=engine, arrays=arrays, info=info)
+        library.save(Voice(name, np.ones(256, np.float32), conditioning, "yes", "0" * 64))
+    listed = run("voices", home=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split("\t")[0]: line.split("\t")[1:3] for line in listed.stdout.splitlines()}
+    assert rows == {
+        "Fitted": ["kokoro", "standard"],
+        "Older": ["kokoro", "quick"],
+        "Rate Only": ["piper", "-"],
+    }
+
+
 @pytest.mark.slow
 def test_enroll_list_clone_and_delete(tmp_path: Path, example_reference: Path, transcriber) -> None:  # type: ignore[no-untyped-def]
     enrolled = run(

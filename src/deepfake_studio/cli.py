@@ -16,7 +16,13 @@ import typer
 from deepfake_studio import __version__
 from deepfake_studio.audio import SUPPORTED_OUTPUT, load_audio
 from deepfake_studio.errors import StudioError, TextError
-from deepfake_studio.studio import Studio, StudioConfig, check_consent
+from deepfake_studio.studio import (
+    Studio,
+    StudioConfig,
+    check_consent,
+    check_quality,
+    enrollment_quality,
+)
 from deepfake_studio.synthesizer import ENGINES, EngineOptions
 from deepfake_studio.synthesizer.kokoro.fit import FitConfig
 from deepfake_studio.synthesizer.languages import check_language
@@ -44,6 +50,22 @@ Engine = Annotated[
     typer.Option("--engine", "-e", help="kokoro (default), piper, sv2tts or transformer."),
 ]
 Seed = Annotated[int, typer.Option("--seed", help="Seed for the voice analysis.")]
+Quality = Annotated[
+    str | None,
+    typer.Option(
+        "--quality",
+        help="kokoro only: quick (style search, about 30 s) or standard (style fitted to the "
+        "reference by gradient: slower, closer to the speaker; minutes on 2 cores); default: "
+        "the engine's.",
+    ),
+]
+ReferenceText = Annotated[
+    str | None,
+    typer.Option(
+        "--reference-text",
+        help="The words spoken in the reference (standard quality; else transcribed).",
+    ),
+]
 # What a newcomer waits for: models load on first use, and a kokoro voice is fitted to the
 # reference (about 30 s on 2 cores; piper only matches the rate, in about a second).
 REFERENCE_NOTE = " (models load on first use; fitting a kokoro voice takes about 30 s)"
@@ -162,12 +184,17 @@ def clone(
         typer.Option("--emotion", help="transformer engine: neutral, happy, sad, angry, ..."),
     ] = None,
     data_dir: DataDir = None,
+    quality: Quality = None,
+    reference_text: ReferenceText = None,
 ) -> None:
     """Speak TEXT in the voice of a reference recording or an enrolled voice."""
     if (text is None) == (text_file is None):
         raise TextError("give exactly one of --text or --text-file")
     if (reference is None) == (voice is None):
         raise StudioError("give exactly one of --reference or --voice")
+    check_quality(quality, "--quality")
+    if reference is None and (quality is not None or reference_text is not None):
+        raise StudioError("--quality and --reference-text go with --reference")
     if out.suffix.lower() not in SUPPORTED_OUTPUT:
         raise StudioError(
             f"cannot write {out.suffix or 'files without a suffix'}: use .wav, .flac or .mp3"
@@ -183,7 +210,16 @@ def clone(
         ("analysing the reference", REFERENCE_NOTE) if reference else ("loading the voice", "")
     )
     with StageProgress(stage, note) as progress:
-        chosen = studio.resolve_voice(voice, reference, engine, seed, progress, consent=consent)
+        chosen = studio.resolve_voice(
+            voice,
+            reference,
+            engine,
+            seed,
+            progress,
+            consent=consent,
+            quality=quality,
+            reference_text=reference_text,
+        )
         if emotion is not None:
             _set_emotion(chosen, emotion)
         progress.begin("speaking")
@@ -231,25 +267,11 @@ def enroll(
     models_dir: ModelsDir = None,
     vocoder: Vocoder = "wavernn",
     data_dir: DataDir = None,
-    quality: Annotated[
-        str | None,
-        typer.Option(
-            "--quality",
-            help="kokoro only: quick (style search, the default) or standard (style fitted "
-            "to the reference by gradient; several minutes on 2 cores).",
-        ),
-    ] = None,
-    reference_text: Annotated[
-        str | None,
-        typer.Option(
-            "--reference-text",
-            help="The words spoken in the reference (standard quality; else transcribed).",
-        ),
-    ] = None,
+    quality: Quality = None,
+    reference_text: ReferenceText = None,
 ) -> None:
     """Analyse a reference once and store it as a named voice."""
-    if quality not in (None, "quick", "standard"):
-        raise StudioError(f"--quality must be quick or standard, not {quality!r}")
+    check_quality(quality, "--quality")  # a one-line error before any model loads
     studio = _studio(data_dir, models_dir, vocoder)
     with StageProgress("enrolling", REFERENCE_NOTE) as progress:
         voice = studio.enroll(
@@ -271,7 +293,7 @@ def enroll(
 
 @voices_app.callback()
 def voices(ctx: typer.Context, data_dir: DataDir = None) -> None:
-    """List enrolled voices (corrupt entries are flagged)."""
+    """List enrolled voices: name, engine, quality, created, reference (corrupt ones flagged)."""
     if ctx.invoked_subcommand is not None:
         return
     entries = _studio(data_dir).voices()
@@ -281,7 +303,10 @@ def voices(ctx: typer.Context, data_dir: DataDir = None) -> None:
         if isinstance(entry, StudioError):
             typer.echo(f"! {entry}")
         else:
-            typer.echo(f"{entry.name}\t{entry.engine}\t{entry.created}\t{entry.source_name}")
+            quality = enrollment_quality(entry) or "-"  # what the voice's fit cost (kokoro)
+            typer.echo(
+                f"{entry.name}\t{entry.engine}\t{quality}\t{entry.created}\t{entry.source_name}"
+            )
 
 
 @voices_app.command("delete")

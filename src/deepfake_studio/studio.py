@@ -47,6 +47,12 @@ if TYPE_CHECKING:
     from deepfake_studio.provenance.image_watermark import ImageWatermarker
 
 REFERENCE_RATE = 16_000
+# Kokoro enrollment qualities, cheapest first (KokoroConfig.quality is the default): "quick" =
+# the black-box style search (kokoro/fit.py), "standard" = the gradient style fit
+# (kokoro/reconstruct.py). Every front end (CLI, API, web, batch) checks against this tuple.
+ENROLL_QUALITIES = ("quick", "standard")
+# Voices stored before the fit recorded its quality: known from the fit's method.
+_QUALITY_OF_METHOD = {"kokoro-fit-es": "quick", "kokoro-style-fit": "standard"}
 
 
 def default_data_dir() -> Path:
@@ -285,15 +291,15 @@ class Studio:
         quality: str | None = None,
         reference_text: str | None = None,
     ) -> Voice:
-        """Analyse a reference into a Voice (not stored). `quality` ("quick" or "standard")
-        and `reference_text` (the words spoken, else transcribed) are kokoro's."""
+        """Analyse a reference into a Voice (not stored). `quality` (one of
+        ENROLL_QUALITIES; None = the engine's default) and `reference_text` (the words spoken,
+        else transcribed) are kokoro's."""
+        self.check_enroll_options(engine, quality, reference_text)
         clip, source_hash, source_name = self.load_reference(reference)
         chosen = self.engine(engine)
         embedding = self.encoder.embed(clip.samples, clip.sample_rate)
         options: dict[str, str | None] = {}
-        if quality is not None or reference_text is not None:
-            if chosen.name != "kokoro":
-                raise StudioError("--quality and --reference-text go with the kokoro engine")
+        if quality is not None or reference_text is not None:  # only kokoro takes them
             options = {"quality": quality, "reference_text": reference_text}
         conditioning = chosen.condition(
             clip,
@@ -311,6 +317,28 @@ class Studio:
             source_name=source_name,
             reference_seconds=round(clip.duration, 2),
         )
+
+    def check_enroll_options(
+        self,
+        engine: str | None,
+        quality: str | None,
+        reference_text: str | None,
+        field: str = "quality",
+    ) -> None:
+        """One-line errors, before any slow work, for the enrollment options of a voice made
+        from a recording: an unknown quality (named as `field`), either option with an engine
+        other than kokoro, or a reference text for the quick quality (it reads none)."""
+        check_quality(quality, field)
+        if quality is None and reference_text is None:
+            return
+        chosen = engine or self.config.default_engine
+        if chosen != "kokoro":
+            raise EngineError(
+                f"a quality and a reference text go with the kokoro engine, not {chosen}"
+            )
+        effective = quality or self.config.engines.kokoro.quality
+        if reference_text is not None and effective == "quick":
+            raise EngineError("a reference text is only used by the standard quality")
 
     def enroll(
         self,
@@ -364,11 +392,14 @@ class Studio:
         seed: int = 0,
         progress: ProgressCallback | None = None,
         consent: str | None = None,
+        quality: str | None = None,
+        reference_text: str | None = None,
     ) -> Voice:
         """The voice to speak with: an enrolled one, or one analysed from a reference now.
 
         A reference needs the speaker's `consent` statement, as enrolling does; it is kept in
-        the voice and so in the provenance record of what is generated with it.
+        the voice and so in the provenance record of what is generated with it. `quality` and
+        `reference_text` are those of `create_voice` (a reference only).
         """
         if (voice is None) == (reference is None):
             raise VoiceError("give exactly one of a voice or a reference recording")
@@ -377,7 +408,18 @@ class Studio:
         if reference is not None:
             statement = check_consent(consent, "cloning from a recording")
             return self.create_voice(
-                reference, consent=statement, engine=engine, seed=seed, progress=progress
+                reference,
+                consent=statement,
+                engine=engine,
+                seed=seed,
+                progress=progress,
+                quality=quality,
+                reference_text=reference_text,
+            )
+        if quality is not None or reference_text is not None:
+            raise VoiceError(
+                "a quality and a reference text go with a reference recording "
+                "(an enrolled voice is already fitted)"
             )
         chosen = self.voice(voice) if isinstance(voice, str) else voice
         if engine and engine != chosen.engine:
@@ -469,14 +511,25 @@ class Studio:
         progress: ProgressCallback | None = None,
         consent: str | None = None,
         language: str | None = None,
+        quality: str | None = None,
+        reference_text: str | None = None,
     ) -> GeneratedAudio:
         """Speak `text` in an enrolled voice or in the voice of a reference recording (which
-        needs the speaker's `consent` statement), in `language` (default en-us; the kokoro
-        engine speaks all of `synthesizer.languages.LANGUAGES`). Save it with
-        `studio.save(clip, path)`: that writes the file and its signed provenance record."""
+        needs the speaker's `consent` statement; `quality` and `reference_text` as for
+        `create_voice`), in `language` (default en-us; the kokoro engine speaks all of
+        `synthesizer.languages.LANGUAGES`). Save it with `studio.save(clip, path)`: that
+        writes the file and its signed provenance record."""
         text = check_text(text)  # fail on bad text before any slow analysis
         language = check_language(language)
-        chosen = self.resolve_voice(voice, reference, engine, seed, consent=consent)
+        chosen = self.resolve_voice(
+            voice,
+            reference,
+            engine,
+            seed,
+            consent=consent,
+            quality=quality,
+            reference_text=reference_text,
+        )
         mark = self.config.watermark if watermark is None else watermark
         pieces = list(
             self.speak(
@@ -802,6 +855,24 @@ class Studio:
             parameters=parameters,
         )
         return out, record
+
+
+def check_quality(quality: str | None, field: str = "quality") -> str | None:
+    """`quality` if it is one of ENROLL_QUALITIES or None (the engine's default); else an
+    EngineError naming the option as the user wrote it (`field`: --quality, quality, ...)."""
+    if quality is not None and quality not in ENROLL_QUALITIES:
+        *first, last = ENROLL_QUALITIES
+        choices = f"{', '.join(first)} or {last}" if first else last
+        raise EngineError(f"{field} must be {choices}, not {quality!r}")
+    return quality
+
+
+def enrollment_quality(voice: Voice) -> str | None:
+    """The quality a kokoro voice was enrolled with (None for other engines, or a fit whose
+    record names no known method)."""
+    info = voice.conditioning.info
+    quality = info.get("quality") or _QUALITY_OF_METHOD.get(str(info.get("method", "")))
+    return str(quality) if quality else None
 
 
 def check_consent(consent: str | None, action: str) -> str:

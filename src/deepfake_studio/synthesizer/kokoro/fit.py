@@ -294,6 +294,7 @@ def fit_voice(
             counter.step("matching the speaking rate")
     conditioning.info = {
         "method": "kokoro-fit-es",
+        "quality": "quick",  # the enrollment quality that runs this fit (studio.ENROLL_QUALITIES)
         "result": result,
         "best_pack": start_name,  # the start: this pack moved by pitch_shift semitones
         "best_pack_ge2e_only": by_ge2e,
