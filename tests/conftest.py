@@ -86,6 +86,35 @@ def studio(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     return Studio(StudioConfig(data_dir=tmp_path_factory.mktemp("studio-home")))
 
 
+@pytest.fixture(scope="session")
+def enroll_studio(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A Studio for tests of the enrollment options (quality, reference text), not of likeness:
+    kokoro's default quality is `standard`, so a test that asks for `quick` sees it was passed
+    on, and both fits are cut to the bone (one probe sentence, no pitch-moved packs, held-out
+    check or rate matching; 2 gradient steps on 0.5 s crops)."""
+    from deepfake_studio import Studio, StudioConfig
+    from deepfake_studio.synthesizer import EngineOptions
+    from deepfake_studio.synthesizer.kokoro import FitConfig, KokoroConfig
+    from deepfake_studio.synthesizer.kokoro.fit import PROBE_SENTENCES
+    from deepfake_studio.synthesizer.kokoro.reconstruct import StyleFitConfig
+
+    search = FitConfig(
+        probe_sentences=PROBE_SENTENCES[:1],
+        holdout_sentence=None,
+        pitch_shift=False,
+        match_speed=False,
+    )
+    kokoro = KokoroConfig(
+        quality="standard", fit=search, style_fit=StyleFitConfig(steps=2, crop_seconds=0.5)
+    )
+    return Studio(
+        StudioConfig(
+            data_dir=tmp_path_factory.mktemp("enroll-studio-home"),
+            engines=EngineOptions(kokoro=kokoro),
+        )
+    )
+
+
 TINY_CORPUS_SPEAKERS = ("VCC16_SF1", "VCC16_SM1", "VCC16_TF1", "VCC16_TM1", "VCC16_SF2")
 
 

@@ -58,6 +58,22 @@ def _csv(folder: Path, text: str) -> Path:
         ("text,out,voice,language\nHi.,a.wav,{v},xx\n", "line 2: unknown language 'xx'"),
         ("text,out,voice\nHi.,a.wav,{v}\nYo.,a.wav,{v}\n", "line 3: output 'a.wav' is already"),
         ("text,out,voice\nHi.,a.wav,{v},extra\n", "line 2: more cells than columns"),
+        (
+            "text,out,reference,consent,quality\nHi.,a.wav,jobs.csv,yes,best\n",
+            "line 2: quality must be quick or standard, not 'best'",
+        ),
+        (
+            "text,out,voice,quality\nHi.,a.wav,{v},quick\n",
+            "line 2: quality and reference_text go with a reference",
+        ),
+        (
+            "text,out,reference,consent,engine,quality\nHi.,a.wav,jobs.csv,yes,piper,quick\n",
+            "line 2: a quality and a reference text go with the kokoro engine, not piper",
+        ),
+        (
+            "text,out,reference,consent,quality,reference_text\nHi.,a.wav,jobs.csv,yes,quick,Hi\n",
+            "line 2: a reference text is only used by the standard quality",
+        ),
     ],
 )
 def test_bad_jobs_files_are_one_line_errors(
@@ -122,6 +138,29 @@ def test_batch_writes_signed_outputs_and_resumes(
     edited = replace(rows[1], text="Row two, edited.")
     assert not finished(edited) and finished(rows[1])
     assert run_local(studio, [edited], lambda row, error: None).summary().startswith("1 done")
+
+
+def test_a_row_clones_its_reference_at_the_quality_it_names(
+    tmp_path: Path, enroll_studio: Studio, example_reference: Path
+) -> None:
+    # enroll_studio's default quality is standard: a quick voice means the column was used.
+    (tmp_path / "lj.flac").write_bytes(example_reference.read_bytes())
+    path = _csv(
+        tmp_path,
+        "text,out,reference,consent,quality\n"
+        "Short and clear.,q.wav,lj.flac,LJ (public domain),quick\n",
+    )
+    rows = read_jobs(path, tmp_path / "out", enroll_studio)
+    assert rows[0].quality == "quick" and rows[0].request()["quality"] == "quick"
+    unset = replace(rows[0], quality=None)
+    assert "quality" not in unset.request() and unset.task_id() != rows[0].task_id()
+    report = run_local(enroll_studio, rows, lambda row, error: None)
+    assert report.summary() == "1 done, 0 skipped (already there), 0 failed", report.failed
+    data, rate = sf.read(rows[0].out, dtype="float32")
+    assert rate == 24_000 and len(data) / rate > 0.5
+    checked = verify(rows[0].out, data_dir=enroll_studio.data_dir)
+    assert checked.ok and checked.record is not None
+    assert checked.record["parameters"]["quality"] == "quick"
 
 
 def _cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]

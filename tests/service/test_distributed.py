@@ -255,6 +255,32 @@ def test_worker_enrolls_and_server_stores_the_voice(
     assert client.get(f"{API}/voices/queue-piper").json()["engine"] == "piper"
 
 
+def test_workers_get_the_enrollment_quality_and_reference_text(
+    client: Any, example_reference: Path
+) -> None:
+    # Words far longer than the recording: a standard fit refuses them before any work, on the
+    # worker. Had the quality not arrived, a quick fit would refuse words (another message); had
+    # the words not arrived, Whisper would transcribe and the fit would run.
+    words = " ".join(["Printing, then, for our purpose, may be considered as an art."] * 10)
+    fields = {"consent": "Public-domain LJ Speech reader.", "quality": "standard"}
+    enroll = client.post(
+        f"{API}/voices",
+        data={**fields, "name": "Queue Standard", "reference_text": words},
+        files={"audio": ("lj.flac", example_reference.read_bytes(), "audio/flac")},
+    )
+    clone = client.post(
+        f"{API}/synthesize",
+        data={**fields, "text": "Hi.", "reference_text": words},
+        files={"reference": ("lj.flac", example_reference.read_bytes(), "audio/flac")},
+    )
+    for response in (enroll, clone):
+        assert response.status_code == 202, response.text
+        job = _wait(client, response.json()["job_id"])
+        assert job["request"]["quality"] == "standard" and job["request"]["reference_text"] == words
+        assert job["state"] == "failed", job
+        assert "phonemes, Kokoro reads at most 510" in job["error"], job["error"]
+
+
 def test_two_workers_share_jobs_and_the_server_stores_results(
     client: Any,
     voice: dict[str, Any],

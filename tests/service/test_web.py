@@ -31,6 +31,7 @@ from deepfake_studio.service.runner import execute_job  # noqa: E402
 from deepfake_studio.service.store import JobStore  # noqa: E402
 from deepfake_studio.service.web import (  # noqa: E402
     ENGINE_AUTO,
+    QUALITY_LABELS,
     SOURCE_REFERENCE,
     SOURCE_VOICE,
     StudioWeb,
@@ -244,6 +245,11 @@ def test_voices_tab_enrolls_with_consent_and_deletes(
     assert "consent" in _wait_for_text(page, "#enroll-status", "Error")
 
     page.locator("#enroll-consent textarea").fill("Public-domain LJ Speech reader.")
+    # A quality is kokoro's: with piper it is refused before anything is queued.
+    page.locator("#enroll-quality").get_by_text(QUALITY_LABELS["standard"]).click()
+    page.locator("#enroll-button").click()
+    _wait_for_text(page, "#enroll-status", "go with the kokoro engine, not piper")
+    page.locator("#enroll-quality input[value='default']").check()
     page.locator("#enroll-button").click()
     _wait_for_text(page, "#enroll-status", "Enrolled voice")
     new_id = name.lower().replace(" ", "-")
@@ -257,6 +263,31 @@ def test_voices_tab_enrolls_with_consent_and_deletes(
     page.locator("#delete-button").click()
     _wait_for_text(page, "#delete-status", "Deleted")
     assert new_id not in studio.library.names()
+
+
+def test_voices_tab_enrolls_at_the_quality_picked_and_lists_it(
+    context: Any, enroll_studio: Studio, example_reference: Path
+) -> None:
+    # enroll_studio's default quality is standard (its fits cut short): picking quick shows.
+    name = f"UI Quick {uuid.uuid4().hex[:6]}"
+    with _Server(create_app(enroll_studio, web=True)) as running:
+        page = _open(context, running.url)
+        page.get_by_role("tab", name="Voices").click()
+        page.locator("#enroll-quality").get_by_text("Default (standard)").wait_for()
+        _upload(page, "#enroll-audio", example_reference)
+        page.locator("#enroll-name textarea, #enroll-name input").first.fill(name)
+        page.locator("#enroll-consent textarea").fill("Public-domain LJ Speech reader.")
+        page.locator("#enroll-quality").get_by_text(QUALITY_LABELS["quick"]).click()
+        page.locator("#enroll-button").click()
+        _wait_for_text(page, "#enroll-status", "Enrolled voice", timeout=180)
+        new_id = name.lower().replace(" ", "-")
+        row = _wait_for_text(page, "#voices-table", new_id)
+        assert re.search(rf"{new_id}\s+{re.escape(name)}\s+kokoro\s+quick", row), row
+    jobs, _ = JobStore(enroll_studio.data_dir).list(kind="enroll", limit=100)
+    job = next(j for j in jobs if j.request["name"] == name)
+    assert job.request["quality"] == "quick" and "reference_text" not in job.request
+    info = enroll_studio.voice(new_id).conditioning.info
+    assert info["quality"] == "quick" and info["method"] == "kokoro-fit-es"
 
 
 def test_detect_tab_gives_the_detector_and_watermark_verdicts_with_a_timeline(
@@ -464,8 +495,26 @@ def test_requests_are_checked_before_a_job_is_queued(
         web.submit_clone(SENTENCE, SOURCE_REFERENCE, None, str(silence), "piper", 1.0, "yes")
     with pytest.raises(VoiceError, match="consent"):  # a recording needs consent, as enrolling
         web.submit_clone(SENTENCE, SOURCE_REFERENCE, None, str(example_reference), "piper", 1.0)
+    # Quality and words: kokoro's, for a recording only, one of the known qualities.
+    ref = str(example_reference)
+    with pytest.raises(EngineError, match="quality must be quick or standard, not 'best'"):
+        web.submit_enroll(ref, "Nobody", "yes", ENGINE_AUTO, quality="best")
+    with pytest.raises(EngineError, match="kokoro engine, not piper"):
+        web.submit_enroll(ref, "Nobody", "yes", "piper", quality="quick")
+    with pytest.raises(EngineError, match="kokoro engine, not piper"):
+        web.submit_clone(SENTENCE, SOURCE_REFERENCE, None, ref, "piper", 1.0, "yes", None, "quick")
+    with pytest.raises(VoiceError, match="go with a reference recording"):
+        web.submit_clone(SENTENCE, SOURCE_VOICE, voice, None, ENGINE_AUTO, 1.0, None, None,
+                         None, "Words.")  # fmt: skip
     assert held.submitted == []
     assert not list(JobStore(studio.data_dir).incoming_dir.iterdir())  # nothing left behind
+    # A recording cloned at a quality: the job carries it (as the API's does) for the runner.
+    queued = web.submit_clone(
+        SENTENCE, SOURCE_REFERENCE, None, ref, "kokoro", 1.0, "yes", None, "standard", " Hi. "
+    )
+    assert queued.request["quality"] == "standard" and queued.request["reference_text"] == "Hi."
+    assert held.submitted == [queued.id]
+    JobStore(studio.data_dir).fail(queued.id, "not run by this test")  # no later runner runs it
 
 
 def test_a_reference_upload_is_cloned_and_plotted_next_to_the_result(

@@ -54,7 +54,7 @@ from deepfake_studio.errors import (
 from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from deepfake_studio.service.runner import EmbeddedRunner, JobRunner, detection_summary
 from deepfake_studio.service.store import Job, JobKind, JobState, JobStore, UnknownJobError
-from deepfake_studio.studio import Studio, check_consent
+from deepfake_studio.studio import ENROLL_QUALITIES, Studio, check_consent, enrollment_quality
 from deepfake_studio.synthesizer import ENGINES
 from deepfake_studio.synthesizer.languages import (
     DEFAULT_LANGUAGE,
@@ -141,6 +141,17 @@ M = TypeVar("M", bound=BaseModel)
 
 
 # -- schemas ----------------------------------------------------------------------------------
+_QUALITY_NOTE = (
+    f"Kokoro's enrollment quality, {' or '.join(ENROLL_QUALITIES)} (quick: a style search, "
+    "about 30 s on 2 cores; standard: the style fitted to the reference by gradient, slower, "
+    "closer to the speaker); default: the engine's."
+)
+_REFERENCE_TEXT_NOTE = (
+    "The words spoken in the reference (standard quality; else Whisper transcribes them)."
+)
+MAX_REFERENCE_TEXT_CHARS = 5_000  # a minute of speech (the most a reference is used for) is ~1,000
+
+
 class ErrorOut(BaseModel):
     error: str = Field(description="One line saying what is wrong.")
 
@@ -190,6 +201,11 @@ class VoiceOut(BaseModel):
     source_name: str
     reference_seconds: float
     speed: float
+    quality: str | None = Field(
+        None,
+        description="kokoro: the quality the voice was enrolled with "
+        f"({', '.join(ENROLL_QUALITIES)}); null for other engines.",
+    )
 
 
 class VoiceList(BaseModel):
@@ -252,6 +268,12 @@ class SynthesisRequest(BaseModel):
         DEFAULT_LANGUAGE,
         description=f"Language of the text: {', '.join(LANGUAGES)} (all but en-us: kokoro).",
     )
+    quality: str | None = Field(None, description=f"With a `reference` upload. {_QUALITY_NOTE}")
+    reference_text: str | None = Field(
+        None,
+        max_length=MAX_REFERENCE_TEXT_CHARS,
+        description=f"With a `reference` upload. {_REFERENCE_TEXT_NOTE}",
+    )
 
     @model_validator(mode="after")
     def _one_voice_name(self) -> Any:
@@ -298,6 +320,10 @@ class EnrollForm(BaseModel):
     engine: str | None = Field(None, description="kokoro (default) or piper.")
     seed: int = 0
     overwrite: bool = False
+    quality: str | None = Field(None, description=_QUALITY_NOTE)
+    reference_text: str | None = Field(
+        None, max_length=MAX_REFERENCE_TEXT_CHARS, description=_REFERENCE_TEXT_NOTE
+    )
 
 
 def _multipart_schema(model: type[BaseModel], file_field: str, file_required: bool) -> dict:
@@ -638,6 +664,7 @@ def _voice_out(voice: Voice) -> VoiceOut:
         source_name=voice.source_name,
         reference_seconds=voice.reference_seconds,
         speed=voice.conditioning.speed,
+        quality=enrollment_quality(voice),
     )
 
 
@@ -645,6 +672,13 @@ def _accepted(job: Job, voice: str | None = None) -> JSONResponse:
     url = f"{API_PREFIX}/jobs/{job.id}"
     body = Accepted(job_id=job.id, state=job.state, url=url, voice_id=voice)  # type: ignore[arg-type]
     return JSONResponse(body.model_dump(), status_code=202, headers={"Location": url})
+
+
+def _enroll_options(quality: str | None, reference_text: str | None) -> dict[str, str]:
+    """The enrollment options a job request carries: only those given (jobs stored without
+    them, and workers reading them, mean the engine's default)."""
+    given = {"quality": quality, "reference_text": reference_text}
+    return {key: value for key, value in given.items() if value is not None}
 
 
 def _check_engine(engine: str | None) -> None:
@@ -793,6 +827,7 @@ def create_app(
             if not fields.consent.strip():
                 raise VoiceError("enrolling a voice needs the speaker's consent statement")
             _check_engine(fields.engine)
+            studio.check_enroll_options(fields.engine, fields.quality, fields.reference_text)
             if not fields.overwrite and studio.has_voice(name):
                 raise HTTPException(409, f"a voice with id {voice_id(name)!r} already exists")
             upload = form.get("audio")
@@ -808,6 +843,7 @@ def create_app(
             "seed": fields.seed,
             "overwrite": fields.overwrite,
             "reference": source,
+            **_enroll_options(fields.quality, fields.reference_text),
         }
         job = await run_in_threadpool(store.create, "enroll", request_json, inputs={source: path})
         jobs.submit(job.id)
@@ -896,6 +932,11 @@ def create_app(
                 raise AudioError("mp3 output needs ffmpeg on the server; ask for wav or flac")
             inputs: dict[str, Path] = {}
             if req.voice_id is not None:
+                if req.quality is not None or req.reference_text is not None:
+                    raise VoiceError(
+                        "quality and reference_text go with a reference upload "
+                        "(an enrolled voice is already fitted)"
+                    )
                 if not studio.has_voice(req.voice_id):
                     raise HTTPException(404, f"unknown voice {req.voice_id!r}")
                 # Loads the voice: catches a corrupt voice or an engine mismatch now.
@@ -908,6 +949,7 @@ def create_app(
             else:
                 assert upload is not None
                 _check_engine(req.engine)
+                studio.check_enroll_options(req.engine, req.quality, req.reference_text)
                 check_engine_language(req.engine or studio.config.default_engine, language)
                 path, reference = await _accept_upload(
                     studio, store, upload, limits.max_upload_bytes
@@ -927,6 +969,7 @@ def create_app(
             "format": req.format,
             **({"consent": consent} if consent else {}),
             **({"language": language} if language != DEFAULT_LANGUAGE else {}),
+            **_enroll_options(req.quality, req.reference_text),
         }
         job = await run_in_threadpool(store.create, "clone", request_json, inputs=inputs)
         jobs.submit(job.id)

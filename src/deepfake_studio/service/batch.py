@@ -9,6 +9,8 @@ CSV columns (a header row is required; UTF-8, an Excel BOM is fine):
     consent    the speaker's consent statement        (required with a reference)
     engine, speed, seed                                             (optional)
     language   en-us (default), en-gb, es, fr, it, pt-br, hi, ja, zh    (optional, kokoro)
+    quality    with a reference: quick or standard (default: the engine's)  (optional, kokoro)
+    reference_text  with a reference: the words spoken in it (standard quality; else transcribed)
 
 Every row is checked before anything runs, so a typo fails in one line, not after an hour.
 Resumable: an output whose audio and signed record both exist is finished and skipped; both
@@ -39,7 +41,19 @@ from deepfake_studio.synthesizer.languages import DEFAULT_LANGUAGE, check_langua
 from deepfake_studio.text import check_text
 from deepfake_studio.voices import Voice, voice_id
 
-COLUMNS = ("text", "out", "voice", "reference", "consent", "engine", "speed", "seed", "language")
+COLUMNS = (
+    "text",
+    "out",
+    "voice",
+    "reference",
+    "consent",
+    "engine",
+    "speed",
+    "seed",
+    "language",
+    "quality",
+    "reference_text",
+)
 REQUIRED = ("text", "out")
 _NAMESPACE = uuid.UUID("8f0b3f44-8a5e-4c1f-9a53-2a4b4d1d5e61")  # batch task ids (uuid5)
 
@@ -62,6 +76,8 @@ class BatchRow:
     seed: int
     consent: str | None = None  # with a reference: the speaker's consent statement
     language: str = DEFAULT_LANGUAGE
+    quality: str | None = None  # with a reference: kokoro's enrollment quality (None: default)
+    reference_text: str | None = None  # with a reference: the words spoken in it
 
     def request(self) -> dict[str, Any]:
         """The same request a server clone job carries."""
@@ -77,6 +93,9 @@ class BatchRow:
             # Only a non-default language joins the request: the task ids of rows written
             # before the column existed stay the same, so their batches still resume.
             **({"language": self.language} if self.language != DEFAULT_LANGUAGE else {}),
+            # Likewise only when given (and a row with another quality is another job).
+            **({"quality": self.quality} if self.quality is not None else {}),
+            **({"reference_text": self.reference_text} if self.reference_text is not None else {}),
         }
 
     def task_id(self) -> str:
@@ -217,8 +236,26 @@ def _check_row(
         language = check_language(cell("language") or None)
     except StudioError as e:
         raise fail(str(e)) from None
+    quality, reference_text = cell("quality") or None, cell("reference_text") or None
+    if reference is None and (quality is not None or reference_text is not None):
+        raise fail("quality and reference_text go with a reference (a voice is already fitted)")
+    try:
+        studio.check_enroll_options(engine, quality, reference_text)
+    except StudioError as e:
+        raise fail(str(e)) from None
     return BatchRow(
-        line, text, out_dir / out, voice, ref_path, engine, speed, seed, consent, language
+        line,
+        text,
+        out_dir / out,
+        voice,
+        ref_path,
+        engine,
+        speed,
+        seed,
+        consent,
+        language,
+        quality,
+        reference_text,
     )
 
 

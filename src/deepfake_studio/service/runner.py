@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from deepfake_studio.audio import Audio
 from deepfake_studio.errors import StudioError, VoiceError
 from deepfake_studio.service.store import Job, JobStore
-from deepfake_studio.studio import Studio
+from deepfake_studio.studio import Studio, enrollment_quality
 from deepfake_studio.voices import Voice, check_name, voice_id
 
 if TYPE_CHECKING:
@@ -118,6 +118,8 @@ def compute_clone(
         request.get("seed", 0),
         analyse,
         consent=request.get("consent"),
+        quality=request.get("quality"),
+        reference_text=request.get("reference_text"),
     )
     speak = throttled(report, 0.5, 0.5) if reference else throttled(report)
     audio = studio.clone(
@@ -138,6 +140,9 @@ def save_clone(
     parameters: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write a computed clip atomically plus its signed provenance record; the job result."""
+    # A voice fitted from the request's reference: the enrollment quality it cost (kokoro).
+    quality = enrollment_quality(output.voice) if request.get("reference") else None
+    fitted = {"quality": quality} if quality else {}
     out, _ = studio.save(
         output.audio,
         path,
@@ -148,6 +153,7 @@ def save_clone(
         parameters={
             "speed": request.get("speed", 1.0),
             "seed": request.get("seed", 0),
+            **fitted,
             **(parameters or {}),
         },
     )
@@ -158,6 +164,7 @@ def save_clone(
         "bytes": out.stat().st_size,
         "voice": None if request.get("reference") else output.voice.id,
         "engine": output.voice.engine,
+        **fitted,
     }
 
 
@@ -184,6 +191,8 @@ def compute_enroll(
         engine=request.get("engine"),
         seed=request.get("seed", 0),
         progress=throttled(report),
+        quality=request.get("quality"),
+        reference_text=request.get("reference_text"),
     )
 
 

@@ -49,7 +49,13 @@ from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from deepfake_studio.service.api import API_PREFIX
 from deepfake_studio.service.runner import JobRunner
 from deepfake_studio.service.store import Job, JobStore
-from deepfake_studio.studio import REFERENCE_RATE, Studio, check_consent
+from deepfake_studio.studio import (
+    ENROLL_QUALITIES,
+    REFERENCE_RATE,
+    Studio,
+    check_consent,
+    enrollment_quality,
+)
 from deepfake_studio.synthesizer import ENGINES
 from deepfake_studio.synthesizer.languages import (
     DEFAULT_LANGUAGE,
@@ -69,7 +75,25 @@ POLL_S = 0.25
 HEAT_SIDE = 16  # the 256-d d-vector drawn as 16 x 16
 DISPLAY_MELS = EncoderConfig(n_mels=80)  # the encoder's STFT (25 ms / 10 ms), finer mel axis
 _MAX_PLOT_POINTS = 20_000
-VOICE_COLUMNS = ["id", "name", "engine", "created", "consent", "reference", "seconds", "speed"]
+VOICE_COLUMNS = [
+    "id",
+    "name",
+    "engine",
+    "quality",
+    "created",
+    "consent",
+    "reference",
+    "seconds",
+    "speed",
+]
+WORDS_LABEL = "Words spoken in the recording (optional; standard quality, else transcribed)"
+QUALITY_DEFAULT = "default"  # the quality radio's "the engine's default" (nothing is sent)
+# What each enrollment quality costs, as the radio shows it (2 cores; measured figures of
+# `standard` are not published yet, hence no number for it).
+QUALITY_LABELS = {
+    "quick": "Quick: about 30 s",
+    "standard": "Standard: minutes; slower, closer to the speaker",
+}
 
 DETECTOR_NOTICE = (
     "The detector (a small SpecRNet-like network trained here; see its model card) gives the "
@@ -142,6 +166,7 @@ class StudioWeb:
                         entry.id,
                         entry.name,
                         entry.engine,
+                        enrollment_quality(entry) or "",
                         entry.created,
                         entry.consent,
                         entry.source_name,
@@ -170,12 +195,16 @@ class StudioWeb:
         speed: float,
         consent: str | None = None,
         language: str | None = None,
+        quality: str | None = None,
+        reference_text: str | None = None,
     ) -> Job:
         """Check the request now (like POST /synthesize), then queue a clone job. A reference
-        recording needs the speaker's consent statement, as enrolling does."""
+        recording needs the speaker's consent statement, as enrolling does; `quality` and
+        `reference_text` (kokoro's enrollment options) go with a recording only."""
         text = check_text(text or "")
         chosen_engine = _engine(engine)
         chosen_language = check_language(language)
+        chosen_quality, words = _quality(quality), _words(reference_text)
         low, high = self.studio.config.min_speed, self.studio.config.max_speed
         if not low <= float(speed) <= high:
             raise EngineError(f"speed {speed} is out of range ({low}-{high})")
@@ -183,6 +212,7 @@ class StudioWeb:
         statement = None
         if source == SOURCE_REFERENCE:
             statement = check_consent(consent, "cloning from a recording")
+            self.studio.check_enroll_options(chosen_engine, chosen_quality, words)
             check_engine_language(chosen_engine or self.studio.config.default_engine, language)
             path, name = self._receive(reference)
             inputs[name] = path
@@ -190,6 +220,11 @@ class StudioWeb:
         else:
             if not voice:
                 raise VoiceError("pick an enrolled voice, or choose 'Reference recording'")
+            if chosen_quality is not None or words is not None:
+                raise VoiceError(
+                    "a quality and the reference's words go with a reference recording "
+                    "(an enrolled voice is already fitted)"
+                )
             resolved = self.studio.resolve_voice(voice, None, chosen_engine)
             check_engine_language(resolved.engine, chosen_language)
             chosen_voice, reference_name = resolved.id, None
@@ -203,6 +238,7 @@ class StudioWeb:
             "format": "wav",
             **({"consent": statement} if statement else {}),
             **({"language": chosen_language} if chosen_language != DEFAULT_LANGUAGE else {}),
+            **_enroll_options(chosen_quality, words),
         }
         return self._queue("clone", request, inputs)
 
@@ -213,12 +249,16 @@ class StudioWeb:
         consent: str,
         engine: str | None,
         overwrite: bool = False,
+        quality: str | None = None,
+        reference_text: str | None = None,
     ) -> Job:
         """Check the request now (like POST /voices), then queue an enroll job."""
         name = check_name(name or "")
         if not (consent or "").strip():
             raise VoiceError("enrolling a voice needs the speaker's consent statement")
         chosen_engine = _engine(engine)
+        chosen_quality, words = _quality(quality), _words(reference_text)
+        self.studio.check_enroll_options(chosen_engine, chosen_quality, words)
         if not overwrite and self.studio.has_voice(name):
             raise VoiceError(f"a voice with id {voice_id(name)!r} already exists (tick overwrite)")
         path, source = self._receive(reference)
@@ -229,6 +269,7 @@ class StudioWeb:
             "seed": 0,
             "overwrite": bool(overwrite),
             "reference": source,
+            **_enroll_options(chosen_quality, words),
         }
         return self._queue("enroll", request, {source: path})
 
@@ -437,6 +478,31 @@ def _engine(engine: str | None) -> str | None:
     return engine
 
 
+def _quality(quality: str | None) -> str | None:
+    """The radio's choice: None for the engine's default (checked by Studio later)."""
+    return None if quality in (None, "", QUALITY_DEFAULT) else quality
+
+
+def _words(reference_text: str | None) -> str | None:
+    """The reference's words as typed; an empty box means "transcribe them"."""
+    return (reference_text or "").strip() or None
+
+
+def _enroll_options(quality: str | None, reference_text: str | None) -> dict[str, str]:
+    """The enrollment options a job request carries (only those given, as the API does)."""
+    given = {"quality": quality, "reference_text": reference_text}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def quality_choices(studio: Studio) -> list[tuple[str, str]]:
+    """(label, value) of the quality radio: the engine's default first, then each quality."""
+    default = studio.config.engines.kokoro.quality
+    return [
+        (f"Default ({default})", QUALITY_DEFAULT),
+        *((QUALITY_LABELS.get(q, q.capitalize()), q) for q in ENROLL_QUALITIES),
+    ]
+
+
 def _unit(vector: np.ndarray) -> np.ndarray:
     vector = np.asarray(vector, np.float64).ravel()
     return vector / max(float(np.linalg.norm(vector)), 1e-12)
@@ -584,6 +650,7 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
     """The page: Clone, Voices and Detect tabs wired to `web`."""
     config = web.studio.config
     engines = [ENGINE_AUTO, *ENGINES]
+    qualities = quality_choices(web.studio)
     hidden: dict[str, Any] = {"api_visibility": "private"}  # no Gradio API endpoints
 
     # delete_cache: Gradio keeps its own copies of uploads and results (someone's voice);
@@ -618,6 +685,15 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                         "recording)",
                         lines=2,
                         elem_id="clone-consent",
+                    )
+                    clone_quality = gr.Radio(
+                        qualities,
+                        value=QUALITY_DEFAULT,
+                        label="Voice fit for a recording (kokoro)",
+                        elem_id="clone-quality",
+                    )
+                    clone_words = gr.Textbox(
+                        label=WORDS_LABEL, lines=2, elem_id="clone-reference-text"
                     )
                 with gr.Column():
                     text = gr.Textbox(
@@ -692,6 +768,15 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                         )
                         enroll_engine = gr.Radio(
                             engines, value=ENGINE_AUTO, label="Engine", elem_id="enroll-engine"
+                        )
+                        enroll_quality = gr.Radio(
+                            qualities,
+                            value=QUALITY_DEFAULT,
+                            label="Quality (kokoro)",
+                            elem_id="enroll-quality",
+                        )
+                        enroll_words = gr.Textbox(
+                            label=WORDS_LABEL, lines=2, elem_id="enroll-reference-text"
                         )
                         overwrite = gr.Checkbox(
                             label="Replace a voice with the same name", elem_id="enroll-overwrite"
@@ -799,6 +884,8 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
             speed_in: float,
             consent_in: str,
             language_in: str,
+            quality_in: str,
+            words_in: str,
             progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's injection idiom
         ) -> Iterator[tuple[Any, ...]]:
             skip = gr.skip()
@@ -812,6 +899,8 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                     speed_in,
                     consent_in,
                     language_in,
+                    quality_in,
+                    words_in,
                 )
             except StudioError as e:
                 yield _error_text(e), None, None, None, None
@@ -843,11 +932,15 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
             consent_in: str,
             engine_in: str,
             overwrite_in: bool,
+            quality_in: str,
+            words_in: str,
             progress: gr.Progress = gr.Progress(),  # noqa: B008
         ) -> Iterator[tuple[Any, ...]]:
             skip = gr.skip()
             try:
-                queued = web.submit_enroll(audio_in, name_in, consent_in, engine_in, overwrite_in)
+                queued = web.submit_enroll(
+                    audio_in, name_in, consent_in, engine_in, overwrite_in, quality_in, words_in
+                )
             except StudioError as e:
                 yield _error_text(e), *(skip for _ in library_outputs)
                 return
@@ -911,13 +1004,32 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
         refresh.click(library, None, library_outputs, **hidden)
         generate.click(
             run_clone,
-            [text, source, voice, reference, engine, speed, clone_consent, language],
+            [
+                text,
+                source,
+                voice,
+                reference,
+                engine,
+                speed,
+                clone_consent,
+                language,
+                clone_quality,
+                clone_words,
+            ],
             [status, result, signals, embedding, projection],
             **hidden,
         )
         enroll.click(
             run_enroll,
-            [enroll_audio, enroll_name, consent, enroll_engine, overwrite],
+            [
+                enroll_audio,
+                enroll_name,
+                consent,
+                enroll_engine,
+                overwrite,
+                enroll_quality,
+                enroll_words,
+            ],
             [enroll_status, *library_outputs],
             **hidden,
         )
