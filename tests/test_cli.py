@@ -142,6 +142,7 @@ def test_clone_from_a_reference_takes_the_quality_options_of_enroll(
     # one refuses words (dropping either option on the way would give the other error or a fit).
     empty = run(*args, "--quality", "standard", "--reference-text", "", home=tmp_path)
     assert_one_line_error(empty, "the reference text is empty")
+    assert "(models load on first use; a standard kokoro fit takes minutes)" in empty.stderr
     quick = run(*args, "--quality", "quick", "--reference-text", "Printing.", home=tmp_path)
     assert_one_line_error(quick, "a reference text is only used by the standard quality")
     assert not out.exists()

@@ -69,6 +69,11 @@ ReferenceText = Annotated[
 # What a newcomer waits for: models load on first use, and a kokoro voice is fitted to the
 # reference (about 30 s on 2 cores; piper only matches the rate, in about a second).
 REFERENCE_NOTE = " (models load on first use; fitting a kokoro voice takes about 30 s)"
+STANDARD_NOTE = " (models load on first use; a standard kokoro fit takes minutes)"
+
+
+def _reference_note(quality: str | None) -> str:
+    return STANDARD_NOTE if quality == "standard" else REFERENCE_NOTE
 
 
 ModelsDir = Annotated[
@@ -207,7 +212,9 @@ def clone(
         raise StudioError("--consent goes with --reference (an enrolled voice has its own)")
     studio = _studio(data_dir, models_dir, vocoder)
     stage, note = (
-        ("analysing the reference", REFERENCE_NOTE) if reference else ("loading the voice", "")
+        ("analysing the reference", _reference_note(quality))
+        if reference
+        else ("loading the voice", "")
     )
     with StageProgress(stage, note) as progress:
         chosen = studio.resolve_voice(
@@ -273,7 +280,7 @@ def enroll(
     """Analyse a reference once and store it as a named voice."""
     check_quality(quality, "--quality")  # a one-line error before any model loads
     studio = _studio(data_dir, models_dir, vocoder)
-    with StageProgress("enrolling", REFERENCE_NOTE) as progress:
+    with StageProgress("enrolling", _reference_note(quality)) as progress:
         voice = studio.enroll(
             reference,
             name,

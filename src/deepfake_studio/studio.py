@@ -332,6 +332,8 @@ class Studio:
         if quality is None and reference_text is None:
             return
         chosen = engine or self.config.default_engine
+        if chosen not in ENGINES:
+            raise EngineError(f"unknown engine {chosen!r} (available: {', '.join(ENGINES)})")
         if chosen != "kokoro":
             raise EngineError(
                 f"a quality and a reference text go with the kokoro engine, not {chosen}"
