@@ -7,8 +7,8 @@ shows its progress, then the result with plots of the audio and of the speaker e
 Tabs: Clone (enrolled voice or a reference upload/recording → speech), Voices (library with
 each voice's enrollment quality, enroll with a consent statement and a quality, delete),
 Face swap (source photo + target image or video → result, side by side; a video can get a
-cloned soundtrack), Detect (the synthetic-speech detector's probability, label and per-
-window timeline, and the watermark verdict).
+cloned soundtrack), Detect (the synthetic-speech detector's probability, label and
+per-window timeline, and the watermark verdict).
 
 PWA: `/manifest.json`, the service worker `/sw.js` (scope `/`, caches the app shell so the
 installed app starts without the server; jobs and audio are never cached) and icons under
