@@ -118,6 +118,38 @@ def test_the_fitted_style_spoken_by_onnx_is_closer_to_the_speaker(
 MARGIN = 0.03
 
 
+@pytest.mark.slow
+def test_the_guard_keeps_a_real_fit_and_rejects_one_that_left_the_speaker(
+    kokoro_engine, fitted: rc.StyleFitResult, reference: Audio
+) -> None:  # type: ignore[no-untyped-def]
+    from deepfake_studio.encoder import SpeakerEncoder
+
+    def speak(text: str, table: np.ndarray) -> np.ndarray:
+        return kokoro_engine.synthesize_phonemes(" ".join(kokoro_engine.phonemes(text)), table, 1.0)
+
+    packs, encoder = kokoro_engine.style_packs, SpeakerEncoder()
+    start = packs[fitted.start_pack]
+    fit_table = rc.style_table(packs, fitted)
+    real = rc.keep_the_closer(
+        speak, kokoro_engine.sample_rate, encoder, reference, start, fit_table
+    )
+    assert real.keep_fit, real
+    kept = rc.guarded_conditioning(packs, fitted, real)
+    assert np.array_equal(kept.arrays["style"], fit_table) and kept.info["guard"]["kept"] == "fit"
+    # A "fit" that went to the other sex (the male pack for this female speaker): start kept.
+    astray = rc.StyleFitResult(
+        **{**fitted.__dict__, "style": packs["jm_kumo"][len(fitted.alignment.ids) - 1]}
+    )
+    wrong = rc.keep_the_closer(
+        speak, kokoro_engine.sample_rate, encoder, reference, start, rc.style_table(packs, astray)
+    )
+    assert not wrong.keep_fit and wrong.fit_score < wrong.start_score - 0.05, wrong
+    back = rc.guarded_conditioning(packs, astray, wrong)
+    assert (
+        np.array_equal(back.arrays["style"], start) and back.info["guard"]["kept"] == "start pack"
+    )
+
+
 def test_an_empty_reference_text_is_one_line_error(kokoro_engine) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(TextError) as err:
         rc.reference_tokens("  ", kokoro_engine.phonemes, load_vocab())

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.resources as resources
 import json
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -24,9 +25,11 @@ from deepfake_studio.synthesizer.kokoro.fit import FitConfig, fit_voice
 from deepfake_studio.synthesizer.kokoro.reconstruct import (
     StyleFitConfig,
     TranscriberHolder,
-    conditioning_from,
     fit_style,
+    guarded_conditioning,
+    keep_the_closer,
     reference_tokens,
+    style_table,
 )
 from deepfake_studio.synthesizer.kokoro.torch_path import TorchKokoro, needs_torch
 from deepfake_studio.synthesizer.languages import (
@@ -81,6 +84,9 @@ def load_vocab() -> dict[str, int]:
 def token_ids(phonemes: str, vocab: dict[str, int]) -> list[int]:
     """Ids of the phonemes Kokoro knows (others dropped), at most MAX_PHONEMES."""
     return [vocab[p] for p in phonemes if p in vocab][:MAX_PHONEMES]
+
+
+log = logging.getLogger(__name__)
 
 
 class KokoroEngine:
@@ -157,7 +163,25 @@ class KokoroEngine:
             config=self.config.style_fit,
             progress=progress,
         )
-        return conditioning_from(self.style_packs, result)
+        if progress:
+            progress(0.99, "checking the fit on a sentence it never saw")
+        verdict = keep_the_closer(
+            lambda text, table: self.synthesize_phonemes(" ".join(self.phonemes(text)), table, 1.0),
+            self.sample_rate,
+            encoder,
+            reference,
+            self.style_packs[result.start_pack],
+            style_table(self.style_packs, result),
+        )
+        if not verdict.keep_fit:
+            log.warning(
+                "the style fit moved away from the reference (score %.3f vs start %.3f on a "
+                "held-out sentence): keeping the start pack %s",
+                verdict.fit_score,
+                verdict.start_score,
+                result.start_pack,
+            )
+        return guarded_conditioning(self.style_packs, result, verdict)
 
     # -- synthesis ------------------------------------------------------------------------
     def phonemes(self, text: str, language: str = DEFAULT_LANGUAGE) -> list[str]:
