@@ -79,11 +79,17 @@ def piper_engine():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def studio(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """One Studio for the session (models load once), with the shipped settings: the default
-    `FitConfig()` (no style search) is also the cheapest voice fit."""
+    """One Studio for the session (models load once). Shipped settings except one: kokoro
+    voices are enrolled at `quick` quality, not the shipped `standard` default, because these
+    tests use a voice rather than judge its fit, and a standard fit costs minutes each on 2
+    cores. The default itself: tests/test_cli.py::test_enroll_at_the_default_quality; the
+    qualities: `enroll_studio` and tests/synthesizer/kokoro/test_reconstruct.py."""
     from deepfake_studio import Studio, StudioConfig
+    from deepfake_studio.synthesizer import EngineOptions
+    from deepfake_studio.synthesizer.kokoro import KokoroConfig
 
-    return Studio(StudioConfig(data_dir=tmp_path_factory.mktemp("studio-home")))
+    quick = EngineOptions(kokoro=KokoroConfig(quality="quick"))
+    return Studio(StudioConfig(data_dir=tmp_path_factory.mktemp("studio-home"), engines=quick))
 
 
 @pytest.fixture(scope="session")

@@ -81,8 +81,8 @@ def test_readme_python_snippet_runs_after_the_cli_section(
 
     (snippet,) = [b for b in _blocks("python") if "Studio()" in b]
     monkeypatch.chdir(me_wav.parent)
-    # The session's Studio: its models are loaded and its voice fit is cheap; nothing else
-    # in the snippet is changed.
+    # The session's Studio: its models are loaded and it fits voices at quick quality, not
+    # the shipped standard (minutes each; tests/conftest.py); nothing else is changed.
     monkeypatch.setattr(deepfake_studio, "Studio", lambda *args, **kwargs: studio)
     studio.enroll(me_wav, "me", "An earlier enrollment.", engine="piper", overwrite=True)
     try:

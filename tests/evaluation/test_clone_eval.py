@@ -47,6 +47,8 @@ def test_harness_measures_every_method_and_resumes(speech_dir: Path, tmp_path: P
     assert row["clone"]["sim"] > row["piper"]["sim"]
     assert data["summary"]["clone"]["norm"] > 0.0
     assert row["clone"]["enroll_s"] > 0.0
+    # Quick, whatever the studio's default: the ablations are rebuilt from the quick fit.
+    assert row["fit_info"]["quality"] == "quick" and "best_pack_ge2e_only" in row["fit_info"]
     assert data["summary"]["piper"]["norm"] == pytest.approx(0.0, abs=1e-6)
     table = out.with_suffix(".md").read_text()
     assert "| clone |" in table and "| LJ | ljspeech |" in table

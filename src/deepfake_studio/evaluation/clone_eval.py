@@ -4,7 +4,7 @@ Per held-out speaker (a manifest in the format of the shared `speech/manifest.cs
 to one split of `speaker_split.json` unless told otherwise):
 
 1. a reference part (5-10 s; one long clip is cut at a pause) is enrolled through `Studio`,
-   exactly as `deepfake-studio enroll` does it, and the enrollment is timed;
+   as `deepfake-studio enroll --quality quick` does it, and the enrollment is timed;
 2. sentences unlike the reference text are spoken through `Studio.clone` (loudness-levelled,
    watermarked as users get them) and timed: synthesis RTF;
 3. an independent judge (`judge.py`, never used for fitting) compares the speech with a
@@ -13,7 +13,9 @@ to one split of `speaker_split.json` unless told otherwise):
 Every direction measured is a row ("method"): the fixed voices (`fixed_pack`: Kokoro's
 default pack; `piper`: the Piper voice), the fit's intermediate stages as ablations
 (`best_pack`: the pack GE2E alone finds closest, rate-matched; `pitch_pack`: the fit's start,
-a pack moved to the reference's pitch) and `clone`, the default clone.
+a pack moved to the reference's pitch) and `clone`, the quick clone. The harness measures the
+quick fit only: its ablations are rebuilt from what the quick fit records. The `standard`
+default (gradient style fit) is measured by `benchmarks/style_fit_dev.py`.
 
 Normalised similarity = (sim - stranger) / (same - stranger) with same = judge(reference,
 ground truth) and stranger = judge(Piper, ground truth): 0 is as unlike the speaker as the
@@ -69,7 +71,7 @@ ABOUT = {
     "piper": "the bundled Piper voice (the stranger baseline)",
     "best_pack": "bundled Kokoro pack closest by GE2E alone, rate-matched",
     "pitch_pack": "the fit's start: closest pack moved to the reference's pitch",
-    "clone": "`clone` as enrolled with the run's FitConfig",
+    "clone": "`clone` as enrolled with --quality quick and the run's FitConfig",
 }
 
 Progress = Callable[[str], None]
@@ -122,7 +124,8 @@ def run_clone_eval(
     sentences = SENTENCES[: config.sentences]
 
     with tempfile.TemporaryDirectory(prefix="clone-eval-") as home:
-        engines = EngineOptions(kokoro=KokoroConfig(fit=config.fit))
+        # quick, whatever the default: the ablations read what the quick fit records.
+        engines = EngineOptions(kokoro=KokoroConfig(fit=config.fit, quality="quick"))
         studio = Studio(StudioConfig(data_dir=Path(home), engines=engines))
         judge, asr = SpeakerJudge(), Transcriber()
         kokoro = studio.engine("kokoro")
