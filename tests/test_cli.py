@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -101,7 +102,7 @@ def test_clone_and_enroll_report_each_stage_when_piped(
     )
     assert enrolled.returncode == 0, enrolled.stderr
     assert [STATUS_LINE.sub("", line) for line in enrolled.stderr.splitlines()] == [
-        "enrolling (models load on first use; fitting a kokoro voice takes about 30 s)",
+        "enrolling (models load on first use)",  # piper fits no style: no kokoro fit time
         "enrolling: matched speaking rate (100 %)",
     ]
 
@@ -218,6 +219,51 @@ def test_enroll_list_clone_and_delete(tmp_path: Path, example_reference: Path, t
     deleted = run("voices", "delete", "reader", home=tmp_path)
     assert deleted.returncode == 0
     assert "no voices enrolled" in run("voices", home=tmp_path).stdout
+
+
+@pytest.mark.slow
+def test_enroll_at_the_default_quality_fits_a_standard_voice_that_speaks(
+    tmp_path: Path, example_reference: Path, transcriber
+) -> None:  # type: ignore[no-untyped-def]
+    # The one test of the shipped default as a user meets it (no --quality, no
+    # --reference-text: Whisper-base transcribes, 30 gradient steps, then the held-out guard);
+    # minutes on 2 cores, so every other test enrolls kokoro voices at quick.
+    from deepfake_studio import Studio, StudioConfig
+    from deepfake_studio.synthesizer.kokoro.engine import load_style_packs
+
+    enrolled = run(
+        "enroll", example_reference, "--name", "Reader", "--consent", "public-domain reader",
+        home=tmp_path,
+    )  # fmt: skip
+    assert enrolled.returncode == 0, enrolled.stderr
+    stages = [STATUS_LINE.sub("", line) for line in enrolled.stderr.splitlines()]
+    assert stages[0] == "enrolling (models load on first use; a standard kokoro fit takes minutes)"
+    # Whisper heard the words (none were given), then the gradient fit ran.
+    assert any(s.startswith("enrolling: transcribing the reference") for s in stages), stages
+    assert any(s.startswith("enrolling: fitting the voice: step") for s in stages), stages
+    rows = [line.split("\t") for line in run("voices", home=tmp_path).stdout.splitlines()]
+    assert [row[:3] for row in rows] == [["Reader", "kokoro", "standard"]]
+
+    info = Studio(StudioConfig(data_dir=tmp_path)).voice("reader").conditioning.info
+    assert info["quality"] == "standard" and info["method"] == "kokoro-style-fit"
+    assert info["steps"] == 30
+    guard = info["guard"]
+    assert guard["kept"] in ("fit", "start pack"), guard
+    assert guard["score_start"] != guard["score_fit"], guard  # both styles were heard
+    style = Studio(StudioConfig(data_dir=tmp_path)).voice("reader").conditioning.arrays["style"]
+    start = load_style_packs()[str(info["best_pack"])]
+    # The guard's verdict is what is stored: the fitted table, or exactly the start pack.
+    assert (float(np.abs(style - start).max()) > 1e-3) == (guard["kept"] == "fit"), guard
+
+    out = tmp_path / "museum.wav"
+    said = "The museum opens at nine and closes late on Thursday evenings."
+    cloned = run("clone", "--voice", "reader", "--text", said, "--out", out, home=tmp_path)
+    assert cloned.returncode == 0, cloned.stderr
+    samples, rate = sf.read(out, dtype="float32")
+    assert rate == 24_000 and 2.5 < len(samples) / rate < 9.0
+    assert float(np.sqrt(np.mean(samples**2))) > 0.03  # speech at the studio's level
+    heard = transcriber.transcribe(samples, rate)
+    assert word_error_rate(said, heard) <= 0.2, heard  # 11 words: at most 2 slips
 
 
 def test_sv2tts_engine_reports_missing_and_lfs_pointer_checkpoints(

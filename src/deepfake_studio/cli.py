@@ -54,9 +54,9 @@ Quality = Annotated[
     str | None,
     typer.Option(
         "--quality",
-        help="kokoro only: quick (style search, about 30 s) or standard (style fitted to the "
-        "reference by gradient: slower, closer to the speaker; minutes on 2 cores); default: "
-        "the engine's.",
+        help="kokoro only: standard (the default: the style fitted to the reference by "
+        "gradient, closer to the speaker; minutes on 2 cores) or quick (style search, about "
+        "30 s; further from the speaker).",
     ),
 ]
 ReferenceText = Annotated[
@@ -67,13 +67,19 @@ ReferenceText = Annotated[
     ),
 ]
 # What a newcomer waits for: models load on first use, and a kokoro voice is fitted to the
-# reference (about 30 s on 2 cores; piper only matches the rate, in about a second).
-REFERENCE_NOTE = " (models load on first use; fitting a kokoro voice takes about 30 s)"
+# reference (standard: minutes on 2 cores; quick: about 30 s; piper only matches the rate, in
+# about a second).
+MODELS_NOTE = " (models load on first use)"
+QUICK_NOTE = " (models load on first use; a quick kokoro fit takes about 30 s)"
 STANDARD_NOTE = " (models load on first use; a standard kokoro fit takes minutes)"
 
 
-def _reference_note(quality: str | None) -> str:
-    return STANDARD_NOTE if quality == "standard" else REFERENCE_NOTE
+def _reference_note(studio: Studio, engine: str | None, quality: str | None) -> str:
+    """What fitting a voice to a reference will cost, for the quality that will be used."""
+    if (engine or studio.config.default_engine) != "kokoro":
+        return MODELS_NOTE
+    chosen = quality or studio.config.engines.kokoro.quality  # omitted: the engine's default
+    return STANDARD_NOTE if chosen == "standard" else QUICK_NOTE
 
 
 ModelsDir = Annotated[
@@ -212,7 +218,7 @@ def clone(
         raise StudioError("--consent goes with --reference (an enrolled voice has its own)")
     studio = _studio(data_dir, models_dir, vocoder)
     stage, note = (
-        ("analysing the reference", _reference_note(quality))
+        ("analysing the reference", _reference_note(studio, engine, quality))
         if reference
         else ("loading the voice", "")
     )
@@ -280,7 +286,7 @@ def enroll(
     """Analyse a reference once and store it as a named voice."""
     check_quality(quality, "--quality")  # a one-line error before any model loads
     studio = _studio(data_dir, models_dir, vocoder)
-    with StageProgress("enrolling", _reference_note(quality)) as progress:
+    with StageProgress("enrolling", _reference_note(studio, engine, quality)) as progress:
         voice = studio.enroll(
             reference,
             name,
@@ -902,7 +908,8 @@ def eval_clone(
     seed: Seed = 0,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an earlier partial run.")] = False,
 ) -> None:
-    """Clone held-out speakers; judge similarity (independent d-vector), WER and speed."""
+    """Clone held-out speakers (quick enrollment); judge similarity (independent d-vector),
+    WER and speed."""
     try:
         from deepfake_studio.evaluation.clone_eval import CloneEvalConfig, report, run_clone_eval
     except ImportError as e:
