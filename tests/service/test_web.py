@@ -38,6 +38,7 @@ from deepfake_studio.service.web import (  # noqa: E402
     embedding_figure,
     pca_2d,
     projection_figure,
+    quality_choices,
     signals_figure,
 )
 
@@ -273,7 +274,7 @@ def test_voices_tab_enrolls_at_the_quality_picked_and_lists_it(
     with _Server(create_app(enroll_studio, web=True)) as running:
         page = _open(context, running.url)
         page.get_by_role("tab", name="Voices").click()
-        page.locator("#enroll-quality").get_by_text("Default (standard)").wait_for()
+        page.locator("#enroll-quality").get_by_text("Default (standard, minutes)").wait_for()
         _upload(page, "#enroll-audio", example_reference)
         page.locator("#enroll-name textarea, #enroll-name input").first.fill(name)
         page.locator("#enroll-consent textarea").fill("Public-domain LJ Speech reader.")
@@ -547,6 +548,17 @@ def test_a_reference_upload_is_cloned_and_plotted_next_to_the_result(
     assert len(analysis.embedding.axes) == 3
     legend = [t.get_text() for t in analysis.projection.axes[0].get_legend().get_texts()]
     assert legend == ["enrolled voices", "reference", "result"]
+
+
+def test_the_quality_radio_names_the_shipped_default_and_what_it_costs(tmp_path: Path) -> None:
+    from deepfake_studio import StudioConfig
+
+    shipped = Studio(StudioConfig(data_dir=tmp_path))  # the shipped settings; loads no model
+    assert quality_choices(shipped) == [
+        ("Default (standard, minutes)", "default"),
+        ("Quick: about 30 s; further from the speaker", "quick"),
+        ("Standard: minutes; closer to the speaker", "standard"),
+    ]
 
 
 def test_plots_and_projection_cope_with_few_voices() -> None:

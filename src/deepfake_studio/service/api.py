@@ -143,8 +143,8 @@ M = TypeVar("M", bound=BaseModel)
 # -- schemas ----------------------------------------------------------------------------------
 _QUALITY_NOTE = (
     f"Kokoro's enrollment quality, {' or '.join(ENROLL_QUALITIES)} (quick: a style search, "
-    "about 30 s on 2 cores; standard: the style fitted to the reference by gradient, slower, "
-    "closer to the speaker); default: the engine's."
+    "about 30 s on 2 cores; standard: the style fitted to the reference by gradient, minutes "
+    "on 2 cores, closer to the speaker); default: the engine's (standard unless configured)."
 )
 _REFERENCE_TEXT_NOTE = (
     "The words spoken in the reference (standard quality; else Whisper transcribes them)."

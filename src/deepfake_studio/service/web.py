@@ -91,9 +91,10 @@ WORDS_LABEL = "Words spoken in the recording (optional; standard quality, else t
 QUALITY_DEFAULT = "default"  # the quality radio's "the engine's default" (nothing is sent)
 # What each enrollment quality costs, as the radio shows it (2 cores; measured figures of
 # `standard` are not published yet, hence no number for it).
+QUALITY_COSTS = {"quick": "about 30 s", "standard": "minutes"}
 QUALITY_LABELS = {
-    "quick": "Quick: about 30 s",
-    "standard": "Standard: minutes; slower, closer to the speaker",
+    "quick": "Quick: about 30 s; further from the speaker",
+    "standard": "Standard: minutes; closer to the speaker",
 }
 
 DETECTOR_NOTICE = (
@@ -496,10 +497,12 @@ def _enroll_options(quality: str | None, reference_text: str | None) -> dict[str
 
 
 def quality_choices(studio: Studio) -> list[tuple[str, str]]:
-    """(label, value) of the quality radio: the engine's default first, then each quality."""
+    """(label, value) of the quality radio: the engine's default (and what it costs) first,
+    then each quality."""
     default = studio.config.engines.kokoro.quality
+    cost = QUALITY_COSTS.get(default, "time not measured")
     return [
-        (f"Default ({default})", QUALITY_DEFAULT),
+        (f"Default ({default}, {cost})", QUALITY_DEFAULT),
         *((QUALITY_LABELS.get(q, q.capitalize()), q) for q in ENROLL_QUALITIES),
     ]
 
