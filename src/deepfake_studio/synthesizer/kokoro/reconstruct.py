@@ -21,9 +21,9 @@ The result is the start table plus the learned delta on every row: a normal [510
 table, so the int8 ONNX engine speaks it.
 
 5. **Guard** (`keep_the_closer`): the project's GE2E encoder compares the start pack and the fit
-   on a sentence the fit never saw; if the fit is further from the reference (a very short or
-   noisy reference can pull the style off the speaker), the start pack is kept and the voice's
-   info says so. The independent judge of `eval clone` never takes part.
+   on a sentence the fit never saw; if the fit is clearly further from the reference (a very
+   short or noisy reference can pull the style off the speaker), the start pack is kept and
+   the voice's info says so. The independent judge of `eval clone` never takes part.
 
 Crops come from one `numpy` generator and torch is seeded: a fit is repeatable for a seed (on
 one thread; several threads may reorder float sums).
@@ -457,10 +457,11 @@ class GuardVerdict:
 
     start_score: float
     fit_score: float
+    margin: float = 0.0
 
     @property
     def keep_fit(self) -> bool:
-        return self.fit_score >= self.start_score
+        return self.fit_score >= self.start_score - self.margin
 
 
 def keep_the_closer(
@@ -472,12 +473,17 @@ def keep_the_closer(
     fitted_table: np.ndarray,
     sentence: str = HOLDOUT_SENTENCE,
     pitch_weight: float = 0.02,
+    margin: float = 0.05,
 ) -> GuardVerdict:
-    """Compare the start pack and the fitted table on `sentence` (never seen by the fit).
+    """Compare the start pack and the fitted table on `sentence` (never seen by the fit); the
+    fit is dropped only if it scores more than `margin` below the start.
 
     `speak(sentence, table)` is the engine's synthesis (the fast int8 ONNX path). The pitch
     term matters: GE2E alone scored a female speaker 0.553 to her start pack and 0.543 to the
-    male pack (tests/synthesizer/kokoro/test_reconstruct.py)."""
+    male pack (tests/synthesizer/kokoro/test_reconstruct.py). The margin too: on the bundled
+    LJ reference the guard scored the fit 0.527 against the start's 0.567 while the independent
+    judge heard the fit far closer (normalised 0.648 vs 0.336); on 6 dev speakers the fit won
+    by 0.05-0.27 and the judge agreed every time (benchmarks/style_fit_guard.md)."""
     target = encoder.embed(reference.samples, reference.sample_rate)
     target_pitch = median_pitch(reference.samples, reference.sample_rate)
     clips = [speak(sentence, start_table), speak(sentence, fitted_table)]
@@ -487,7 +493,7 @@ def keep_the_closer(
         pitch = median_pitch(clip, sample_rate)
         miss = 12.0 if pitch is None or target_pitch is None else abs(pitch - target_pitch)
         scores.append(round(float(cos) - pitch_weight * (miss if target_pitch else 0.0), 4))
-    return GuardVerdict(start_score=scores[0], fit_score=scores[1])
+    return GuardVerdict(start_score=scores[0], fit_score=scores[1], margin=margin)
 
 
 def guarded_conditioning(
