@@ -172,7 +172,7 @@ def report(data: dict) -> str:
         "norm = (sim - piper) / (same - piper). WER: Whisper-base on the two held-out "
         "sentences spoken through the int8 ONNX engine. "
         f"CPU: {data['cpu']}, {data['cores']} cores, torch on {data.get('threads', 1)} "
-        "thread(s); the machine was "
+        "thread(s); "
         f"load average {min(loads):.1f}-{max(loads):.1f} at the end of each speaker (above "
         "about 2 the 2 cores were shared and times are inflated). Synthesis RTF: `Studio.clone` "
         "wall time per second of audio. Standard-fit times include Whisper-base transcription.",
