@@ -14,10 +14,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from deepfake_studio.audio import Audio, load_audio, save_audio
 from deepfake_studio.errors import StudioError
+from deepfake_studio.paths import __version__
 from deepfake_studio.studio import Studio, StudioConfig
 from deepfake_studio.voices import Voice
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Audio",

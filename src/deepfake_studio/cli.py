@@ -499,8 +499,8 @@ def provenance_verify(
 ) -> None:
     """Check each record's signature and its file's hash: verified files on stdout, failures
     on stderr (with --json every report is a line on stdout); exit 1 if any fails."""
+    from deepfake_studio.paths import default_data_dir
     from deepfake_studio.provenance import verify
-    from deepfake_studio.studio import default_data_dir
 
     if record is not None and len(files) > 1:
         raise StudioError("--record names the record of one file: give a single file with it")

@@ -8,7 +8,6 @@ Models load once per `Studio` and are reused for every call.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -16,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import platformdirs
 
 from deepfake_studio import audio as audio_io
 from deepfake_studio.audio import Audio
 from deepfake_studio.errors import AudioError, EngineError, MediaError, StudioError, VoiceError
 from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FaceSwapConfig
+from deepfake_studio.paths import default_data_dir
 from deepfake_studio.synthesizer import (
     DEFAULT_ENGINE,
     ENGINES,
@@ -53,12 +52,6 @@ REFERENCE_RATE = 16_000
 ENROLL_QUALITIES = ("quick", "standard")
 # Voices stored before the fit recorded its quality: known from the fit's method.
 _QUALITY_OF_METHOD = {"kokoro-fit-es": "quick", "kokoro-style-fit": "standard"}
-
-
-def default_data_dir() -> Path:
-    """`DEEPFAKE_STUDIO_HOME`, else the platform's user data directory."""
-    env = os.environ.get("DEEPFAKE_STUDIO_HOME")
-    return Path(env) if env else Path(platformdirs.user_data_dir("deepfake-studio"))
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from deepfake_studio.paths import default_data_dir
 from deepfake_studio.provenance.errors import ProvenanceError
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,6 @@ def key_id(public_key: Ed25519PublicKey | bytes) -> str:
 def key_path(data_dir: Path | None = None) -> Path:
     """Where the signing key of ``data_dir`` (default: the studio's data directory) lives."""
     if data_dir is None:
-        # Imported here: studio.py may itself import this package (no import cycle).
-        from deepfake_studio.studio import default_data_dir
-
         data_dir = default_data_dir()
     return Path(data_dir) / KEY_FILE
 

@@ -47,6 +47,7 @@ import soundfile as sf
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from deepfake_studio.paths import __version__
 from deepfake_studio.provenance import keys
 from deepfake_studio.provenance.errors import ProvenanceError
 from deepfake_studio.provenance.keys import SigningKey
@@ -188,7 +189,6 @@ def make_record(
     ``signer`` {algorithm, public_key (base64 raw), key_id}; ``signature`` (base64).
     ``consent.time`` is the voice's creation time, i.e. when the consent was recorded.
     """
-    import deepfake_studio  # here, not at the top: the package may be mid-import
     from deepfake_studio.provenance.watermark import METHOD, model_version
 
     when = (created or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
@@ -202,7 +202,7 @@ def make_record(
     record: dict[str, Any] = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
-        "tool": {"name": "deepfake-studio", "version": deepfake_studio.__version__},
+        "tool": {"name": "deepfake-studio", "version": __version__},
         "created": when,
         "engine": engine,
         "voice": None
@@ -257,8 +257,6 @@ def make_media_record(
     source and target files; ``voice``/``consent``/``text_sha256`` describe a cloned
     soundtrack (null otherwise); ``watermark`` says what marks were applied, and how.
     """
-    import deepfake_studio
-
     if media not in MEDIA_TYPES:
         raise ValueError(f"media must be one of {MEDIA_TYPES}, not {media!r}")
     when = (created or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
@@ -273,7 +271,7 @@ def make_media_record(
         "format": FORMAT,
         "version": FORMAT_VERSION,
         "media": media,
-        "tool": {"name": "deepfake-studio", "version": deepfake_studio.__version__},
+        "tool": {"name": "deepfake-studio", "version": __version__},
         "created": when,
         "engine": engine,
         "voice": None
