@@ -311,9 +311,18 @@ class StyleFitter:
             self.features = model.encode_text(self.tokens)
             self.aligned = model.align(self.features, self.durations)  # [1, 512, frames]
 
-    def losses(self, style: Tensor, crop_start: int, crop_frames: int) -> dict[str, Tensor]:
-        """Prosody (log-F0, duration) and decoder (log-mel on a crop) losses for a style."""
+    def losses(
+        self,
+        style: Tensor,
+        crop_start: int,
+        crop_frames: int,
+        decode: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor] | None = None,
+    ) -> dict[str, Tensor]:
+        """Prosody (log-F0, duration) and decoder (log-mel on a crop) losses for a style.
+
+        `decode` replaces the model's decoder (`adapt.py` passes one with adapted weights)."""
         model, cfg = self.model, self.config
+        decode = decode or model.decode
         _, prosody_style = model.split_style(style)
         d = model.predictor.duration_features(self.features.prosody, prosody_style)
         soft = model.predictor.durations(d, 1.0)[0]
@@ -328,7 +337,7 @@ class StyleFitter:
             else f0_pred.sum() * 0.0
         )
         a, b = crop_start, crop_start + crop_frames
-        wave = model.decode(
+        wave = decode(
             self.aligned[:, :, a:b], self.f0_ref[:, 2 * a : 2 * b], energy[:, 2 * a : 2 * b], style
         )
         target = self.reference[a * FRAME : b * FRAME][None]
