@@ -161,16 +161,25 @@ class TransformerTTS(nn.Module):
         self.postnet = nn.Sequential(*layers)
 
     def encode(
-        self, text: torch.Tensor, speaker: torch.Tensor, emotion: torch.Tensor
+        self,
+        text: torch.Tensor,
+        speaker: torch.Tensor,
+        emotion: torch.Tensor,
+        emotion_strength: float = 1.0,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """text (B, N) ids (0 = padding), speaker (B, 256), emotion (B,) → memory, padding mask."""
+        """text (B, N) ids (0 = padding), speaker (B, 256), emotion (B,) → memory, padding mask.
+        `emotion_strength` < 1 moves the emotion's embedding that far from neutral's (row 0)."""
         padding = text == 0
         x = self.embedding(text) + self.encoder_alpha * positions(
             text.size(1), self.config.d_model, text.device
         )
         for layer in self.encoder:
             x = layer(x, padding)
-        condition = self.speaker_proj(speaker) + self.emotion_proj(self.emotion_table(emotion))
+        feeling = self.emotion_table(emotion)
+        if emotion_strength != 1.0:
+            neutral = self.emotion_table.weight[EMOTIONS.index("neutral")]
+            feeling = neutral + (feeling - neutral) * emotion_strength
+        condition = self.speaker_proj(speaker) + self.emotion_proj(feeling)
         return self.encoder_norm(x) + condition[:, None, :], padding
 
     def decode(
@@ -213,12 +222,15 @@ class TransformerTTS(nn.Module):
         emotion: int = 0,
         max_frames: int = 1000,
         min_frames: int = 5,
+        emotion_strength: float = 1.0,
     ) -> torch.Tensor:
         """One utterance → mel (n_mels, T): until the stop logit is positive or max_frames."""
         if self.training:
             raise RuntimeError("call .eval() before generate()")
         text = torch.as_tensor(text_ids, dtype=torch.long).reshape(1, -1)
-        memory, padding = self.encode(text, speaker.reshape(1, -1).float(), torch.tensor([emotion]))
+        memory, padding = self.encode(
+            text, speaker.reshape(1, -1).float(), torch.tensor([emotion]), emotion_strength
+        )
         frames = torch.zeros(1, 1, self.config.audio.n_mels)
         for step in range(max_frames):
             mel, stop, _ = self.decode(memory, padding, frames)

@@ -6,7 +6,8 @@
 
 The synthesizer was trained on d-vectors of the encoder `prepare` used (by default the
 studio's own GE2E encoder), so `condition` uses the studio's encoder. The emotion is part of
-the voice (`Conditioning.info["emotion"]`, one of `EMOTIONS`; "neutral" by default). Without
+the request (`Conditioning.info["emotion"]` and `["emotion_strength"]`, the studio's names:
+`synthesizer.emotion`; "neutral" by default). Without
 RUN/hifigan.pt the mel is turned into audio by Griffin-Lim, with a warning.
 """
 
@@ -24,6 +25,7 @@ import torch
 from deepfake_studio.configs import ConfigError, config_from_dict
 from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.synthesizer.base import Conditioning, ProgressCallback
+from deepfake_studio.synthesizer.emotion import emotion_of
 from deepfake_studio.synthesizer.sv2tts import (
     CheckpointMismatchError,
     ModelFileMissingError,
@@ -48,6 +50,8 @@ SYNTHESIZER_FILE, VOCODER_FILE = "transformer.pt", "hifigan.pt"
 MAX_CHUNK_CHARS = 150  # longer text is split at clause punctuation, then spaces
 MAX_FRAMES_PER_SYMBOL = 8.0  # speech is ~2-3 frames of 23 ms per character; a stuck decoder stops
 CHUNK_GAP_S = 0.1
+# The studio's emotion names (`synthesizer.emotion.EMOTIONS`) → the model table's row names.
+TABLE_ROW_NAMES = {"fearful": "fear"}
 
 
 def load_transformer(path: Path) -> TransformerTTS:
@@ -120,9 +124,8 @@ class TransformerEngine:
                 "this voice has no speaker embedding for the transformer engine; enroll it "
                 "with --engine transformer"
             )
-        emotion = str(conditioning.info.get("emotion", "neutral"))
-        if emotion not in EMOTIONS:
-            raise EngineError(f"unknown emotion {emotion!r} (one of {', '.join(EMOTIONS)})")
+        emotion, strength = emotion_of(conditioning)  # the studio's names; one of its rows
+        row = EMOTIONS.index(TABLE_ROW_NAMES.get(emotion, emotion))
         chunks = [
             p for p in split_text(english_cleaners(text), MAX_CHUNK_CHARS) if re.search(r"[a-z]", p)
         ]
@@ -140,7 +143,9 @@ class TransformerEngine:
             for chunk in chunks:
                 ids = [*symbols_to_ids(chunk), EOS_ID]
                 limit = int(MAX_FRAMES_PER_SYMBOL * len(ids)) + 20
-                mel = self.model.generate(ids, speaker, EMOTIONS.index(emotion), max_frames=limit)
+                mel = self.model.generate(
+                    ids, speaker, row, max_frames=limit, emotion_strength=strength
+                )
                 mels += [silence, mel.numpy()] if mels else [mel.numpy()]
             mel = stretch_time(np.concatenate(mels, axis=1), speed * conditioning.speed)
             wav = np.asarray(self.vocoder(mel), np.float32)

@@ -21,6 +21,7 @@ import numpy as np
 
 from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.synthesizer.base import Conditioning, ProgressCallback
+from deepfake_studio.synthesizer.kokoro.emotion import KokoroEmotion
 from deepfake_studio.synthesizer.kokoro.fit import FitConfig, fit_voice
 from deepfake_studio.synthesizer.kokoro.reconstruct import (
     StyleFitConfig,
@@ -225,11 +226,16 @@ class KokoroEngine:
                 "this voice has no Kokoro style table; enroll it with --engine kokoro"
             )
         rate = speed * conditioning.speed
+        emotion = KokoroEmotion.of(conditioning)  # None (neutral): the plain path, untouched
+        if emotion is not None:
+            conditioning = emotion.conditioning(conditioning)
+            rate *= emotion.settings.tempo
         if needs_torch(conditioning):
             pieces = [self._synthesize_torch(c, style, rate, conditioning) for c in chunks]
         else:
             pieces = [self.synthesize_phonemes(c, style, rate) for c in chunks]
-        return np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+        return emotion.filter(audio, self.sample_rate) if emotion is not None else audio
 
     def _synthesize_torch(
         self, phonemes: str, style: np.ndarray, speed: float, conditioning: Conditioning

@@ -26,17 +26,30 @@ from deepfake_studio.synthesizer.base import Conditioning
 from deepfake_studio.synthesizer.kokoro.model import KokoroModel, Prosody
 
 DECODER_DELTA_PREFIX = "decoder_delta."
-_EDIT_KEYS = ("f0_scale", "f0_shift_semitones", "energy_scale", "energy_shift")
+_EDIT_KEYS = (
+    "f0_scale",
+    "f0_shift_semitones",
+    "energy_scale",
+    "energy_shift",
+    "f0_slope_semitones_per_s",
+    "f0_end_rise_semitones",
+)
+F0_STEP_S = 300 / 24_000  # one F0/energy value per half decoder frame (300 samples at 24 kHz)
+END_RISE_S = 0.3  # an end rise climbs over the last 0.3 s of voiced speech
 
 
 @dataclass(frozen=True)
 class ProsodyEdit:
-    """A transform of the predicted curves: F0 × scale × 2^(shift/12) Hz, energy × scale + shift."""
+    """A transform of the predicted curves: F0 × scale × 2^(shift/12) Hz, energy × scale + shift;
+    the contour tilted by a slope (semitones per second, about the utterance's middle) and
+    raised towards its end (0 → `f0_end_rise_semitones` over the last voiced 0.3 s)."""
 
     f0_scale: float = 1.0  # widens (>1) or flattens (<1) the intonation around its mean
     f0_shift_semitones: float = 0.0
     energy_scale: float = 1.0
     energy_shift: float = 0.0
+    f0_slope_semitones_per_s: float = 0.0  # > 0: less declination (or a rise)
+    f0_end_rise_semitones: float = 0.0
 
     @property
     def is_identity(self) -> bool:
@@ -48,9 +61,21 @@ class ProsodyEdit:
         if voiced.any():
             mean = f0[voiced].mean()
             edited = (mean + (f0 - mean) * self.f0_scale) * 2 ** (self.f0_shift_semitones / 12)
+            edited = edited * 2 ** (self._contour_semitones(voiced) / 12)
             f0 = torch.where(voiced, edited.clamp(min=10.5), f0)
         energy = prosody.energy * self.energy_scale + self.energy_shift
         return replace(prosody, f0=f0, energy=energy)
+
+    def _contour_semitones(self, voiced: torch.Tensor) -> torch.Tensor:
+        """Semitones added at each F0 step by the slope and the end rise ([1, steps])."""
+        steps = voiced.shape[-1]
+        t = torch.arange(steps, dtype=torch.float32) * F0_STEP_S
+        where = torch.nonzero(voiced.reshape(-1)).reshape(-1)
+        first, last = t[where[0]], t[where[-1]]
+        contour = self.f0_slope_semitones_per_s * (t - (first + last) / 2)
+        ramp = ((t - (last - END_RISE_S)) / END_RISE_S).clamp(0.0, 1.0)
+        contour = contour + self.f0_end_rise_semitones * ramp
+        return contour.reshape(voiced.shape)
 
     def to_info(self) -> dict[str, float]:
         return {f"prosody.{k}": float(getattr(self, k)) for k in _EDIT_KEYS}
