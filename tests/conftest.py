@@ -48,10 +48,9 @@ def example_reference() -> Path:
 
 
 @pytest.fixture(scope="session")
-def transcriber():  # type: ignore[no-untyped-def]
-    from deepfake_studio.evaluation.asr import Transcriber
-
-    return Transcriber()
+def transcriber(studio):  # type: ignore[no-untyped-def]
+    """Whisper-base: the session studio's, so the consent checks and the tests share one."""
+    return studio.transcriber
 
 
 @pytest.fixture(scope="session")

@@ -282,6 +282,20 @@ def enroll(
     data_dir: DataDir = None,
     quality: Quality = None,
     reference_text: ReferenceText = None,
+    consent_audio: Annotated[
+        Path | None,
+        typer.Option(
+            "--consent-audio",
+            help="The speaker reading the sentence of 'consent phrase': consent proven by "
+            "voice (phrase heard, same speaker as the reference, not synthetic).",
+        ),
+    ] = None,
+    challenge: Annotated[
+        str | None,
+        typer.Option(
+            "--challenge", help="With --consent-audio: the phrase's id (default: the newest)."
+        ),
+    ] = None,
 ) -> None:
     """Analyse a reference once and store it as a named voice."""
     check_quality(quality, "--quality")  # a one-line error before any model loads
@@ -297,10 +311,45 @@ def enroll(
             progress=progress,
             quality=quality,
             reference_text=reference_text,
+            consent_audio=consent_audio,
+            challenge=challenge,
         )
     typer.echo(
         f"enrolled {voice.name!r} (engine {voice.engine}, "
         f"{voice.reference_seconds:.1f} s of reference)"
+    )
+    if voice.consent_evidence:
+        e = voice.consent_evidence
+        typer.echo(
+            f"consent proven by voice: {e['words_heard']} of {len(e['challenge']['words'])} "
+            f"phrase words heard, speaker similarity {e['speaker_similarity']:.3f} "
+            f"(>= {e['speaker_threshold']:.2f}), watermark {e['watermark_score']:.2f}, "
+            f"detector {e['detector_probability']:.2f}"
+        )
+
+
+consent_app = typer.Typer(help="Consent proven by the speaker's voice.")
+app.add_typer(consent_app, name="consent")
+
+
+@consent_app.command("phrase")
+def consent_phrase(
+    name: Annotated[str, typer.Option("--name", "-n", help="The speaker's name, as enrolled.")],
+    as_json: Annotated[bool, typer.Option("--json", help="The challenge as JSON.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Issue a fresh consent phrase: the speaker reads it aloud, and that recording is
+    'enroll --consent-audio'. Valid once, for an hour."""
+    challenge = _studio(data_dir).consent_phrase(name)
+    if as_json:
+        typer.echo(json.dumps(challenge.as_dict()))
+        return
+    typer.echo(challenge.sentence)
+    typer.echo(
+        f"(challenge {challenge.id}, valid until {challenge.expires}: record the speaker "
+        f"reading the sentence above, then: deepfake-studio enroll REF --name {name!r} "
+        "--consent-audio RECORDING)",
+        err=True,
     )
 
 
@@ -746,6 +795,14 @@ def serve(
     ] = None,
     broker: Broker = None,
     data_dir: DataDir = None,
+    voice_consent: Annotated[
+        bool | None,
+        typer.Option(
+            "--voice-consent/--no-voice-consent",
+            help="Enrolling needs consent proven by the speaker's voice "
+            "(default: on unless --host is loopback).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the web studio (/) and REST API (/api/v1, docs at /docs) on 127.0.0.1 by default.
 
@@ -753,7 +810,14 @@ def serve(
     """
     from deepfake_studio.service.server import serve as run_server
 
-    run_server(_studio(data_dir), host=host, port=port, token=token, broker=broker or None)
+    run_server(
+        _studio(data_dir),
+        host=host,
+        port=port,
+        token=token,
+        broker=broker or None,
+        voice_consent=voice_consent,
+    )
 
 
 def _queue_config(broker: str | None, visibility_timeout: float | None = None) -> QueueConfig:

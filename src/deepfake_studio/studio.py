@@ -18,6 +18,14 @@ import numpy as np
 
 from deepfake_studio import audio as audio_io
 from deepfake_studio.audio import Audio
+from deepfake_studio.consent import (
+    Challenge,
+    ChallengeStore,
+    ConsentChecker,
+    ConsentConfig,
+    ConsentError,
+    ConsentEvidence,
+)
 from deepfake_studio.errors import AudioError, EngineError, MediaError, StudioError, VoiceError
 from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES, FaceSwapConfig
 from deepfake_studio.paths import default_data_dir
@@ -41,6 +49,7 @@ from deepfake_studio.voices import Voice, VoiceLibrary, check_name, voice_id
 if TYPE_CHECKING:
     from deepfake_studio.detector import DetectionResult, Detector
     from deepfake_studio.encoder import SpeakerEncoder
+    from deepfake_studio.evaluation.asr import Transcriber
     from deepfake_studio.faceswap.landmarks import FaceModels
     from deepfake_studio.provenance import AudioWatermarker
     from deepfake_studio.provenance.image_watermark import ImageWatermarker
@@ -71,6 +80,7 @@ class StudioConfig:
     engines: EngineOptions = field(default_factory=EngineOptions)
     watermark: bool = True  # every generated clip carries the studio's watermark by default
     faceswap: FaceSwapConfig = field(default_factory=FaceSwapConfig)
+    consent: ConsentConfig = field(default_factory=ConsentConfig)  # consent proven by voice
 
 
 @dataclass(frozen=True, eq=False)
@@ -163,6 +173,8 @@ class Studio:
         self._face_models: FaceModels | None = None
         self._image_watermarker: ImageWatermarker | None = None
         self._detector: Detector | None = None
+        self._transcriber: Transcriber | None = None
+        self.challenges = ChallengeStore(self.data_dir, self.config.consent)
 
     # -- models, loaded once ----------------------------------------------------------------
     # Loading happens on first use, under a lock: a server's worker threads (and the UI) may
@@ -197,6 +209,17 @@ class Studio:
 
                     self._detector = Detector()
         return self._detector
+
+    @property
+    def transcriber(self) -> Transcriber:
+        """Whisper-base (consent phrases; loaded on first use)."""
+        if self._transcriber is None:
+            with self._load_lock:
+                if self._transcriber is None:
+                    from deepfake_studio.evaluation.asr import Transcriber
+
+                    self._transcriber = Transcriber()
+        return self._transcriber
 
     def detect(self, audio: str | Path | Audio) -> DetectionResult:
         """How likely a file or clip is synthetic speech (any length; AudioError if unreadable)."""
@@ -238,6 +261,7 @@ class Studio:
         loaded = ["encoder"] if self._encoder is not None else []
         loaded += ["watermark"] if self._watermarker is not None else []
         loaded += ["detector"] if self._detector is not None else []
+        loaded += ["whisper"] if self._transcriber is not None else []
         loaded += ["faces"] if self._face_models is not None else []
         return loaded + sorted(self._engines)
 
@@ -283,10 +307,12 @@ class Studio:
         progress: ProgressCallback | None = None,
         quality: str | None = None,
         reference_text: str | None = None,
+        consent_evidence: Mapping[str, object] | None = None,
     ) -> Voice:
         """Analyse a reference into a Voice (not stored). `quality` (one of
         ENROLL_QUALITIES; None = the engine's default) and `reference_text` (the words spoken,
-        else transcribed) are kokoro's."""
+        else transcribed) are kokoro's. `consent_evidence`: what `verify_consent` saw, kept
+        in the voice (it must have been checked against this same reference)."""
         self.check_enroll_options(engine, quality, reference_text)
         clip, source_hash, source_name = self.load_reference(reference)
         chosen = self.engine(engine)
@@ -309,6 +335,7 @@ class Studio:
             source_sha256=source_hash,
             source_name=source_name,
             reference_seconds=round(clip.duration, 2),
+            consent_evidence=_evidence_for(consent_evidence, source_hash),
         )
 
     def check_enroll_options(
@@ -339,7 +366,7 @@ class Studio:
         self,
         reference: str | Path | Audio,
         name: str,
-        consent: str,
+        consent: str = "",
         *,
         engine: str | None = None,
         seed: int = 0,
@@ -347,15 +374,34 @@ class Studio:
         progress: ProgressCallback | None = None,
         quality: str | None = None,
         reference_text: str | None = None,
+        consent_audio: str | Path | Audio | None = None,
+        challenge: Challenge | str | None = None,
     ) -> Voice:
-        """Analyse a reference once and store it in the voice library under `name`."""
+        """Analyse a reference once and store it in the voice library under `name`.
+
+        With `consent_audio` (the speaker reading the sentence of a challenge from
+        `consent_phrase`), consent is proven by voice before any slow work: `challenge` is that
+        Challenge or its id (None: the newest open one for `name`), used up here. A recording
+        that fails a check raises a one-line ConsentError; the evidence is kept in the voice.
+        The challenge's sentence is the consent statement unless `consent` is given.
+        """
         check_name(name)
-        consent = check_consent(consent, "enrolling a voice")
         if not overwrite and voice_id(name) in self.library.names():
             raise VoiceError(
                 f"a voice named {name!r} already exists "
                 "(replace it with overwrite=True, or --overwrite on the command line)"
             )
+        evidence = None
+        if consent_audio is not None:
+            if not isinstance(challenge, Challenge):
+                challenge = self.challenges.take(challenge, name)
+            elif challenge.name.casefold() != name.strip().casefold():
+                raise ConsentError(f"the consent challenge was issued for {challenge.name!r}")
+            evidence = self.verify_consent(challenge, consent_audio, reference)
+            consent = (consent or "").strip() or challenge.sentence
+        elif challenge is not None:
+            raise ConsentError("a consent challenge goes with a consent recording")
+        consent = check_consent(consent, "enrolling a voice")
         voice = self.create_voice(
             reference,
             name=name,
@@ -365,9 +411,32 @@ class Studio:
             progress=progress,
             quality=quality,
             reference_text=reference_text,
+            consent_evidence=evidence.as_dict() if evidence else None,
         )
         self.library.save(voice, overwrite=overwrite)
         return voice
+
+    def consent_phrase(self, name: str) -> Challenge:
+        """Issue a consent challenge for the speaker `name`: the speaker reads its `sentence`
+        aloud, and that recording is `enroll`'s `consent_audio` (valid once, for an hour)."""
+        return self.challenges.issue(name)
+
+    def verify_consent(
+        self,
+        challenge: Challenge,
+        recording: str | Path | Audio,
+        reference: str | Path | Audio,
+    ) -> ConsentEvidence:
+        """Check a consent recording against its challenge and the reference (phrase heard,
+        same speaker, not synthetic); a one-line ConsentError names each failed check."""
+        checker = ConsentChecker(
+            transcriber=self.transcriber,
+            encoder=self.encoder,
+            detector=self.detector,
+            watermarker=self.watermarker,
+            config=self.config.consent,
+        )
+        return checker.verify(challenge, recording, reference)
 
     def voice(self, name: str) -> Voice:
         return self.library.load(name)
@@ -868,6 +937,17 @@ def enrollment_quality(voice: Voice) -> str | None:
     info = voice.conditioning.info
     quality = info.get("quality") or _QUALITY_OF_METHOD.get(str(info.get("method", "")))
     return str(quality) if quality else None
+
+
+def _evidence_for(
+    evidence: Mapping[str, object] | None, reference_sha256: str
+) -> dict[str, object] | None:
+    """Consent evidence to keep in a voice, refused if it was taken for another reference."""
+    if evidence is None:
+        return None
+    if evidence.get("reference_sha256") != reference_sha256:
+        raise ConsentError("the consent recording was checked against a different reference")
+    return dict(evidence)
 
 
 def check_consent(consent: str | None, action: str) -> str:

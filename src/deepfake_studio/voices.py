@@ -57,6 +57,8 @@ class Voice:
     source_name: str = ""
     reference_seconds: float = 0.0
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    # Consent proven by voice (consent.ConsentEvidence.as_dict()); None for a typed statement.
+    consent_evidence: dict[str, Any] | None = None
 
     @property
     def engine(self) -> str:
@@ -168,6 +170,8 @@ def _encode(voice: Voice) -> tuple[dict[str, Any], bytes]:
         "reference_seconds": voice.reference_seconds,
         "arrays_sha256": hashlib.sha256(blob).hexdigest(),
     }
+    if voice.consent_evidence is not None:
+        meta["consent_evidence"] = voice.consent_evidence
     return meta, blob
 
 
@@ -260,4 +264,11 @@ def _decode(meta: Any, blob: bytes, label: str) -> Voice:
         source_name=str(meta.get("source_name", "")),
         reference_seconds=float(meta.get("reference_seconds", 0.0)),
         created=str(meta["created"]),
+        consent_evidence=_evidence(meta.get("consent_evidence"), label),
     )
+
+
+def _evidence(value: Any, label: str) -> dict[str, Any] | None:
+    if value is not None and not isinstance(value, dict):
+        raise _corrupt(label, "consent_evidence is not an object")
+    return value

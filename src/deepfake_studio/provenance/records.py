@@ -77,6 +77,23 @@ class VoiceLike(Protocol):
     created: str
 
 
+def consent_block(voice: VoiceLike | None) -> dict[str, Any] | None:
+    """A record's ``consent``: {statement, time, reference_sha256}, plus ``evidence`` (what the
+    voice check of consent.py saw) when consent was proven by the speaker's voice; None
+    without a statement."""
+    if voice is None or not voice.consent.strip():
+        return None
+    block: dict[str, Any] = {
+        "statement": voice.consent,
+        "time": voice.created,
+        "reference_sha256": voice.source_sha256,
+    }
+    evidence = getattr(voice, "consent_evidence", None)  # voices before issue 22 have none
+    if evidence is not None:
+        block["evidence"] = evidence
+    return block
+
+
 class Failure(StrEnum):
     """What can fail in :func:`verify`; the value is the user-facing label."""
 
@@ -183,22 +200,17 @@ def make_record(
 
     Fields: ``format``/``version``; ``tool`` {name, version}; ``created`` (UTC ISO 8601);
     ``engine``; ``voice`` {id, name, source_sha256} or null; ``consent`` {statement, time,
-    reference_sha256} or null when the voice carries no consent statement (an ad-hoc
-    reference); ``text_sha256``; ``audio`` (:func:`audio_fingerprint`); ``watermark``
-    {applied, method, model}; ``parameters`` (free-form JSON, e.g. speed and seed);
+    reference_sha256[, evidence]} or null when the voice carries no consent statement (an
+    ad-hoc reference; ``evidence``: consent proven by voice, see consent.py);
+    ``text_sha256``; ``audio`` (:func:`audio_fingerprint`); ``watermark`` {applied, method,
+    model}; ``parameters`` (free-form JSON, e.g. speed and seed);
     ``signer`` {algorithm, public_key (base64 raw), key_id}; ``signature`` (base64).
     ``consent.time`` is the voice's creation time, i.e. when the consent was recorded.
     """
     from deepfake_studio.provenance.watermark import METHOD, model_version
 
     when = (created or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
-    consent = None
-    if voice is not None and voice.consent.strip():
-        consent = {
-            "statement": voice.consent,
-            "time": voice.created,
-            "reference_sha256": voice.source_sha256,
-        }
+    consent = consent_block(voice)
     record: dict[str, Any] = {
         "format": FORMAT,
         "version": FORMAT_VERSION,
@@ -260,13 +272,7 @@ def make_media_record(
     if media not in MEDIA_TYPES:
         raise ValueError(f"media must be one of {MEDIA_TYPES}, not {media!r}")
     when = (created or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
-    consent = None
-    if voice is not None and voice.consent.strip():
-        consent = {
-            "statement": voice.consent,
-            "time": voice.created,
-            "reference_sha256": voice.source_sha256,
-        }
+    consent = consent_block(voice)
     record: dict[str, Any] = {
         "format": FORMAT,
         "version": FORMAT_VERSION,

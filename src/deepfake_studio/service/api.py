@@ -42,6 +42,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from deepfake_studio import __version__
 from deepfake_studio import audio as audio_io
+from deepfake_studio.consent import ConsentError
 from deepfake_studio.errors import (
     AudioError,
     EngineError,
@@ -316,7 +317,16 @@ class EnrollForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="1-64 letters, digits, spaces, '.', '_' or '-'.")
-    consent: str = Field(description="The speaker's consent statement (required).")
+    consent: str = Field(
+        "",
+        description="The speaker's consent statement (required without a `consent_audio` "
+        "recording; with one, the challenge's sentence is the statement unless given).",
+    )
+    challenge_id: str | None = Field(
+        None,
+        description="With a `consent_audio` file: the id from POST /consent/challenge whose "
+        "sentence the speaker reads in it (consent proven by voice).",
+    )
     engine: str | None = Field(None, description="kokoro (default) or piper.")
     seed: int = 0
     overwrite: bool = False
@@ -324,6 +334,23 @@ class EnrollForm(BaseModel):
     reference_text: str | None = Field(
         None, max_length=MAX_REFERENCE_TEXT_CHARS, description=_REFERENCE_TEXT_NOTE
     )
+
+
+class ChallengeRequest(BaseModel):
+    """Body of POST /consent/challenge."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(description="The speaker's name, as the voice will be enrolled.")
+
+
+class ChallengeOut(BaseModel):
+    challenge_id: str = Field(description="Send it as `challenge_id` with the recording.")
+    name: str
+    words: list[str] = Field(description="The random words the recording must contain.")
+    sentence: str = Field(description="What the speaker reads aloud, whole.")
+    issued: str
+    expires: str = Field(description="Valid once, until then (UTC).")
 
 
 def _multipart_schema(model: type[BaseModel], file_field: str, file_required: bool) -> dict:
@@ -581,6 +608,45 @@ async def _accept_upload(
     return path, name
 
 
+def _check_consent_fields(fields: EnrollForm, by_voice: bool, required: bool) -> None:
+    """One-line errors for the consent fields of an enrollment, before any upload is read."""
+    if required and not by_voice:
+        raise ConsentError(
+            "this server needs consent proven by voice: get a phrase from POST "
+            f"{API_PREFIX}/consent/challenge, record the speaker reading it and send it as "
+            "'consent_audio' with its 'challenge_id'"
+        )
+    if by_voice and not fields.challenge_id:
+        raise ConsentError("consent_audio needs the challenge_id of the phrase it reads")
+    if fields.challenge_id and not by_voice:
+        raise ConsentError("challenge_id goes with a consent_audio recording")
+    if not by_voice and not fields.consent.strip():
+        raise VoiceError("enrolling a voice needs the speaker's consent statement")
+
+
+async def _check_voice_consent(
+    studio: Studio,
+    store: JobStore,
+    upload: UploadFile,
+    challenge_id: str | None,
+    name: str,
+    reference: Path,
+    limits: ApiLimits,
+) -> tuple[Path, dict[str, Any]]:
+    """Use up the challenge and check the consent recording against it and the reference
+    (Whisper, GE2E, watermark, detector: a few seconds): (the recording's path in
+    incoming/, the evidence). A failed check is a one-line 422 naming it."""
+    suffix = _upload_suffix(upload)
+    challenge = studio.challenges.take(challenge_id, name)
+    path = await run_in_threadpool(_receive_upload, store, upload, suffix, limits.max_upload_bytes)
+    try:
+        evidence = await run_in_threadpool(studio.verify_consent, challenge, path, reference)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, evidence.as_dict()
+
+
 def _faceswap_upload(upload: Any, role: str, allowed: tuple[str, ...]) -> tuple[UploadFile, str]:
     """The upload in field `role` and its suffix (415 for other file types)."""
     if not isinstance(upload, UploadFile):
@@ -720,12 +786,15 @@ def create_app(
     *,
     web: bool = False,
     limits: ApiLimits | None = None,
+    voice_consent: bool = False,
 ) -> FastAPI:
     """The API over `studio`. Jobs are stored in `studio.data_dir/studio.db`; `runner`
     (default: one embedded worker thread) is started and stopped with the app. With
     `token`, every route except /health needs `Authorization: Bearer <token>`. With `web`,
     the web studio (service/web.py) is mounted at `/`, behind the same token. `limits`:
-    upload size and job submissions per minute (ApiLimits defaults)."""
+    upload size and job submissions per minute (ApiLimits defaults). With `voice_consent`
+    (`serve` sets it when listening beyond loopback), enrolling needs consent proven by the
+    speaker's voice: a `consent_audio` recording of a challenge's sentence."""
     limits = limits or ApiLimits()
     rate = RateLimiter(limits.jobs_per_minute)
     store = JobStore(studio.data_dir)
@@ -822,10 +891,11 @@ def create_app(
             request, limit, "form", file_limit=limits.max_upload_bytes
         )
         try:
-            fields = _form_model(EnrollForm, form, "audio")
+            fields = _form_model(EnrollForm, form, ("audio", "consent_audio"))
             name = check_name(fields.name)
-            if not fields.consent.strip():
-                raise VoiceError("enrolling a voice needs the speaker's consent statement")
+            consent_upload = form.get("consent_audio")
+            by_voice = isinstance(consent_upload, UploadFile)
+            _check_consent_fields(fields, by_voice, voice_consent)
             _check_engine(fields.engine)
             studio.check_enroll_options(fields.engine, fields.quality, fields.reference_text)
             if not fields.overwrite and studio.has_voice(name):
@@ -834,20 +904,56 @@ def create_app(
             if not isinstance(upload, UploadFile):
                 raise HTTPException(422, "audio: an audio file upload is required")
             path, source = await _accept_upload(studio, store, upload, limits.max_upload_bytes)
+            inputs = {source: path}
+            evidence: dict[str, Any] | None = None
+            statement = fields.consent.strip()
+            if isinstance(consent_upload, UploadFile):
+                try:
+                    consent_path, evidence = await _check_voice_consent(
+                        studio, store, consent_upload, fields.challenge_id, name, path, limits
+                    )
+                except BaseException:
+                    path.unlink(missing_ok=True)
+                    raise
+                inputs[consent_path.name] = consent_path  # kept with the job, as evidence
+                statement = statement or evidence["challenge"]["sentence"]
         finally:
             await form.close()
         request_json = {
             "name": name,
-            "consent": fields.consent.strip(),
+            "consent": statement,
+            **({"consent_evidence": evidence} if evidence else {}),
             "engine": fields.engine,
             "seed": fields.seed,
             "overwrite": fields.overwrite,
             "reference": source,
             **_enroll_options(fields.quality, fields.reference_text),
         }
-        job = await run_in_threadpool(store.create, "enroll", request_json, inputs={source: path})
+        job = await run_in_threadpool(store.create, "enroll", request_json, inputs=inputs)
         jobs.submit(job.id)
         return _accepted(job, voice_id(name))
+
+    @api.post(
+        "/consent/challenge",
+        status_code=201,
+        dependencies=submission,
+        response_model=ChallengeOut,
+        tags=["voices"],
+    )
+    def consent_challenge(body: ChallengeRequest) -> ChallengeOut:
+        """A fresh consent phrase for a speaker (consent proven by voice): the speaker reads
+        `sentence` aloud; send that recording as `consent_audio` with `challenge_id` to POST
+        /voices. Checked: the phrase is heard (Whisper-base), the voice is the reference's
+        speaker (GE2E), the recording is not synthetic (watermark, detector)."""
+        challenge = studio.consent_phrase(check_name(body.name))
+        return ChallengeOut(
+            challenge_id=challenge.id,
+            name=challenge.name,
+            words=list(challenge.words),
+            sentence=challenge.sentence,
+            issued=challenge.issued,
+            expires=challenge.expires,
+        )
 
     @api.get("/voices", response_model=VoiceList, tags=["voices"])
     def list_voices() -> VoiceList:

@@ -193,6 +193,7 @@ def compute_enroll(
         progress=throttled(report),
         quality=request.get("quality"),
         reference_text=request.get("reference_text"),
+        consent_evidence=request.get("consent_evidence"),  # checked by the API before queueing
     )
 
 

@@ -29,12 +29,15 @@ def serve(
     log_level: str = "info",
     web: bool = True,
     broker: str | None = None,
+    voice_consent: bool | None = None,
 ) -> None:
     """Serve the API on host:port until interrupted; `workers` job threads (default 1);
     with `web`, the web studio at `/` too. With `broker` (a Redis URL), jobs are sent to
     Celery workers (`deepfake-studio worker`) instead of running in this process.
 
     A host other than loopback needs a token: the API can clone any voice it is given.
+    `voice_consent` (None: on unless the host is loopback): enrolling needs consent proven by
+    the speaker's voice (`consent.py`).
     """
     if not token and not is_loopback(host):
         raise StudioError(
@@ -74,6 +77,10 @@ def serve(
         runner = celery_runner
     else:
         runner = EmbeddedRunner(studio, JobStore(studio.data_dir), workers=workers)
-    app = create_app(studio, runner=runner, token=token or None, web=web)
+    if voice_consent is None:
+        voice_consent = not is_loopback(host)
+    app = create_app(
+        studio, runner=runner, token=token or None, web=web, voice_consent=voice_consent
+    )
     # One uvicorn process: embedded job workers live in it and share its loaded models.
     uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
