@@ -202,6 +202,11 @@ class VoiceOut(BaseModel):
     source_name: str
     reference_seconds: float
     speed: float
+    consent_evidence: dict[str, Any] | None = Field(
+        None,
+        description="Consent proven by voice: the challenge, the recording's hash and each "
+        "check's score and verdict; null for a typed statement.",
+    )
     quality: str | None = Field(
         None,
         description="kokoro: the quality the voice was enrolled with "
@@ -632,19 +637,19 @@ async def _check_voice_consent(
     name: str,
     reference: Path,
     limits: ApiLimits,
-) -> tuple[Path, dict[str, Any]]:
+) -> dict[str, Any]:
     """Use up the challenge and check the consent recording against it and the reference
-    (Whisper, GE2E, watermark, detector: a few seconds): (the recording's path in
-    incoming/, the evidence). A failed check is a one-line 422 naming it."""
+    (Whisper, GE2E, watermark, detector: a few seconds); the evidence, which keeps the
+    recording's hash (the recording itself is not kept, like the reference once enrolled).
+    A failed check is a one-line 422 naming it."""
     suffix = _upload_suffix(upload)
     challenge = studio.challenges.take(challenge_id, name)
     path = await run_in_threadpool(_receive_upload, store, upload, suffix, limits.max_upload_bytes)
     try:
         evidence = await run_in_threadpool(studio.verify_consent, challenge, path, reference)
-    except BaseException:
+    finally:
         path.unlink(missing_ok=True)
-        raise
-    return path, evidence.as_dict()
+    return evidence.as_dict()
 
 
 def _faceswap_upload(upload: Any, role: str, allowed: tuple[str, ...]) -> tuple[UploadFile, str]:
@@ -727,6 +732,7 @@ def _voice_out(voice: Voice) -> VoiceOut:
         engine=voice.engine,
         created=voice.created,
         consent=voice.consent,
+        consent_evidence=voice.consent_evidence,
         source_name=voice.source_name,
         reference_seconds=voice.reference_seconds,
         speed=voice.conditioning.speed,
@@ -886,9 +892,10 @@ def create_app(
         """
         if _content_type(request) != "multipart/form-data":
             raise HTTPException(415, "send multipart/form-data with an 'audio' file")
-        limit = limits.max_upload_bytes + FORM_OVERHEAD_BYTES
+        # Two files at most: the reference and a consent recording, each up to the limit.
+        limit = 2 * limits.max_upload_bytes + FORM_OVERHEAD_BYTES
         form: FormData = await _read_limited(
-            request, limit, "form", file_limit=limits.max_upload_bytes
+            request, limit, "form", file_limit=limits.max_upload_bytes, max_files=2
         )
         try:
             fields = _form_model(EnrollForm, form, ("audio", "consent_audio"))
@@ -904,18 +911,16 @@ def create_app(
             if not isinstance(upload, UploadFile):
                 raise HTTPException(422, "audio: an audio file upload is required")
             path, source = await _accept_upload(studio, store, upload, limits.max_upload_bytes)
-            inputs = {source: path}
             evidence: dict[str, Any] | None = None
             statement = fields.consent.strip()
             if isinstance(consent_upload, UploadFile):
                 try:
-                    consent_path, evidence = await _check_voice_consent(
+                    evidence = await _check_voice_consent(
                         studio, store, consent_upload, fields.challenge_id, name, path, limits
                     )
                 except BaseException:
                     path.unlink(missing_ok=True)
                     raise
-                inputs[consent_path.name] = consent_path  # kept with the job, as evidence
                 statement = statement or evidence["challenge"]["sentence"]
         finally:
             await form.close()
@@ -929,7 +934,7 @@ def create_app(
             "reference": source,
             **_enroll_options(fields.quality, fields.reference_text),
         }
-        job = await run_in_threadpool(store.create, "enroll", request_json, inputs=inputs)
+        job = await run_in_threadpool(store.create, "enroll", request_json, inputs={source: path})
         jobs.submit(job.id)
         return _accepted(job, voice_id(name))
 
@@ -1319,5 +1324,13 @@ def create_app(
     if web:  # web studio (issue 7): Gradio at "/", mounted last so the API routes win
         from deepfake_studio.service.web import mount_web
 
-        mount_web(app, studio, store, jobs, token, max_upload_bytes=limits.max_upload_bytes)
+        mount_web(
+            app,
+            studio,
+            store,
+            jobs,
+            token,
+            max_upload_bytes=limits.max_upload_bytes,
+            voice_consent=voice_consent,
+        )
     return app

@@ -42,6 +42,7 @@ from starlette.types import Receive, Scope, Send
 from deepfake_studio import __version__
 from deepfake_studio import audio as audio_io
 from deepfake_studio.audio import Audio
+from deepfake_studio.consent import ConsentError
 from deepfake_studio.detector import DetectionResult
 from deepfake_studio.encoder.features import mel_spectrogram
 from deepfake_studio.encoder.model import EncoderConfig
@@ -146,9 +147,11 @@ class StudioWeb:
         store: JobStore,
         runner: JobRunner,
         max_upload_bytes: int = 20 * 2**20,
+        voice_consent: bool = False,
     ) -> None:
         self.studio, self.store, self.runner = studio, store, runner
         self.max_upload_bytes = max_upload_bytes
+        self.voice_consent = voice_consent  # enrolling needs consent proven by voice
 
     # -- voices -------------------------------------------------------------------------------
     def voices(self) -> list[Voice]:
@@ -244,6 +247,15 @@ class StudioWeb:
         }
         return self._queue("clone", request, inputs)
 
+    def consent_phrase(self, name: str) -> tuple[str, str]:
+        """A fresh consent challenge for `name`: (what to show, its id)."""
+        challenge = self.studio.consent_phrase(check_name(name or ""))
+        shown = (
+            f"**Read aloud and record:** {challenge.sentence}  \n"
+            f"(valid once, until {challenge.expires[:16].replace('T', ' ')} UTC)"
+        )
+        return shown, challenge.id
+
     def submit_enroll(
         self,
         reference: str | None,
@@ -253,10 +265,21 @@ class StudioWeb:
         overwrite: bool = False,
         quality: str | None = None,
         reference_text: str | None = None,
+        consent_audio: str | None = None,
+        challenge_id: str | None = None,
     ) -> Job:
-        """Check the request now (like POST /voices), then queue an enroll job."""
+        """Check the request now (like POST /voices), then queue an enroll job. With
+        `consent_audio` (the speaker reading the phrase of `consent_phrase`, whose id is
+        `challenge_id`), consent is proven by voice first; required with `voice_consent`."""
         name = check_name(name or "")
-        if not (consent or "").strip():
+        if self.voice_consent and not consent_audio:
+            raise ConsentError(
+                "this server needs consent proven by voice: get a consent phrase, record the "
+                "speaker reading it, then enroll"
+            )
+        if consent_audio and not challenge_id:
+            raise ConsentError("get a consent phrase first, then record the speaker reading it")
+        if not consent_audio and not (consent or "").strip():
             raise VoiceError("enrolling a voice needs the speaker's consent statement")
         chosen_engine = _engine(engine)
         chosen_quality, words = _quality(quality), _words(reference_text)
@@ -264,9 +287,18 @@ class StudioWeb:
         if not overwrite and self.studio.has_voice(name):
             raise VoiceError(f"a voice with id {voice_id(name)!r} already exists (tick overwrite)")
         path, source = self._receive(reference)
+        statement, evidence = (consent or "").strip(), None
+        if consent_audio:
+            try:
+                evidence = self._check_consent(consent_audio, challenge_id, name, path)
+            except BaseException:
+                path.unlink(missing_ok=True)
+                raise
+            statement = statement or evidence["challenge"]["sentence"]
         request = {
             "name": name,
-            "consent": consent.strip(),
+            "consent": statement,
+            **({"consent_evidence": evidence} if evidence else {}),
             "engine": chosen_engine,
             "seed": 0,
             "overwrite": bool(overwrite),
@@ -364,6 +396,19 @@ class StudioWeb:
             raise
         self.runner.submit(job.id)
         return job
+
+    def _check_consent(
+        self, recording: str, challenge_id: str | None, name: str, reference: Path
+    ) -> dict[str, Any]:
+        """Use up the challenge and check the recording against it and the reference (a
+        one-line ConsentError naming each failed check); the evidence."""
+        source = Path(recording)
+        if source.suffix.lower() not in audio_io.SUPPORTED_INPUT:
+            raise AudioError(f"unsupported consent recording type {source.suffix!r}")
+        if source.stat().st_size > self.max_upload_bytes:
+            raise AudioError(f"the upload is over the {self.max_upload_bytes >> 20} MB limit")
+        challenge = self.studio.challenges.take(challenge_id, name)
+        return self.studio.verify_consent(challenge, source, reference).as_dict()
 
     def _receive(self, upload: str | None) -> tuple[Path, str]:
         """Copy a Gradio upload/recording into the store's incoming folder and check it has
@@ -785,6 +830,26 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                         overwrite = gr.Checkbox(
                             label="Replace a voice with the same name", elem_id="enroll-overwrite"
                         )
+                        with gr.Group():
+                            phrase_button = gr.Button(
+                                "Get a consent phrase"
+                                + (" (required)" if web.voice_consent else ""),
+                                size="sm",
+                                elem_id="enroll-phrase-button",
+                            )
+                            phrase_text = gr.Markdown(
+                                "Consent proven by voice: the speaker reads a fresh phrase "
+                                "aloud; the studio checks the words, that it is the same "
+                                "voice as the recording above, and that it is not synthetic.",
+                                elem_id="enroll-phrase",
+                            )
+                            challenge_state = gr.State(None)
+                            consent_audio = gr.Audio(
+                                sources=["upload", "microphone"],
+                                type="filepath",
+                                label="Consent recording: the speaker reading the phrase",
+                                elem_id="enroll-consent-audio",
+                            )
                         enroll = gr.Button("Enroll", variant="primary", elem_id="enroll-button")
                 enroll_status = gr.Markdown("", elem_id="enroll-status")
             with gr.Accordion("Delete a voice", open=False):
@@ -938,12 +1003,22 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
             overwrite_in: bool,
             quality_in: str,
             words_in: str,
+            consent_audio_in: str | None,
+            challenge_in: str | None,
             progress: gr.Progress = gr.Progress(),  # noqa: B008
         ) -> Iterator[tuple[Any, ...]]:
             skip = gr.skip()
             try:
                 queued = web.submit_enroll(
-                    audio_in, name_in, consent_in, engine_in, overwrite_in, quality_in, words_in
+                    audio_in,
+                    name_in,
+                    consent_in,
+                    engine_in,
+                    overwrite_in,
+                    quality_in,
+                    words_in,
+                    consent_audio=consent_audio_in,
+                    challenge_id=challenge_in,
                 )
             except StudioError as e:
                 yield _error_text(e), *(skip for _ in library_outputs)
@@ -955,6 +1030,12 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
             if job.state == "done":
                 voice_name = (job.result or {}).get("voice", "")
                 yield f"{_status(job)}  \nEnrolled voice `{voice_name}`.", *library()
+
+        def run_phrase(name_in: str) -> tuple[str, str | None]:
+            try:
+                return web.consent_phrase(name_in)
+            except StudioError as e:
+                return _error_text(e), None
 
         def run_delete(voice_in: str | None) -> tuple[Any, ...]:
             try:
@@ -1033,10 +1114,13 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                 overwrite,
                 enroll_quality,
                 enroll_words,
+                consent_audio,
+                challenge_state,
             ],
             [enroll_status, *library_outputs],
             **hidden,
         )
+        phrase_button.click(run_phrase, [enroll_name], [phrase_text, challenge_state], **hidden)
         delete.click(run_delete, [to_delete], [delete_status, *library_outputs], **hidden)
         check.click(run_detect, [suspect], [verdict, timeline], **hidden)
         fs_button.click(
@@ -1087,10 +1171,12 @@ def mount_web(
     token: str | None = None,
     *,
     max_upload_bytes: int = 20 * 2**20,
+    voice_consent: bool = False,
 ) -> FastAPI:
-    """Mount the web studio at `/` of `app` (after its API routes, which keep precedence)."""
+    """Mount the web studio at `/` of `app` (after its API routes, which keep precedence).
+    With `voice_consent`, enrolling needs consent proven by the speaker's voice."""
     add_pwa_routes(app)
-    blocks = build_blocks(StudioWeb(studio, store, runner, max_upload_bytes))
+    blocks = build_blocks(StudioWeb(studio, store, runner, max_upload_bytes, voice_consent))
     gr.mount_gradio_app(
         app,
         blocks,
