@@ -24,10 +24,10 @@ from deepfake_studio.studio import (
     enrollment_quality,
 )
 from deepfake_studio.synthesizer import ENGINES, EngineOptions
+from deepfake_studio.synthesizer.emotion import check_emotion
 from deepfake_studio.synthesizer.kokoro.fit import FitConfig
 from deepfake_studio.synthesizer.languages import check_language
 from deepfake_studio.text import check_text, plural
-from deepfake_studio.voices import Voice
 
 if TYPE_CHECKING:
     from deepfake_studio.service.distributed import QueueConfig
@@ -81,6 +81,19 @@ def _reference_note(studio: Studio, engine: str | None, quality: str | None) -> 
     chosen = quality or studio.config.engines.kokoro.quality  # omitted: the engine's default
     return STANDARD_NOTE if chosen == "standard" else QUICK_NOTE
 
+
+EmotionOption = Annotated[
+    str | None,
+    typer.Option(
+        "--emotion",
+        help="neutral (default), happy, sad, angry, fearful or surprised (kokoro and "
+        "transformer voices).",
+    ),
+]
+EmotionStrength = Annotated[
+    float | None,
+    typer.Option("--emotion-strength", help="0-1 (default 1); 0 is exactly the neutral speech."),
+]
 
 ModelsDir = Annotated[
     Path | None,
@@ -190,15 +203,14 @@ def clone(
     ] = False,
     models_dir: ModelsDir = None,
     vocoder: Vocoder = "wavernn",
-    emotion: Annotated[
-        str | None,
-        typer.Option("--emotion", help="transformer engine: neutral, happy, sad, angry, ..."),
-    ] = None,
+    emotion: EmotionOption = None,
+    emotion_strength: EmotionStrength = None,
     data_dir: DataDir = None,
     quality: Quality = None,
     reference_text: ReferenceText = None,
 ) -> None:
     """Speak TEXT in the voice of a reference recording or an enrolled voice."""
+    emotion, emotion_strength = check_emotion(emotion, emotion_strength, "--emotion")
     if (text is None) == (text_file is None):
         raise TextError("give exactly one of --text or --text-file")
     if (reference is None) == (voice is None):
@@ -233,8 +245,6 @@ def clone(
             quality=quality,
             reference_text=reference_text,
         )
-        if emotion is not None:
-            _set_emotion(chosen, emotion)
         progress.begin("speaking")
         audio = studio.clone(
             text,
@@ -243,26 +253,15 @@ def clone(
             watermark=not no_watermark,
             progress=progress,
             language=language,
+            emotion=emotion,
+            emotion_strength=emotion_strength,
         )
-    path, record = studio.save(audio, out, parameters={"emotion": emotion} if emotion else None)
+    path, record = studio.save(audio, out)
     mark = "no watermark" if no_watermark else "watermarked"
     typer.echo(
         f"{path}  {audio.duration:.2f} s  voice={chosen.name} engine={chosen.engine}  {mark}"
         f"  record={record.name}"
     )
-
-
-def _set_emotion(voice: Voice, emotion: str) -> None:
-    """The emotion of this synthesis (only the transformer engine has an emotion input)."""
-    from deepfake_studio.synthesizer.transformer import EMOTIONS
-
-    if voice.engine != "transformer":
-        raise StudioError(
-            f"--emotion needs the transformer engine (this voice uses {voice.engine})"
-        )
-    if emotion not in EMOTIONS:
-        raise StudioError(f"unknown emotion {emotion!r} (one of {', '.join(EMOTIONS)})")
-    voice.conditioning.info["emotion"] = emotion
 
 
 @app.command()

@@ -37,6 +37,8 @@ from deepfake_studio.synthesizer import (
     create_engine,
 )
 from deepfake_studio.synthesizer.base import ProgressCallback
+from deepfake_studio.synthesizer.emotion import check_emotion, with_emotion
+from deepfake_studio.synthesizer.kokoro.emotion import sentence_pause_scale
 from deepfake_studio.synthesizer.languages import (
     DEFAULT_LANGUAGE,
     check_engine_language,
@@ -502,9 +504,14 @@ class Studio:
         watermark: bool | None = None,
         progress: ProgressCallback | None = None,
         language: str | None = None,
+        emotion: str | None = None,
+        emotion_strength: float | None = None,
     ) -> Iterator[Audio]:
         """Synthesise `text` sentence by sentence; each piece ends with its pause.
         `language` (default en-us) is one of `synthesizer.languages.LANGUAGES` (kokoro).
+        `emotion` (one of `synthesizer.emotion.EMOTIONS`, default neutral) at
+        `emotion_strength` 0..1 (default 1; 0 is exactly the neutral speech): kokoro and
+        transformer voices.
 
         Each piece is watermarked on its own (unless `watermark` is False, or None and the
         config says so), so a streamed clip is marked wherever it is cut.
@@ -516,6 +523,9 @@ class Studio:
                 f"speed {speed} is out of range ({self.config.min_speed}-{self.config.max_speed})"
             )
         language = check_engine_language(voice.engine, language)
+        emotion, emotion_strength = check_emotion(emotion, emotion_strength)
+        conditioning = with_emotion(voice.conditioning, voice.engine, emotion, emotion_strength)
+        pause_scale = sentence_pause_scale(conditioning, voice.engine)
         engine = self.engine(voice.engine)
         # Only non-default languages pass the argument: English-only engines do not take it.
         in_language = {"language": language} if language != DEFAULT_LANGUAGE else {}
@@ -524,13 +534,15 @@ class Studio:
         )
         sentences = split_first_clause(sentences, self.config.first_chunk_chars)
         for i, sentence in enumerate(sentences):
-            samples = engine.synthesize(sentence.text, voice.conditioning, speed, **in_language)
+            samples = engine.synthesize(sentence.text, conditioning, speed, **in_language)
             piece = audio_io.normalize_loudness(
                 Audio(samples, engine.sample_rate), self.config.output_lufs
             )
             if mark:
                 piece = self.watermarker.embed(piece)
-            pause = np.zeros(int(sentence.pause_after * engine.sample_rate), np.float32)
+            pause = np.zeros(
+                int(sentence.pause_after * pause_scale * engine.sample_rate), np.float32
+            )
             if progress:
                 progress((i + 1) / len(sentences), f"sentence {i + 1}/{len(sentences)}")
             yield self._generated(
@@ -539,7 +551,12 @@ class Studio:
                 sentence.text,
                 voice,
                 mark,
-                {"speed": speed, "language": language},
+                {
+                    "speed": speed,
+                    "language": language,
+                    "emotion": emotion,
+                    "emotion_strength": emotion_strength,
+                },
             )
 
     def _generated(
@@ -577,14 +594,18 @@ class Studio:
         language: str | None = None,
         quality: str | None = None,
         reference_text: str | None = None,
+        emotion: str | None = None,
+        emotion_strength: float | None = None,
     ) -> GeneratedAudio:
         """Speak `text` in an enrolled voice or in the voice of a reference recording (which
         needs the speaker's `consent` statement; `quality` and `reference_text` as for
         `create_voice`), in `language` (default en-us; the kokoro engine speaks all of
-        `synthesizer.languages.LANGUAGES`). Save it with `studio.save(clip, path)`: that
-        writes the file and its signed provenance record."""
+        `synthesizer.languages.LANGUAGES`), with `emotion` at `emotion_strength` (as for
+        `speak`). Save it with `studio.save(clip, path)`: that writes the file and its signed
+        provenance record."""
         text = check_text(text)  # fail on bad text before any slow analysis
         language = check_language(language)
+        emotion, emotion_strength = check_emotion(emotion, emotion_strength)
         chosen = self.resolve_voice(
             voice,
             reference,
@@ -597,13 +618,26 @@ class Studio:
         mark = self.config.watermark if watermark is None else watermark
         pieces = list(
             self.speak(
-                text, chosen, speed=speed, watermark=mark, progress=progress, language=language
+                text,
+                chosen,
+                speed=speed,
+                watermark=mark,
+                progress=progress,
+                language=language,
+                emotion=emotion,
+                emotion_strength=emotion_strength,
             )
         )
         samples = np.concatenate([p.samples for p in pieces])
         # The last sentence ends a paragraph; a whole clip does not need that trailing pause.
         trailing = int(pieces[-1].sample_rate * self.config.paragraph_pause_s)
-        parameters = {"speed": speed, "seed": seed, "language": language}
+        parameters = {
+            "speed": speed,
+            "seed": seed,
+            "language": language,
+            "emotion": emotion,
+            "emotion_strength": emotion_strength,
+        }
         return self._generated(
             samples[: max(1, len(samples) - trailing)],
             pieces[0].sample_rate,

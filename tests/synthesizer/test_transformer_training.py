@@ -132,20 +132,28 @@ def test_resume_continues_exactly_and_the_engine_speaks(  # type: ignore[no-unty
     assert '"emotion": "happy"' in json.dumps(record)
 
 
-def test_emotion_option_is_checked() -> None:
-    from deepfake_studio.cli import _set_emotion
-    from deepfake_studio.errors import StudioError
+def test_the_studio_emotions_and_strength_reach_the_transformer() -> None:
     from deepfake_studio.synthesizer.base import Conditioning
-    from deepfake_studio.voices import Voice
+    from deepfake_studio.synthesizer.emotion import EMOTIONS as STUDIO_EMOTIONS
+    from deepfake_studio.synthesizer.emotion import emotion_of, with_emotion
+    from deepfake_studio.synthesizer.transformer_engine import TABLE_ROW_NAMES
 
-    voice = Voice("v", np.zeros(256, np.float32), Conditioning("transformer"), "ok", "0" * 64)
-    _set_emotion(voice, "sad")
-    assert voice.conditioning.info["emotion"] == "sad"
-    with pytest.raises(StudioError, match="unknown emotion 'bored'"):
-        _set_emotion(voice, "bored")
-    kokoro = Voice("k", np.zeros(256, np.float32), Conditioning("kokoro"), "ok", "0" * 64)
-    with pytest.raises(StudioError, match="needs the transformer engine"):
-        _set_emotion(kokoro, "sad")
+    rows = {name: EMOTIONS.index(TABLE_ROW_NAMES.get(name, name)) for name in STUDIO_EMOTIONS}
+    assert rows["fearful"] == EMOTIONS.index("fear") and len(set(rows.values())) == 6
+    voice = Conditioning("transformer", info={"emotion": "neutral"})
+    assert emotion_of(with_emotion(voice, "transformer", "fearful", 0.5)) == ("fearful", 0.5)
+    assert with_emotion(voice, "transformer", "sad", 0.0) is voice  # strength 0: neutral
+
+    torch.manual_seed(0)
+    model = TransformerTTS(config_from_dict(TransformerTTSConfig, TINY_MODEL)).eval()
+    text, speaker = torch.tensor([[10, 20, 30, 1]]), torch.randn(1, 256)
+    angry = torch.tensor([EMOTIONS.index("angry")])
+    neutral, _ = model.encode(text, speaker, torch.tensor([EMOTIONS.index("neutral")]))
+    full, _ = model.encode(text, speaker, angry)
+    assert torch.allclose(model.encode(text, speaker, angry, 0.0)[0], neutral)
+    half, _ = model.encode(text, speaker, angry, 0.5)  # the embedding halfway to neutral's
+    assert torch.allclose(half, (neutral + full) / 2, atol=1e-5)
+    assert not torch.allclose(full, neutral)
 
 
 def test_errors_are_one_line(prepared_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -54,9 +54,17 @@ from deepfake_studio.errors import (
 )
 from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from deepfake_studio.service.runner import EmbeddedRunner, JobRunner, detection_summary
+from deepfake_studio.service.shared import API_PREFIX, check_faceswap
 from deepfake_studio.service.store import Job, JobKind, JobState, JobStore, UnknownJobError
 from deepfake_studio.studio import ENROLL_QUALITIES, Studio, check_consent, enrollment_quality
 from deepfake_studio.synthesizer import ENGINES
+from deepfake_studio.synthesizer.emotion import (
+    DEFAULT_EMOTION,
+    EMOTIONS,
+    check_emotion,
+    check_engine_emotion,
+    emotion_fields,
+)
 from deepfake_studio.synthesizer.languages import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
@@ -68,7 +76,6 @@ from deepfake_studio.voices import Voice, check_name, voice_id
 
 log = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
 # Room for the text fields and multipart framing on top of the file itself (text ≤ 20k chars).
 FORM_OVERHEAD_BYTES = 256 * 1024
 MAX_JSON_BYTES = 1024 * 1024
@@ -279,6 +286,13 @@ class SynthesisRequest(BaseModel):
         None,
         max_length=MAX_REFERENCE_TEXT_CHARS,
         description=f"With a `reference` upload. {_REFERENCE_TEXT_NOTE}",
+    )
+    emotion: str = Field(
+        DEFAULT_EMOTION,
+        description=f"One of {', '.join(EMOTIONS)} (kokoro and transformer voices).",
+    )
+    emotion_strength: float = Field(
+        1.0, allow_inf_nan=False, description="0-1; 0 is exactly the neutral speech."
     )
 
     @model_validator(mode="after")
@@ -666,32 +680,6 @@ def _faceswap_upload(upload: Any, role: str, allowed: tuple[str, ...]) -> tuple[
     return upload, suffix
 
 
-def _check_faceswap(
-    studio: Studio, source: Path, target: Path, face: int | None, names: dict[Path, str]
-) -> dict[str, Any]:
-    """Decode both uploads and find their faces now, so a bad request fails with a 4xx instead
-    of a failed job. Errors name the client's files, never server paths."""
-    from deepfake_studio.faceswap import image as fs_image
-    from deepfake_studio.faceswap import video as fs_video
-
-    cfg = studio.config.faceswap
-    try:
-        src = fs_image.prepare_source(
-            fs_image.read_image(source, cfg, "source"), studio.face_models, "source"
-        )
-        if target.suffix.lower() in VIDEO_SUFFIXES:
-            info = fs_video.probe(target, cfg)
-            return {"source_faces": src.faces_found, "frames": info.expected_frames}
-        faces = studio.face_models.detect(fs_image.read_image(target, cfg, "target"))
-        fs_image.choose_faces(faces, face, "target image")
-        return {"source_faces": src.faces_found, "target_faces": len(faces)}
-    except StudioError as e:
-        message = str(e)
-        for path, display in names.items():
-            message = message.replace(str(path), display).replace(path.name, display)
-        raise type(e)(message) from None
-
-
 # -- conversions ------------------------------------------------------------------------------
 def _job_out(job: Job) -> JobOut:
     audio_url = result_url = None
@@ -1031,6 +1019,7 @@ def create_app(
         try:
             text = check_text(req.text)
             language = check_language(req.language)
+            emotion, emotion_strength = check_emotion(req.emotion, req.emotion_strength)
             if (req.voice_id is None) == (upload is None):
                 raise VoiceError("give exactly one of voice_id or a reference upload")
             consent = None
@@ -1055,6 +1044,7 @@ def create_app(
                     studio.resolve_voice, req.voice_id, None, req.engine
                 )
                 check_engine_language(voice.engine, language)
+                check_engine_emotion(voice.engine, emotion, emotion_strength)
                 chosen: str | None = voice.id
                 reference = None
             else:
@@ -1062,6 +1052,9 @@ def create_app(
                 _check_engine(req.engine)
                 studio.check_enroll_options(req.engine, req.quality, req.reference_text)
                 check_engine_language(req.engine or studio.config.default_engine, language)
+                check_engine_emotion(
+                    req.engine or studio.config.default_engine, emotion, emotion_strength
+                )
                 path, reference = await _accept_upload(
                     studio, store, upload, limits.max_upload_bytes
                 )
@@ -1081,6 +1074,7 @@ def create_app(
             **({"consent": consent} if consent else {}),
             **({"language": language} if language != DEFAULT_LANGUAGE else {}),
             **_enroll_options(req.quality, req.reference_text),
+            **emotion_fields(emotion, emotion_strength),
         }
         job = await run_in_threadpool(store.create, "clone", request_json, inputs=inputs)
         jobs.submit(job.id)
@@ -1163,7 +1157,7 @@ def create_app(
                 target_path: _safe_name(target.filename, target_suffix),
             }
             found = await run_in_threadpool(
-                _check_faceswap, studio, source_path, target_path, fields.face, names
+                check_faceswap, studio, source_path, target_path, fields.face, names
             )
         except BaseException:
             for path in received:

@@ -10,6 +10,8 @@ CSV columns (a header row is required; UTF-8, an Excel BOM is fine):
     engine, speed, seed                                             (optional)
     language   en-us (default), en-gb, es, fr, it, pt-br, hi, ja, zh    (optional, kokoro)
     quality    with a reference: quick or standard (default: the engine's)  (optional, kokoro)
+    emotion    neutral (default), happy, sad, angry, fearful, surprised   (optional)
+    emotion_strength  0-1 (default 1; 0 is the neutral speech)       (optional)
     reference_text  with a reference: the words spoken in it (standard quality; else transcribed)
 
 Every row is checked before anything runs, so a typo fails in one line, not after an hour.
@@ -37,6 +39,12 @@ from deepfake_studio.provenance import sidecar_path, text_sha256
 from deepfake_studio.service.runner import INTERNAL_ERROR, compute_clone, save_clone
 from deepfake_studio.studio import Studio
 from deepfake_studio.synthesizer import ENGINES
+from deepfake_studio.synthesizer.emotion import (
+    DEFAULT_EMOTION,
+    check_emotion,
+    check_engine_emotion,
+    emotion_fields,
+)
 from deepfake_studio.synthesizer.languages import DEFAULT_LANGUAGE, check_language
 from deepfake_studio.text import check_text
 from deepfake_studio.voices import Voice, voice_id
@@ -53,6 +61,8 @@ COLUMNS = (
     "language",
     "quality",
     "reference_text",
+    "emotion",
+    "emotion_strength",
 )
 REQUIRED = ("text", "out")
 _NAMESPACE = uuid.UUID("8f0b3f44-8a5e-4c1f-9a53-2a4b4d1d5e61")  # batch task ids (uuid5)
@@ -78,6 +88,8 @@ class BatchRow:
     language: str = DEFAULT_LANGUAGE
     quality: str | None = None  # with a reference: kokoro's enrollment quality (None: default)
     reference_text: str | None = None  # with a reference: the words spoken in it
+    emotion: str = DEFAULT_EMOTION
+    emotion_strength: float = 1.0
 
     def request(self) -> dict[str, Any]:
         """The same request a server clone job carries."""
@@ -96,6 +108,7 @@ class BatchRow:
             # Likewise only when given (and a row with another quality is another job).
             **({"quality": self.quality} if self.quality is not None else {}),
             **({"reference_text": self.reference_text} if self.reference_text is not None else {}),
+            **emotion_fields(self.emotion, self.emotion_strength),
         }
 
     def task_id(self) -> str:
@@ -241,6 +254,9 @@ def _check_row(
         raise fail("quality and reference_text go with a reference (a voice is already fitted)")
     try:
         studio.check_enroll_options(engine, quality, reference_text)
+        emotion, strength = check_emotion(cell("emotion") or None, cell("emotion_strength") or None)
+        if reference is not None:  # a voice row's engine is checked when the voice is loaded
+            check_engine_emotion(engine or studio.config.default_engine, emotion, strength)
     except StudioError as e:
         raise fail(str(e)) from None
     return BatchRow(
@@ -256,6 +272,8 @@ def _check_row(
         language,
         quality,
         reference_text,
+        emotion,
+        strength,
     )
 
 

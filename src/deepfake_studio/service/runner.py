@@ -128,6 +128,8 @@ def compute_clone(
         speed=request.get("speed", 1.0),
         progress=speak,
         language=request.get("language"),
+        emotion=request.get("emotion"),
+        emotion_strength=request.get("emotion_strength"),
     )
     return CloneOutput(audio, chosen, studio.config.watermark)
 

@@ -48,8 +48,8 @@ from deepfake_studio.encoder.features import mel_spectrogram
 from deepfake_studio.encoder.model import EncoderConfig
 from deepfake_studio.errors import AudioError, EngineError, MediaError, StudioError, VoiceError
 from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from deepfake_studio.service.api import API_PREFIX
 from deepfake_studio.service.runner import JobRunner
+from deepfake_studio.service.shared import API_PREFIX, check_faceswap
 from deepfake_studio.service.store import Job, JobStore
 from deepfake_studio.studio import (
     ENROLL_QUALITIES,
@@ -59,6 +59,13 @@ from deepfake_studio.studio import (
     enrollment_quality,
 )
 from deepfake_studio.synthesizer import ENGINES
+from deepfake_studio.synthesizer.emotion import (
+    DEFAULT_EMOTION,
+    EMOTIONS,
+    check_emotion,
+    check_engine_emotion,
+    emotion_fields,
+)
 from deepfake_studio.synthesizer.languages import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
@@ -202,6 +209,8 @@ class StudioWeb:
         language: str | None = None,
         quality: str | None = None,
         reference_text: str | None = None,
+        emotion: str | None = None,
+        emotion_strength: float | None = None,
     ) -> Job:
         """Check the request now (like POST /synthesize), then queue a clone job. A reference
         recording needs the speaker's consent statement, as enrolling does; `quality` and
@@ -209,6 +218,7 @@ class StudioWeb:
         text = check_text(text or "")
         chosen_engine = _engine(engine)
         chosen_language = check_language(language)
+        feeling, strength = check_emotion(emotion, emotion_strength)
         chosen_quality, words = _quality(quality), _words(reference_text)
         low, high = self.studio.config.min_speed, self.studio.config.max_speed
         if not low <= float(speed) <= high:
@@ -219,6 +229,9 @@ class StudioWeb:
             statement = check_consent(consent, "cloning from a recording")
             self.studio.check_enroll_options(chosen_engine, chosen_quality, words)
             check_engine_language(chosen_engine or self.studio.config.default_engine, language)
+            check_engine_emotion(
+                chosen_engine or self.studio.config.default_engine, feeling, strength
+            )
             path, name = self._receive(reference)
             inputs[name] = path
             chosen_voice, reference_name = None, name
@@ -232,6 +245,7 @@ class StudioWeb:
                 )
             resolved = self.studio.resolve_voice(voice, None, chosen_engine)
             check_engine_language(resolved.engine, chosen_language)
+            check_engine_emotion(resolved.engine, feeling, strength)
             chosen_voice, reference_name = resolved.id, None
         request = {
             "text": text,
@@ -244,6 +258,7 @@ class StudioWeb:
             **({"consent": statement} if statement else {}),
             **({"language": chosen_language} if chosen_language != DEFAULT_LANGUAGE else {}),
             **_enroll_options(chosen_quality, words),
+            **emotion_fields(feeling, strength),
         }
         return self._queue("clone", request, inputs)
 
@@ -318,8 +333,6 @@ class StudioWeb:
     ) -> Job:
         """Check the request now (like POST /faceswap: files decoded, faces found), then
         queue a face-swap job."""
-        from deepfake_studio.service.api import _check_faceswap
-
         if not source:
             raise MediaError("upload a source photo with the face to use")
         if bool(target_image) == bool(target_video):
@@ -358,7 +371,7 @@ class StudioWeb:
                 inputs[f"{role}{suffix}"] = copy
                 names[copy] = path.name
             source_copy, target_copy = inputs.values()
-            found = _check_faceswap(self.studio, source_copy, target_copy, index, names)
+            found = check_faceswap(self.studio, source_copy, target_copy, index, names)
         except BaseException:
             for path in inputs.values():
                 path.unlink(missing_ok=True)
@@ -768,6 +781,20 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                         label="Speed",
                         elem_id="clone-speed",
                     )
+                    emotion = gr.Dropdown(
+                        [(name.capitalize(), name) for name in EMOTIONS],
+                        value=DEFAULT_EMOTION,
+                        label="Emotion (kokoro and transformer voices)",
+                        elem_id="clone-emotion",
+                    )
+                    emotion_strength = gr.Slider(
+                        0.0,
+                        1.0,
+                        value=1.0,
+                        step=0.05,
+                        label="Emotion strength (0 = neutral)",
+                        elem_id="clone-emotion-strength",
+                    )
                     generate = gr.Button("Generate", variant="primary", elem_id="clone-generate")
             status = gr.Markdown("Ready.", elem_id="clone-status")
             result = gr.Audio(
@@ -955,6 +982,8 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
             language_in: str,
             quality_in: str,
             words_in: str,
+            emotion_in: str,
+            strength_in: float,
             progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's injection idiom
         ) -> Iterator[tuple[Any, ...]]:
             skip = gr.skip()
@@ -970,6 +999,8 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                     language_in,
                     quality_in,
                     words_in,
+                    emotion_in,
+                    strength_in,
                 )
             except StudioError as e:
                 yield _error_text(e), None, None, None, None
@@ -1100,6 +1131,8 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                 language,
                 clone_quality,
                 clone_words,
+                emotion,
+                emotion_strength,
             ],
             [status, result, signals, embedding, projection],
             **hidden,

@@ -48,6 +48,27 @@ def is_neutral(emotion: str, strength: float) -> bool:
     return emotion == DEFAULT_EMOTION or strength == 0.0
 
 
+def check_engine_emotion(
+    engine: str, emotion: str | None, strength: float | None = None
+) -> tuple[str, float]:
+    """`check_emotion`, and an engine without an emotion input refuses all but neutral."""
+    name, value = check_emotion(emotion, strength)
+    if not is_neutral(name, value) and engine not in ENGINES_WITH_EMOTION:
+        raise EmotionError(
+            f"the {engine} engine has no emotion control ({' and '.join(ENGINES_WITH_EMOTION)} "
+            "have); leave the emotion neutral"
+        )
+    return name, value
+
+
+def emotion_fields(emotion: str, strength: float) -> dict[str, str | float]:
+    """A job request's emotion fields: none for the default, so the ids of requests made
+    before emotions existed stay the same."""
+    if emotion == DEFAULT_EMOTION:
+        return {}
+    return {EMOTION_KEY: emotion, STRENGTH_KEY: strength}
+
+
 def with_emotion(
     conditioning: Conditioning, engine: str, emotion: str | None, strength: float | None = None
 ) -> Conditioning:
@@ -55,14 +76,9 @@ def with_emotion(
 
     Neutral or strength 0 returns `conditioning` itself, so the output is exactly the neutral
     one. An engine without an emotion input refuses any other emotion (EmotionError)."""
-    name, value = check_emotion(emotion, strength)
+    name, value = check_engine_emotion(engine, emotion, strength)
     if is_neutral(name, value):
         return conditioning
-    if engine not in ENGINES_WITH_EMOTION:
-        raise EmotionError(
-            f"the {engine} engine has no emotion control ({' and '.join(ENGINES_WITH_EMOTION)} "
-            "have); leave the emotion neutral"
-        )
     return replace(conditioning, info={**conditioning.info, EMOTION_KEY: name, STRENGTH_KEY: value})
 
 
@@ -72,14 +88,3 @@ def emotion_of(conditioning: Conditioning) -> tuple[str, float]:
         str(conditioning.info.get(EMOTION_KEY, DEFAULT_EMOTION)),
         float(conditioning.info.get(STRENGTH_KEY, 1.0)),
     )
-
-
-def sentence_pause_scale(conditioning: Conditioning, engine: str) -> float:
-    """The factor on the pause after each sentence for this conditioning's emotion (kokoro's
-    table, `kokoro/emotion.py`; 1 for every other engine and for neutral)."""
-    emotion, strength = emotion_of(conditioning)
-    if engine != "kokoro" or is_neutral(emotion, strength):
-        return 1.0
-    from deepfake_studio.synthesizer.kokoro.emotion import EMOTION_TABLE
-
-    return EMOTION_TABLE[emotion].at(strength).pause_scale

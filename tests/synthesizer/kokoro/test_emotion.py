@@ -15,11 +15,15 @@ from deepfake_studio.synthesizer.base import Conditioning
 from deepfake_studio.synthesizer.emotion import (
     EMOTIONS,
     check_emotion,
-    sentence_pause_scale,
     with_emotion,
 )
 from deepfake_studio.synthesizer.kokoro import KokoroEngine
-from deepfake_studio.synthesizer.kokoro.emotion import EMOTION_TABLE, EmotionSettings, tilt
+from deepfake_studio.synthesizer.kokoro.emotion import (
+    EMOTION_TABLE,
+    EmotionSettings,
+    sentence_pause_scale,
+    tilt,
+)
 from deepfake_studio.synthesizer.kokoro.model import KokoroModel, Prosody
 from deepfake_studio.synthesizer.kokoro.torch_path import F0_STEP_S, ProsodyEdit, TorchKokoro
 

@@ -220,6 +220,15 @@ class KokoroEmotion:
         return tilt(samples, sample_rate, self.settings.tilt_db)
 
 
+def sentence_pause_scale(conditioning: Conditioning, engine: str) -> float:
+    """The factor on the pause after each sentence for this conditioning's emotion (this
+    table's `pause_scale`; 1 for other engines and for neutral)."""
+    if engine != "kokoro":
+        return 1.0
+    emotion = KokoroEmotion.of(conditioning)
+    return 1.0 if emotion is None else emotion.settings.pause_scale
+
+
 def tilt_gain_db(frequencies: np.ndarray, tilt_db: float) -> np.ndarray:
     """The shelf: 0 dB below 500 Hz, `tilt_db` above 2 kHz, linear in log-frequency between."""
     position = np.log2(np.maximum(frequencies, 1.0) / 500.0) / 2.0  # 500 Hz → 0, 2 kHz → 1
