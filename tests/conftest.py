@@ -95,11 +95,12 @@ def studio(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
 def enroll_studio(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """A Studio for tests of the enrollment options (quality, reference text), not of likeness:
     kokoro's default quality is `standard`, so a test that asks for `quick` sees it was passed
-    on, and both fits are cut to the bone (one probe sentence, no pitch-moved packs, held-out
-    check or rate matching; 2 gradient steps on 0.5 s crops)."""
+    on, and every fit is cut to the bone (one probe sentence, no pitch-moved packs, held-out
+    check or rate matching; 2 gradient steps on 0.5 s crops, and 2 adaptation steps)."""
     from deepfake_studio import Studio, StudioConfig
     from deepfake_studio.synthesizer import EngineOptions
     from deepfake_studio.synthesizer.kokoro import FitConfig, KokoroConfig
+    from deepfake_studio.synthesizer.kokoro.adapt import AdaptConfig
     from deepfake_studio.synthesizer.kokoro.fit import PROBE_SENTENCES
     from deepfake_studio.synthesizer.kokoro.reconstruct import StyleFitConfig
 
@@ -110,7 +111,10 @@ def enroll_studio(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
         match_speed=False,
     )
     kokoro = KokoroConfig(
-        quality="standard", fit=search, style_fit=StyleFitConfig(steps=2, crop_seconds=0.5)
+        quality="standard",
+        fit=search,
+        style_fit=StyleFitConfig(steps=2, crop_seconds=0.5),
+        adapt=AdaptConfig(steps=2, check_every=1, crop_seconds=0.5),
     )
     return Studio(
         StudioConfig(

@@ -132,8 +132,8 @@ def test_clone_from_a_reference_takes_the_quality_options_of_enroll(
     out = tmp_path / "o.wav"
     args = ["clone", "-r", example_reference, "-t", "Hi.", "-o", out]
     args += ["--consent", "The test speaker consents."]
-    bad = run(*args, "--quality", "best", home=tmp_path)
-    assert_one_line_error(bad, "--quality must be quick or standard, not 'best'")
+    bad = run(*args, "--quality", "finest", home=tmp_path)
+    assert_one_line_error(bad, "--quality must be quick, standard or best, not 'finest'")
     enrolled = run("clone", "--voice", "x", "-t", "Hi.", "-o", out, "--quality", "quick",
                    home=tmp_path)  # fmt: skip
     assert_one_line_error(enrolled, "--quality and --reference-text go with --reference")
@@ -145,7 +145,7 @@ def test_clone_from_a_reference_takes_the_quality_options_of_enroll(
     assert_one_line_error(empty, "the reference text is empty")
     assert "(models load on first use; a standard kokoro fit takes minutes)" in empty.stderr
     quick = run(*args, "--quality", "quick", "--reference-text", "Printing.", home=tmp_path)
-    assert_one_line_error(quick, "a reference text is only used by the standard quality")
+    assert_one_line_error(quick, "a reference text is only used by the standard and best qualities")
     assert not out.exists()
 
 
@@ -291,6 +291,15 @@ def test_faceswap_errors_are_one_line(tmp_path: Path) -> None:
     result = run("faceswap", *args, "--out", tmp_path / "o.png", home=tmp_path)
     assert_one_line_error(result, "--face 2 is out")
     assert not (tmp_path / "o.png").exists()
+    # The cloned soundtrack's enrollment options: checked before any model loads.
+    bogus = run("faceswap", *args[:4], "--out", tmp_path / "o.png", "--quality", "x", home=tmp_path)
+    assert_one_line_error(bogus, "--quality must be quick, standard or best")
+    video = run(
+        "faceswap", "--source", FACES / "obama.jpg", "--target", tmp_path / "in.mp4",
+        "--out", tmp_path / "o.mp4", "--voice", "someone", "--text", "Hi.", "--quality", "best",
+        home=tmp_path,
+    )  # fmt: skip
+    assert_one_line_error(video, "--quality and --reference-text go with --reference")
 
 
 def test_faceswap_face_n_of_a_group_then_verify_its_marks(tmp_path: Path) -> None:

@@ -55,23 +55,26 @@ Quality = Annotated[
     typer.Option(
         "--quality",
         help="kokoro only: standard (the default: the style fitted to the reference by "
-        "gradient, closer to the speaker; minutes on 2 cores) or quick (style search, about "
-        "30 s; further from the speaker).",
+        "gradient, closer to the speaker; 1-2 min on 2 cores), quick (style search, about "
+        "30 s; further from the speaker) or best (standard plus the decoder adapted to the "
+        "speaker; several minutes, and slower synthesis).",
     ),
 ]
 ReferenceText = Annotated[
     str | None,
     typer.Option(
         "--reference-text",
-        help="The words spoken in the reference (standard quality; else transcribed).",
+        help="The words spoken in the reference (standard and best; else transcribed).",
     ),
 ]
 # What a newcomer waits for: models load on first use, and a kokoro voice is fitted to the
-# reference (standard: minutes on 2 cores; quick: about 30 s; piper only matches the rate, in
-# about a second).
+# reference (standard: 1-2 min on 2 cores; quick: about 30 s; best: several minutes; piper
+# only matches the rate, in about a second).
 MODELS_NOTE = " (models load on first use)"
 QUICK_NOTE = " (models load on first use; a quick kokoro fit takes about 30 s)"
-STANDARD_NOTE = " (models load on first use; a standard kokoro fit takes minutes)"
+STANDARD_NOTE = " (models load on first use; a standard kokoro fit takes 1-2 minutes)"
+BEST_NOTE = " (models load on first use; a best kokoro fit takes several minutes)"
+QUALITY_NOTES = {"quick": QUICK_NOTE, "standard": STANDARD_NOTE, "best": BEST_NOTE}
 
 
 def _reference_note(studio: Studio, engine: str | None, quality: str | None) -> str:
@@ -79,7 +82,7 @@ def _reference_note(studio: Studio, engine: str | None, quality: str | None) -> 
     if (engine or studio.config.default_engine) != "kokoro":
         return MODELS_NOTE
     chosen = quality or studio.config.engines.kokoro.quality  # omitted: the engine's default
-    return STANDARD_NOTE if chosen == "standard" else QUICK_NOTE
+    return QUALITY_NOTES.get(chosen, STANDARD_NOTE)
 
 
 EmotionOption = Annotated[
@@ -411,9 +414,12 @@ def faceswap(
             "--extend", help="Video: hold the last frame while a longer new soundtrack ends."
         ),
     ] = False,
+    quality: Quality = None,
+    reference_text: ReferenceText = None,
     data_dir: DataDir = None,
 ) -> None:
     """Put the face from SOURCE onto the faces of TARGET (an image or a video)."""
+    check_quality(quality, "--quality")  # a one-line error before any model loads
     studio = _studio(data_dir)
     with StageProgress("swapping faces") as progress:
         result = studio.faceswap(
@@ -428,6 +434,8 @@ def faceswap(
             progress=progress,
             consent=consent,
             extend=extend,
+            quality=quality,
+            reference_text=reference_text,
         )
     if result.audio_cut_s > 0:
         typer.echo(

@@ -39,6 +39,7 @@ from deepfake_studio.synthesizer import (
 from deepfake_studio.synthesizer.base import ProgressCallback
 from deepfake_studio.synthesizer.emotion import check_emotion, with_emotion
 from deepfake_studio.synthesizer.kokoro.emotion import sentence_pause_scale
+from deepfake_studio.synthesizer.kokoro.engine import QUALITIES as KOKORO_QUALITIES
 from deepfake_studio.synthesizer.languages import (
     DEFAULT_LANGUAGE,
     check_engine_language,
@@ -59,8 +60,8 @@ if TYPE_CHECKING:
 REFERENCE_RATE = 16_000
 # Kokoro enrollment qualities, cheapest first (KokoroConfig.quality is the default): "quick" =
 # the black-box style search (kokoro/fit.py), "standard" = the gradient style fit
-# (kokoro/reconstruct.py). Every front end (CLI, API, web, batch) checks against this tuple.
-ENROLL_QUALITIES = ("quick", "standard")
+# (kokoro/reconstruct.py), "best" = standard plus decoder adaptation (kokoro/adapt.py).
+ENROLL_QUALITIES = KOKORO_QUALITIES
 # Voices stored before the fit recorded its quality: known from the fit's method.
 _QUALITY_OF_METHOD = {"kokoro-fit-es": "quick", "kokoro-style-fit": "standard"}
 
@@ -362,7 +363,7 @@ class Studio:
             )
         effective = quality or self.config.engines.kokoro.quality
         if reference_text is not None and effective == "quick":
-            raise EngineError("a reference text is only used by the standard quality")
+            raise EngineError("a reference text is only used by the standard and best qualities")
 
     def enroll(
         self,
@@ -663,13 +664,16 @@ class Studio:
         progress: ProgressCallback | None = None,
         consent: str | None = None,
         extend: bool = False,
+        quality: str | None = None,
+        reference_text: str | None = None,
     ) -> FaceSwapOutput:
         """Put the (largest) face of the `source` image onto the faces of `target`, an image
         or a video (by its suffix); `face` picks one target face (left to right, from 0).
 
         Video only: `text` with `voice` or `reference` replaces the soundtrack with cloned
-        speech (watermarked); `audio` replaces it with a file as it is. Every output image or
-        frame is watermarked (unless `watermark` is False) and gets a signed record.
+        speech (watermarked; `quality` and `reference_text` as for `create_voice`); `audio`
+        replaces it with a file as it is. Every output image or frame is watermarked (unless
+        `watermark` is False) and gets a signed record.
         """
         suffix = Path(target).suffix.lower()
         if suffix in VIDEO_SUFFIXES:
@@ -686,13 +690,16 @@ class Studio:
                 progress=progress,
                 consent=consent,
                 extend=extend,
+                quality=quality,
+                reference_text=reference_text,
             )
         if suffix not in IMAGE_SUFFIXES:
             raise MediaError(
                 f"the target {Path(target).name} is neither an image "
                 f"({', '.join(IMAGE_SUFFIXES)}) nor a video ({', '.join(VIDEO_SUFFIXES)})"
             )
-        if text is not None or voice is not None or reference is not None or audio is not None:
+        soundtrack = (text, voice, reference, audio, quality, reference_text)
+        if any(option is not None for option in soundtrack):
             raise MediaError("a new soundtrack (--voice, --text, --audio) needs a video target")
         return self.faceswap_image(source, target, out, face=face, watermark=watermark)
 
@@ -759,6 +766,8 @@ class Studio:
         progress: ProgressCallback | None = None,
         consent: str | None = None,
         extend: bool = False,
+        quality: str | None = None,
+        reference_text: str | None = None,
     ) -> FaceSwapOutput:
         """Swap faces in a video, streamed frame by frame; see `faceswap` for the soundtrack
         (a `reference` needs the speaker's `consent` statement). A new soundtrack longer than
@@ -784,6 +793,9 @@ class Studio:
         text = check_text(text) if text is not None else None
         if reference is not None:
             check_consent(consent, "cloning from a recording")
+            self.check_enroll_options(None, quality, reference_text)
+        elif quality is not None or reference_text is not None:
+            raise VoiceError("--quality and --reference-text go with --reference")
         src = fs_image.prepare_source(
             fs_image.read_image(source, cfg, "source"), self.face_models, "source"
         )
@@ -800,7 +812,13 @@ class Studio:
         with tempfile.TemporaryDirectory(prefix="faceswap-") as tmp:
             if cloning:
                 assert text is not None
-                chosen = self.resolve_voice(voice, reference, consent=consent)
+                chosen = self.resolve_voice(
+                    voice,
+                    reference,
+                    consent=consent,
+                    quality=quality,
+                    reference_text=reference_text,
+                )
                 speech = self.clone(text, voice=chosen, watermark=mark)
                 # A temporary track inside the video: the video's record covers it.
                 soundtrack = audio_io.write_audio(speech, Path(tmp) / "speech.wav")

@@ -621,10 +621,10 @@ def test_bad_quality_requests_are_one_line_4xx_and_queue_nothing(
     before = quality_client.get(f"{API}/jobs").json()["total"]
     enroll = {"name": "Quality Errors", "consent": "Public-domain LJ Speech reader."}
     cases = [
-        ({"quality": "best"}, "quality must be quick or standard, not 'best'"),
+        ({"quality": "top"}, "quality must be quick, standard or best, not 'top'"),
         ({"quality": "quick", "engine": "piper"}, "go with the kokoro engine, not piper"),
         ({"reference_text": LJ_WORDS, "engine": "piper"}, "go with the kokoro engine, not piper"),
-        ({"quality": "quick", "reference_text": LJ_WORDS}, "only used by the standard quality"),
+        ({"quality": "quick", "reference_text": LJ_WORDS}, "only used by the standard and best"),
         ({"reference_text": "x" * 5001}, "reference_text: String should have at most 5000"),
     ]
     for fields, message in cases:
@@ -636,11 +636,11 @@ def test_bad_quality_requests_are_one_line_4xx_and_queue_nothing(
         assert "\n" not in response.json()["error"]
     inline = quality_client.post(
         f"{API}/synthesize",
-        data={"text": "Hi.", "consent": "yes", "quality": "best"},
+        data={"text": "Hi.", "consent": "yes", "quality": "top"},
         files={"reference": ("lj.flac", example_reference.read_bytes(), "audio/flac")},
     )
     assert inline.status_code == 422
-    assert inline.json() == {"error": "quality must be quick or standard, not 'best'"}
+    assert inline.json() == {"error": "quality must be quick, standard or best, not 'top'"}
     enrolled = quality_client.post(
         f"{API}/synthesize", json={"text": "Hi.", "voice_id": "anyone", "quality": "quick"}
     )
@@ -685,3 +685,42 @@ def test_standard_enrollment_fits_a_style_of_its_own(
     else:
         assert gaps[str(info["best_pack"])] == 0.0, gaps
     assert quality_client.get(f"{API}/voices/{voice.id}").json()["quality"] == "standard"
+
+
+@pytest.mark.slow
+def test_best_enrollment_adapts_the_decoder_and_the_voice_speaks(
+    quality_client: TestClient, enroll_studio: Studio, example_reference: Path
+) -> None:
+    # Runs after the standard test above (which checks that Whisper never loaded): best's
+    # guard transcribes. 2 adaptation steps (enroll_studio): plumbing, not likeness
+    # (tests/synthesizer/kokoro/test_adapt.py and benchmarks/adapt_*.md measure that).
+    response = quality_client.post(
+        f"{API}/voices",
+        data={
+            "name": f"API Best {uuid.uuid4().hex[:6]}",
+            "consent": "Public-domain LJ Speech reader.",
+            "quality": "best",
+            "reference_text": LJ_WORDS,
+        },
+        files=_reference(example_reference),
+    )
+    assert response.status_code == 202, response.text
+    job, _ = _wait(quality_client, response.json()["job_id"], timeout=900.0)
+    assert job["state"] == "done", job
+    voice_id = response.json()["voice_id"]
+    conditioning = enroll_studio.voice(voice_id).conditioning
+    adaptation = conditioning.info["adaptation"]
+    assert conditioning.info["quality"] == "best"
+    assert [c["step"] for c in adaptation["checks"]] == [0, 1, 2]  # type: ignore[index]
+    lowrank = [k for k in conditioning.arrays if k.startswith("decoder_lowrank.")]
+    # Kept adapted weights (a few MB) or rolled back to the style fit (none stored).
+    assert bool(lowrank) == (adaptation["kept_step"] > 0), adaptation  # type: ignore[operator]
+    assert quality_client.get(f"{API}/voices/{voice_id}").json()["quality"] == "best"
+    spoken = quality_client.post(
+        f"{API}/synthesize", json={"text": "Short and clear.", "voice_id": voice_id}
+    )
+    job_id = spoken.json()["job_id"]
+    job, _ = _wait(quality_client, job_id, timeout=300.0)
+    assert job["state"] == "done", job
+    audio = quality_client.get(f"{API}/jobs/{job_id}/audio")
+    assert audio.status_code == 200 and len(audio.content) > 20_000

@@ -59,8 +59,8 @@ def _csv(folder: Path, text: str) -> Path:
         ("text,out,voice\nHi.,a.wav,{v}\nYo.,a.wav,{v}\n", "line 3: output 'a.wav' is already"),
         ("text,out,voice\nHi.,a.wav,{v},extra\n", "line 2: more cells than columns"),
         (
-            "text,out,reference,consent,quality\nHi.,a.wav,jobs.csv,yes,best\n",
-            "line 2: quality must be quick or standard, not 'best'",
+            "text,out,reference,consent,quality\nHi.,a.wav,jobs.csv,yes,top\n",
+            "line 2: quality must be quick, standard or best, not 'top'",
         ),
         (
             "text,out,voice,quality\nHi.,a.wav,{v},quick\n",
@@ -72,7 +72,7 @@ def _csv(folder: Path, text: str) -> Path:
         ),
         (
             "text,out,reference,consent,quality,reference_text\nHi.,a.wav,jobs.csv,yes,quick,Hi\n",
-            "line 2: a reference text is only used by the standard quality",
+            "line 2: a reference text is only used by the standard and best qualities",
         ),
     ],
 )

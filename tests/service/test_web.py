@@ -498,8 +498,8 @@ def test_requests_are_checked_before_a_job_is_queued(
         web.submit_clone(SENTENCE, SOURCE_REFERENCE, None, str(example_reference), "piper", 1.0)
     # Quality and words: kokoro's, for a recording only, one of the known qualities.
     ref = str(example_reference)
-    with pytest.raises(EngineError, match="quality must be quick or standard, not 'best'"):
-        web.submit_enroll(ref, "Nobody", "yes", ENGINE_AUTO, quality="best")
+    with pytest.raises(EngineError, match="quality must be quick, standard or best, not 'top'"):
+        web.submit_enroll(ref, "Nobody", "yes", ENGINE_AUTO, quality="top")
     with pytest.raises(EngineError, match="kokoro engine, not piper"):
         web.submit_enroll(ref, "Nobody", "yes", "piper", quality="quick")
     with pytest.raises(EngineError, match="kokoro engine, not piper"):
@@ -555,9 +555,10 @@ def test_the_quality_radio_names_the_shipped_default_and_what_it_costs(tmp_path:
 
     shipped = Studio(StudioConfig(data_dir=tmp_path))  # the shipped settings; loads no model
     assert quality_choices(shipped) == [
-        ("Default (standard, minutes)", "default"),
+        ("Default (standard, 1-2 minutes)", "default"),
         ("Quick: about 30 s; further from the speaker", "quick"),
-        ("Standard: minutes; closer to the speaker", "standard"),
+        ("Standard: 1-2 minutes; closer to the speaker", "standard"),
+        ("Best: several minutes; the decoder adapted to the speaker, slower speech", "best"),
     ]
 
 

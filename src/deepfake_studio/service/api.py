@@ -150,12 +150,14 @@ M = TypeVar("M", bound=BaseModel)
 
 # -- schemas ----------------------------------------------------------------------------------
 _QUALITY_NOTE = (
-    f"Kokoro's enrollment quality, {' or '.join(ENROLL_QUALITIES)} (quick: a style search, "
-    "about 30 s on 2 cores; standard: the style fitted to the reference by gradient, minutes "
-    "on 2 cores, closer to the speaker); default: the engine's (standard unless configured)."
+    f"Kokoro's enrollment quality, {', '.join(ENROLL_QUALITIES)} (quick: a style search, "
+    "about 30 s on 2 cores; standard: the style fitted to the reference by gradient, 1-2 min "
+    "on 2 cores, closer to the speaker; best: standard plus the decoder adapted to the "
+    "speaker, several minutes, slower synthesis); default: the engine's (standard unless "
+    "configured)."
 )
 _REFERENCE_TEXT_NOTE = (
-    "The words spoken in the reference (standard quality; else Whisper transcribes them)."
+    "The words spoken in the reference (standard and best; else Whisper transcribes them)."
 )
 MAX_REFERENCE_TEXT_CHARS = 5_000  # a minute of speech (the most a reference is used for) is ~1,000
 

@@ -9,10 +9,10 @@ CSV columns (a header row is required; UTF-8, an Excel BOM is fine):
     consent    the speaker's consent statement        (required with a reference)
     engine, speed, seed                                             (optional)
     language   en-us (default), en-gb, es, fr, it, pt-br, hi, ja, zh    (optional, kokoro)
-    quality    with a reference: quick or standard (default: the engine's)  (optional, kokoro)
+    quality    with a reference: quick, standard or best (default: the engine's)  (optional, kokoro)
     emotion    neutral (default), happy, sad, angry, fearful, surprised   (optional)
     emotion_strength  0-1 (default 1; 0 is the neutral speech)       (optional)
-    reference_text  with a reference: the words spoken in it (standard quality; else transcribed)
+    reference_text  with a reference: the words spoken in it (standard, best; else transcribed)
 
 Every row is checked before anything runs, so a typo fails in one line, not after an hour.
 Resumable: an output whose audio and signed record both exist is finished and skipped; both

@@ -95,14 +95,15 @@ VOICE_COLUMNS = [
     "seconds",
     "speed",
 ]
-WORDS_LABEL = "Words spoken in the recording (optional; standard quality, else transcribed)"
+WORDS_LABEL = "Words spoken in the recording (optional; standard and best, else transcribed)"
 QUALITY_DEFAULT = "default"  # the quality radio's "the engine's default" (nothing is sent)
 # What each enrollment quality costs, as the radio shows it (2 cores; measured figures of
 # `standard` are not published yet, hence no number for it).
-QUALITY_COSTS = {"quick": "about 30 s", "standard": "minutes"}
+QUALITY_COSTS = {"quick": "about 30 s", "standard": "1-2 minutes", "best": "several minutes"}
 QUALITY_LABELS = {
     "quick": "Quick: about 30 s; further from the speaker",
-    "standard": "Standard: minutes; closer to the speaker",
+    "standard": "Standard: 1-2 minutes; closer to the speaker",
+    "best": "Best: several minutes; the decoder adapted to the speaker, slower speech",
 }
 
 DETECTOR_NOTICE = (

@@ -166,5 +166,5 @@ def test_enroll_standard_with_an_empty_reference_text_is_one_line_error(
         "--quality", "standard", "--reference-text", "", home=tmp_path,
     )  # fmt: skip
     assert_one_line_error(result, "reference text is empty")
-    bad = run("enroll", example_reference, "--name", "x", "--quality", "best", home=tmp_path)
-    assert_one_line_error(bad, "--quality must be quick or standard")
+    bad = run("enroll", example_reference, "--name", "x", "--quality", "top", home=tmp_path)
+    assert_one_line_error(bad, "--quality must be quick, standard or best")

@@ -18,17 +18,23 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
+from deepfake_studio.audio import Audio
 from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.synthesizer.base import Conditioning, ProgressCallback
+from deepfake_studio.synthesizer.kokoro.adapt import AdaptConfig, DecoderAdapter
 from deepfake_studio.synthesizer.kokoro.emotion import KokoroEmotion
-from deepfake_studio.synthesizer.kokoro.fit import FitConfig, fit_voice
+from deepfake_studio.synthesizer.kokoro.fit import HOLDOUT_SENTENCE, FitConfig, fit_voice
 from deepfake_studio.synthesizer.kokoro.reconstruct import (
     StyleFitConfig,
+    StyleFitResult,
+    StyleFitter,
     TranscriberHolder,
     fit_style,
     guarded_conditioning,
     keep_the_closer,
+    prepare_reference,
     reference_tokens,
     style_table,
 )
@@ -44,12 +50,13 @@ from deepfake_studio.synthesizer.languages import (
 from deepfake_studio.synthesizer.phonemes import EnglishPhonemizer, to_kokoro_phonemes
 
 if TYPE_CHECKING:
-    from deepfake_studio.audio import Audio
     from deepfake_studio.encoder import SpeakerEncoder
 
 SAMPLE_RATE = 24_000
 STYLE_DIM = 256
 MAX_PHONEMES = 510  # the style table's length and the model's context (without the 2 pads)
+# Enrollment qualities, cheapest first; every front end (CLI, API, web, batch) checks these.
+QUALITIES = ("quick", "standard", "best")
 
 
 @dataclass(frozen=True)
@@ -65,11 +72,13 @@ class KokoroConfig:
     fit: FitConfig | None = None  # voice-fitting budget; None = fit.FitConfig()
     # Enrollment quality: "quick" = the black-box search (`fit.py`, about 30 s on 2 cores),
     # "standard" = the gradient style fit on the PyTorch model (`reconstruct.py`, settings in
-    # `style_fit`; minutes on 2 cores). Standard is the default: on 3 dev speakers its voices
-    # were judged far closer to the speaker (normalised similarity 0.561 vs 0.233,
-    # benchmarks/style_fit_dev.md).
+    # `style_fit`; 1-2 min on 2 cores), "best" = standard plus decoder adaptation (`adapt.py`,
+    # settings in `adapt`; its voices speak through the slower PyTorch path). Standard is the
+    # default: on 3 dev speakers its voices were judged far closer to the speaker than quick
+    # (normalised similarity 0.561 vs 0.233, benchmarks/style_fit_dev.md).
     quality: str = "standard"
     style_fit: StyleFitConfig | None = None  # None = reconstruct.StyleFitConfig()
+    adapt: AdaptConfig | None = None  # None = adapt.AdaptConfig()
 
 
 def load_style_packs() -> dict[str, np.ndarray]:
@@ -145,18 +154,38 @@ class KokoroEngine:
         chosen = quality or self.config.quality
         if chosen == "quick":
             if reference_text is not None:
-                raise EngineError("a reference text is only used by --quality standard")
+                raise EngineError("a reference text is only used by --quality standard or best")
             return fit_voice(
                 self, reference, encoder, seed=seed, progress=progress, config=self.config.fit
             )
-        if chosen != "standard":
-            raise EngineError(f"unknown enrollment quality {chosen!r} (quick or standard)")
+        if chosen not in QUALITIES:
+            raise EngineError(f"unknown enrollment quality {chosen!r} ({', '.join(QUALITIES)})")
+        # `best` spends about a third of its time on the style fit, the rest adapting.
+        share = 0.3 if chosen == "best" else 1.0
+        fit_progress = _scaled(progress, 0.0, share)
         if reference_text is None:
-            if progress:
-                progress(0.01, "transcribing the reference")
+            if fit_progress:
+                fit_progress(0.01, "transcribing the reference")
             reference_text = self._transcriber.transcribe(reference)
+        result = self.fit_style(reference, reference_text, seed=seed, progress=fit_progress)
+        conditioning = self.guard_style_fit(reference, encoder, result, fit_progress)
+        if chosen == "best":
+            conditioning = self.adapt(
+                reference, result, conditioning, progress=_scaled(progress, share, 1.0)
+            )
+        return conditioning
+
+    def fit_style(
+        self,
+        reference: Audio,
+        reference_text: str,
+        *,
+        seed: int = 0,
+        progress: ProgressCallback | None = None,
+    ) -> StyleFitResult:
+        """The gradient style fit (`reconstruct.py`) of `reference` speaking `reference_text`."""
         reference_tokens(reference_text, self.phonemes, self._vocab)  # bad text: fail fast
-        result = fit_style(
+        return fit_style(
             self.torch_path.model,
             self.style_packs,
             self.phonemes,
@@ -167,6 +196,16 @@ class KokoroEngine:
             config=self.config.style_fit,
             progress=progress,
         )
+
+    def guard_style_fit(
+        self,
+        reference: Audio,
+        encoder: SpeakerEncoder,
+        result: StyleFitResult,
+        progress: ProgressCallback | None = None,
+    ) -> Conditioning:
+        """The `standard` voice: the fitted table, or the start pack if the guard heard it
+        closer to the reference on a held-out sentence."""
         if progress:
             progress(0.99, "checking the fit on a sentence it never saw")
         verdict = keep_the_closer(
@@ -186,6 +225,45 @@ class KokoroEngine:
                 result.start_pack,
             )
         return guarded_conditioning(self.style_packs, result, verdict)
+
+    def adapt(
+        self,
+        reference: Audio,
+        result: StyleFitResult,
+        standard: Conditioning,
+        *,
+        config: AdaptConfig | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Conditioning:
+        """The `best` voice: `standard` (the guarded style fit of `result`) with the decoder
+        adapted to the reference (`adapt.py`); unchanged if no check beat the start."""
+        cfg = config or self.config.adapt or AdaptConfig()
+        fit_cfg = self.config.style_fit or StyleFitConfig()
+        model = self.torch_path.model
+        ids = result.alignment.ids
+        fitter = StyleFitter(
+            model, ids, result.alignment.durations, prepare_reference(reference, fit_cfg), fit_cfg
+        )
+        table = standard.arrays["style"]
+        start_style = table[len(ids) - 1]
+        sentence_ids = token_ids(" ".join(self.phonemes(HOLDOUT_SENTENCE)), self._vocab)
+        decoder = dict(model.decoder.named_parameters())
+
+        def speak_and_transcribe(style: np.ndarray, deltas: dict[str, torch.Tensor]) -> str:
+            row = table[len(sentence_ids) - 1] + (style - start_style)
+            params = {n: decoder[n] + d for n, d in deltas.items()}
+            audio = self.torch_path.render(sentence_ids, row, 1.0, params)
+            return self._transcriber.transcribe(Audio(audio, self.sample_rate))
+
+        adapted = DecoderAdapter(model, fitter, speak_and_transcribe, cfg).adapt(
+            start_style, progress
+        )
+        info = {**standard.info, "quality": "best", "adaptation": adapted.info()}
+        if adapted.kept_step == 0:
+            log.warning("decoder adaptation never beat the style fit: keeping the style fit")
+            return Conditioning(engine=self.name, arrays=dict(standard.arrays), info=info)
+        arrays = {"style": (table + (adapted.style - start_style)[None]).astype(np.float32)}
+        return Conditioning(engine=self.name, arrays={**arrays, **adapted.arrays()}, info=info)
 
     # -- synthesis ------------------------------------------------------------------------
     def phonemes(self, text: str, language: str = DEFAULT_LANGUAGE) -> list[str]:
@@ -259,6 +337,13 @@ class KokoroEngine:
         with self._run_lock:  # one run at a time: it already uses every core
             audio = self._session.run(None, inputs)[0]
         return np.asarray(audio, np.float32).reshape(-1)
+
+
+def _scaled(progress: ProgressCallback | None, low: float, high: float) -> ProgressCallback | None:
+    """`progress` for a stage that covers [low, high] of the whole."""
+    if progress is None:
+        return None
+    return lambda fraction, message: progress(low + (high - low) * fraction, message)
 
 
 def _split_long(phonemes: str, limit: int) -> list[str]:

@@ -2,9 +2,11 @@
 
 Two things live in a `Conditioning` and send synthesis through the PyTorch model:
 
-- decoder weight deltas (speaker adaptation): arrays named `decoder_delta.<parameter>`, e.g.
-  `decoder_delta.decoder.generator.conv_post.weight`, added to the bundled decoder weights
-  for this voice only (the shared model is never modified);
+- decoder weight deltas (speaker adaptation, `adapt.py`), added to the bundled decoder weights
+  for this voice only (the shared model is never modified), stored either whole —
+  `decoder_delta.<parameter>`, e.g. `decoder_delta.decoder.generator.conv_post.weight` — or
+  as low-rank factors, `decoder_lowrank.<parameter>.up` [out, r] and `.down` [r, rest], whose
+  product reshaped to the weight is the delta (what `best` enrollment stores: a few MB);
 - a prosody edit: `ProsodyEdit` values in `info` (`prosody.f0_scale`, …) that reshape the
   predicted F0 and energy curves before the decoder.
 
@@ -26,6 +28,7 @@ from deepfake_studio.synthesizer.base import Conditioning
 from deepfake_studio.synthesizer.kokoro.model import KokoroModel, Prosody
 
 DECODER_DELTA_PREFIX = "decoder_delta."
+LOWRANK_PREFIX = "decoder_lowrank."
 _EDIT_KEYS = (
     "f0_scale",
     "f0_shift_semitones",
@@ -117,10 +120,45 @@ def decoder_deltas(conditioning: Conditioning) -> dict[str, np.ndarray]:
     return {k[n:]: v for k, v in conditioning.arrays.items() if k.startswith(DECODER_DELTA_PREFIX)}
 
 
+def lowrank_arrays(conditioning: Conditioning) -> dict[str, np.ndarray]:
+    return {k: v for k, v in conditioning.arrays.items() if k.startswith(LOWRANK_PREFIX)}
+
+
+def lowrank_deltas(
+    arrays: dict[str, np.ndarray], shapes: dict[str, tuple[int, ...]]
+) -> dict[str, np.ndarray]:
+    """Whole deltas (parameter name → array) from stored low-rank factors.
+
+    `shapes` gives each parameter's shape; a lone half of a pair, a factor for an unknown
+    parameter or factors that do not fit the shape raise EngineError (a damaged voice)."""
+    halves: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in arrays.items():
+        name, _, half = key.removeprefix(LOWRANK_PREFIX).rpartition(".")
+        halves.setdefault(name, {})[half] = value
+    deltas: dict[str, np.ndarray] = {}
+    for name, pair in halves.items():
+        if set(pair) != {"up", "down"}:
+            raise EngineError(f"this voice's low-rank delta for {name!r} is incomplete")
+        if name not in shapes:
+            raise EngineError(f"this voice adapts {name!r}, which is not a decoder weight")
+        up, down, shape = pair["up"], pair["down"], shapes[name]
+        rest = int(np.prod(shape[1:]))
+        if (
+            up.ndim != 2
+            or down.ndim != 2
+            or up.shape[1] != down.shape[0]
+            or ((up.shape[0], down.shape[1]) != (shape[0], rest))
+        ):
+            raise EngineError(f"this voice's low-rank delta for {name} does not fit {shape}")
+        deltas[name] = (up.astype(np.float32) @ down.astype(np.float32)).reshape(shape)
+    return deltas
+
+
 def needs_torch(conditioning: Conditioning) -> bool:
     """True when the ONNX cannot render this conditioning faithfully."""
     return (
         bool(decoder_deltas(conditioning))
+        or bool(lowrank_arrays(conditioning))
         or not ProsodyEdit.from_info(conditioning.info).is_identity
     )
 
@@ -163,6 +201,14 @@ class TorchKokoro:
                 self._model, _ = load_kokoro_model(cache_dir=self._cache_dir)
             return self._model
 
+    def voice_deltas(self, conditioning: Conditioning) -> dict[str, np.ndarray]:
+        """The voice's decoder deltas, whole and from low-rank factors (`decoder.<name>` keys)."""
+        shapes = {f"decoder.{n}": tuple(p.shape) for n, p in self.model.decoder.named_parameters()}
+        deltas = decoder_deltas(conditioning)
+        for name, delta in lowrank_deltas(lowrank_arrays(conditioning), shapes).items():
+            deltas[name] = deltas[name] + delta if name in deltas else delta
+        return deltas
+
     def _decoder_params(self, deltas: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         """The decoder's parameters with this voice's deltas added (names without `decoder.`)."""
         params = dict(self.model.decoder.named_parameters())
@@ -182,9 +228,21 @@ class TorchKokoro:
     def synthesize_ids(
         self, ids: list[int], style_row: np.ndarray, speed: float, conditioning: Conditioning
     ) -> np.ndarray:
+        adapted = self._decoder_params(self.voice_deltas(conditioning))
+        return self.render(ids, style_row, speed, adapted, ProsodyEdit.from_info(conditioning.info))
+
+    def render(
+        self,
+        ids: list[int],
+        style_row: np.ndarray,
+        speed: float,
+        decoder_params: dict[str, torch.Tensor],
+        edit: ProsodyEdit | None = None,
+    ) -> np.ndarray:
+        """One utterance; `decoder_params` replace the decoder's own (names without `decoder.`)."""
         model = self.model
-        edit = ProsodyEdit.from_info(conditioning.info)
-        adapted = self._decoder_params(decoder_deltas(conditioning))
+        edit = edit or ProsodyEdit()
+        adapted = decoder_params
         with self._lock, torch.inference_mode():  # one run at a time: it uses every core
             tokens = torch.tensor([[0, *ids, 0]])
             style = torch.from_numpy(np.asarray(style_row, np.float32)).reshape(1, -1)
