@@ -1000,6 +1000,52 @@ def eval_clone(
     typer.echo(report(data, config.methods))
 
 
+@eval_app.command("emotion")
+def eval_emotion(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Result JSON (a .md table beside it).")],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            envvar="DEEPFAKE_STUDIO_DATA",
+            help="Shared data folder with emotion/ (EmoDB) and speech/ (default: ../shared/data).",
+        ),
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option("--manifest", help="manifest.csv of the voices' speakers (default: shared)."),
+    ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="train, dev, test, or all (every manifest speaker).")
+    ] = "test",
+    speakers: Annotated[int, typer.Option("--speakers", help="How many speakers.")] = 8,
+    sentences: Annotated[int, typer.Option("--sentences", help="Sentences per emotion (2-3).")] = 2,
+    strength: Annotated[float, typer.Option("--strength", help="Emotion strength.")] = 1.0,
+    seed: Seed = 0,
+) -> None:
+    """Train a speaker-relative emotion classifier on real acted speech (leave-actors-out
+    accuracy), then score quick clones of held-out speakers speaking each emotion."""
+    try:
+        from deepfake_studio.evaluation.emotion_eval import (
+            EmotionEvalConfig,
+            report,
+            run_emotion_eval,
+        )
+    except ImportError as e:
+        raise StudioError(f"the evaluation needs the [eval] extra ({e.name} is missing)") from None
+    config = EmotionEvalConfig(
+        data=data,
+        manifest=manifest,
+        split=None if split == "all" else split,
+        speakers=speakers,
+        sentences=sentences,
+        strength=strength,
+        seed=seed,
+    )
+    result = run_emotion_eval(config, out, progress=lambda msg: typer.echo(msg, err=True))
+    typer.echo(report(result))
+
+
 def _fit_config(base: FitConfig, assignments: list[str]) -> FitConfig:
     """`base` with NAME=VALUE overrides, typed like the field's default."""
     from dataclasses import fields, replace
