@@ -237,13 +237,22 @@ def run_emotion_eval(
                 "emotions": per,
                 "heard": [[t, g] for t, g in zip(tags, guesses, strict=True)],
             }
+            # Written after every speaker, so a long run that is stopped still reports.
+            _write(out_json, config, real, _scores(intended, heard, CORPUS_EMOTIONS), voices)
             say(
                 f"[{len(voices)}/{config.speakers}] {speaker}: "
                 + ", ".join(
                     f"{t}→{g}" for t, g in zip(tags, guesses, strict=True) if t != "neutral"
                 )
             )
-    synthetic = _scores(intended, heard, CORPUS_EMOTIONS)
+    if not voices:
+        raise StudioError("no speaker of the chosen split has a usable reference")
+    return _write(out_json, config, real, _scores(intended, heard, CORPUS_EMOTIONS), voices)
+
+
+def _write(
+    out_json: Path, config: EmotionEvalConfig, real: dict, synthetic: dict, voices: dict
+) -> dict:
     data = {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
         "cpu": _cpu(),
