@@ -400,6 +400,8 @@ class Studio:
                 challenge = self.challenges.take(challenge, name)
             elif challenge.name.casefold() != name.strip().casefold():
                 raise ConsentError(f"the consent challenge was issued for {challenge.name!r}")
+            elif challenge.expired():
+                raise ConsentError(f"consent challenge {challenge.id} expired; get a new phrase")
             evidence = self.verify_consent(challenge, consent_audio, reference)
             consent = (consent or "").strip() or challenge.sentence
         elif challenge is not None:
