@@ -97,8 +97,8 @@ VOICE_COLUMNS = [
 ]
 WORDS_LABEL = "Words spoken in the recording (optional; standard and best, else transcribed)"
 QUALITY_DEFAULT = "default"  # the quality radio's "the engine's default" (nothing is sent)
-# What each enrollment quality costs, as the radio shows it (2 cores; measured figures of
-# `standard` are not published yet, hence no number for it).
+# What each enrollment quality costs, as the radio shows it (2 Xeon cores, 4-9 s references:
+# quick ~25 s, standard a median 82 s; best adds a few minutes: README "Enrollment quality").
 QUALITY_COSTS = {"quick": "about 30 s", "standard": "1-2 minutes", "best": "several minutes"}
 QUALITY_LABELS = {
     "quick": "Quick: about 30 s; further from the speaker",
