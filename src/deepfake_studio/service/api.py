@@ -882,8 +882,9 @@ def create_app(
         """
         if _content_type(request) != "multipart/form-data":
             raise HTTPException(415, "send multipart/form-data with an 'audio' file")
-        # Two files at most: the reference and a consent recording, each up to the limit.
-        limit = 2 * limits.max_upload_bytes + FORM_OVERHEAD_BYTES
+        # Two files at most (the reference and a consent recording): together within the
+        # upload limit; a consent recording is a few seconds, a reference at most a minute.
+        limit = limits.max_upload_bytes + FORM_OVERHEAD_BYTES
         form: FormData = await _read_limited(
             request, limit, "form", file_limit=limits.max_upload_bytes, max_files=2
         )
