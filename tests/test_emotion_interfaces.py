@@ -64,6 +64,8 @@ def test_python_api_strength_zero_is_neutral_and_sad_is_slower(
     # tempo 0.89 and the pause after the first sentence × 1.62
     assert sad.duration > 1.08 * neutral.duration, (sad.duration, neutral.duration)
     assert sad.parameters["emotion"] == "sad" and sad.parameters["emotion_strength"] == 1.0
+    # The longer pause after the last sentence is cut like the neutral one.
+    assert abs(_silent_end(sad.samples) - _silent_end(neutral.samples)) < 0.1 * 24_000
     assert neutral.parameters["emotion"] == "neutral"
     pieces = list(studio.speak(TWO_SENTENCES, kokoro_voice, emotion="angry", emotion_strength=0.5))
     assert len(pieces) == 2 and pieces[0].parameters["emotion_strength"] == 0.5  # type: ignore[attr-defined]
@@ -163,6 +165,12 @@ def test_api_synthesize_takes_the_emotion_fields(
             bad = client.post(f"{api}/synthesize", json=body)
             assert bad.status_code == 422, bad.text
             assert list(bad.json()) == ["error"] and message in bad.json()["error"]
+
+
+def _silent_end(samples: np.ndarray) -> int:
+    """How many samples at the end are (near) silent."""
+    loud = np.flatnonzero(np.abs(samples) > 1e-3)
+    return len(samples) - (int(loud[-1]) + 1 if len(loud) else 0)
 
 
 def _high_share(samples: np.ndarray, rate: int = 24_000) -> float:

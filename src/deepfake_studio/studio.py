@@ -632,8 +632,11 @@ class Studio:
             )
         )
         samples = np.concatenate([p.samples for p in pieces])
-        # The last sentence ends a paragraph; a whole clip does not need that trailing pause.
-        trailing = int(pieces[-1].sample_rate * self.config.paragraph_pause_s)
+        # The last sentence ends a paragraph; a whole clip does not need that trailing pause
+        # (as long as the emotion made it).
+        felt = with_emotion(chosen.conditioning, chosen.engine, emotion, emotion_strength)
+        pause = self.config.paragraph_pause_s * sentence_pause_scale(felt, chosen.engine)
+        trailing = int(pieces[-1].sample_rate * pause)
         parameters = {
             "speed": speed,
             "seed": seed,

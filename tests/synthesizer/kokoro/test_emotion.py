@@ -60,13 +60,20 @@ def test_the_contour_edit_tilts_and_raises_the_end() -> None:
     assert rise[steps // 2].item() == pytest.approx(0.0, abs=1e-4)  # only the last 0.3 s
 
 
-def test_the_tilt_filter_lifts_highs_and_keeps_lows() -> None:
+def test_the_voice_quality_filter_lifts_the_presence_band_and_cuts_lows_for_effort() -> None:
     t = np.arange(RATE) / RATE
-    for frequency, expected in ((200.0, 0.0), (4000.0, 6.0), (1000.0, 3.0)):
+    for tilt_db, frequency, expected in (
+        (6.0, 4000.0, 6.0),  # the 2-5 kHz band gets the whole tilt
+        (6.0, 1000.0, 3.0),  # halfway up the log-frequency ramp from 500 Hz to 2 kHz
+        (6.0, 10_000.0, 0.0),  # breath and fricative noise above 8 kHz are left alone
+        (6.0, 200.0, -3.0),  # effort: half the tilt cut below 300 Hz
+        (-4.0, 4000.0, -4.0),  # a darker voice: the band goes down ...
+        (-4.0, 200.0, 0.0),  # ... and the lows stay
+    ):
         tone = (0.1 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
-        out = tilt(tone, RATE, 6.0)
+        out = tilt(tone, RATE, tilt_db)
         gain = 20 * np.log10(np.std(out[2000:-2000]) / np.std(tone[2000:-2000]))
-        assert gain == pytest.approx(expected, abs=0.2), frequency
+        assert gain == pytest.approx(expected, abs=0.2), (tilt_db, frequency)
     assert tilt(tone, RATE, 0.0) is tone
 
 
