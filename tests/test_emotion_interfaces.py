@@ -100,6 +100,9 @@ def test_cli_clone_records_the_emotion_and_refuses_bad_ones(tmp_path: Path) -> N
         run(*piper, "--emotion", "sad", home=tmp_path), "piper engine has no emotion control"
     )
     assert not (tmp_path / "p.wav").exists()
+    report = ["eval", "emotion", "--out", tmp_path / "e.json"]
+    assert_one_line_error(run(*report, "--sentences", "1", home=tmp_path), "sentences must be 2")
+    assert_one_line_error(run(*report, "--strength", "0", home=tmp_path), "strength must be above")
 
 
 def test_batch_rows_take_emotion_columns(
