@@ -33,7 +33,6 @@ import torch
 
 from deepfake_studio.evaluation.asr import Transcriber, word_error_rate
 from deepfake_studio.evaluation.judge import SpeakerJudge, cosine
-from deepfake_studio.evaluation.speakers import load_manifest, speaker_case, split_speakers
 from deepfake_studio.studio import Studio, StudioConfig
 from deepfake_studio.synthesizer import EngineOptions
 from deepfake_studio.synthesizer.base import Conditioning
@@ -42,7 +41,7 @@ from deepfake_studio.synthesizer.kokoro.adapt import AdaptConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _output import add_overwrite_flag, refuse_to_overwrite
-from style_fit_dev import HELD_OUT, _voice
+from style_fit_dev import HELD_OUT, _voice, speaker_anchors
 
 HERE = Path(__file__).parent
 SETTINGS = {
@@ -58,17 +57,16 @@ def outputs(split: str) -> tuple[Path, Path]:
 
 
 def score(
-    studio: Studio, cond: Conditioning, judge: SpeakerJudge, asr: Transcriber, truth, refs
+    studio: Studio, cond: Conditioning, judge: SpeakerJudge, asr: Transcriber, anchors
 ) -> dict:
-    same, stranger = refs
     t0 = time.perf_counter()
     audio = studio.clone(" ".join(HELD_OUT), voice=_voice(cond))
     rtf = (time.perf_counter() - t0) / audio.duration
-    sim = cosine(judge.embed(audio.samples, audio.sample_rate), truth)
+    sim = cosine(judge.embed(audio.samples, audio.sample_rate), anchors.truth)
     text = asr.transcribe(audio.samples, audio.sample_rate)
     return {
         "sim": round(sim, 4),
-        "norm": round((sim - stranger) / max(1e-6, same - stranger), 4),
+        "norm": round(anchors.norm(sim), 4),
         "wer": round(word_error_rate(" ".join(HELD_OUT), text), 4),
         "rtf": round(rtf, 3),
         "transcript": text,
@@ -84,29 +82,18 @@ def run_speaker(
     asr: Transcriber,
     row: dict,
 ) -> dict:
-    case = speaker_case(speaker, load_manifest(None))
-    if case is None:
-        raise SystemExit(f"{speaker}: too little audio")
-    if speaker not in {s for _, s in split_speakers(split)}:
-        raise SystemExit(f"{speaker} is not a {split} speaker")
+    anchors = speaker_anchors(speaker, split, studio, judge)
     kokoro = studio.engine("kokoro")
     assert isinstance(kokoro, KokoroEngine)
-    clip, _, _ = studio.load_reference(case.reference)
-    truth = judge.embed(case.ground_truth.samples, case.ground_truth.sample_rate)
-    same = cosine(judge.embed(case.reference.samples, case.reference.sample_rate), truth)
-    piper = studio.clone(
-        " ".join(HELD_OUT), voice=_voice(studio.engine("piper").default_conditioning())
-    )
-    stranger = cosine(judge.embed(piper.samples, piper.sample_rate), truth)
-    refs = (same, stranger)
-    row.update(corpus=case.corpus, reference_s=round(clip.duration, 2), same=same)
-    row["stranger"] = stranger
+    clip = anchors.clip
+    row.update(corpus=anchors.corpus, reference_s=round(clip.duration, 2), same=anchors.same)
+    row["stranger"] = anchors.stranger
     t0 = time.perf_counter()
     text = asr.transcribe(clip.samples, clip.sample_rate)
     result = kokoro.fit_style(clip, text, seed=0)
     standard = kokoro.guard_style_fit(clip, studio.encoder, result)
     row["standard"] = {
-        **score(studio, standard, judge, asr, truth, refs),
+        **score(studio, standard, judge, asr, anchors),
         "enroll_s": round(time.perf_counter() - t0, 1),
         "guard": standard.info.get("guard", {}).get("kept"),
     }
@@ -119,7 +106,7 @@ def run_speaker(
         adapt_s = time.perf_counter() - t0
         info = cond.info["adaptation"]
         row["settings"][name] = {
-            **score(studio, cond, judge, asr, truth, refs),
+            **score(studio, cond, judge, asr, anchors),
             "adapt_s": round(adapt_s, 1),
             "kept_step": info["kept_step"],
             "stored_mb": info["stored_mb"],

@@ -29,11 +29,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from deepfake_studio.audio import Audio
 from deepfake_studio.evaluation.asr import Transcriber, word_error_rate
 from deepfake_studio.evaluation.clone_eval import SENTENCES
 from deepfake_studio.evaluation.judge import SpeakerJudge, cosine
@@ -70,17 +72,30 @@ def _voice(conditioning: Conditioning) -> Voice:
     )
 
 
-def run_speaker(
-    speaker: str, split: str, studio: Studio, judge: SpeakerJudge, asr: Transcriber
-) -> dict:
-    clips = load_manifest(None)
-    case = speaker_case(speaker, clips)
+@dataclass
+class SpeakerAnchors:
+    """One speaker of a split as the judge sees it: the reference to enroll, the ground truth's
+    embedding, and the two anchors of the normalised similarity."""
+
+    corpus: str
+    clip: Audio  # the reference as the studio loads it
+    truth: np.ndarray  # judge embedding of the ground-truth recording
+    same: float  # judge cosine reference ↔ ground truth
+    stranger: float  # judge cosine Piper's fixed voice ↔ ground truth
+
+    def norm(self, sim: float) -> float:
+        return (sim - self.stranger) / max(1e-6, self.same - self.stranger)
+
+
+def speaker_anchors(
+    speaker: str, split: str, studio: Studio, judge: SpeakerJudge
+) -> SpeakerAnchors:
+    """The speaker's case (as `eval clone` cuts it) and its judge anchors; exits if unusable."""
+    case = speaker_case(speaker, load_manifest(None))
     if case is None:
         raise SystemExit(f"{speaker}: too little audio")
     if speaker not in {s for _, s in split_speakers(split)}:
         raise SystemExit(f"{speaker} is not a {split} speaker")
-    kokoro = studio.engine("kokoro")
-    assert isinstance(kokoro, KokoroEngine)
     clip, _, _ = studio.load_reference(case.reference)
     truth = judge.embed(case.ground_truth.samples, case.ground_truth.sample_rate)
     same = cosine(judge.embed(case.reference.samples, case.reference.sample_rate), truth)
@@ -88,8 +103,18 @@ def run_speaker(
         " ".join(HELD_OUT), voice=_voice(studio.engine("piper").default_conditioning())
     )
     stranger = cosine(judge.embed(piper.samples, piper.sample_rate), truth)
+    return SpeakerAnchors(case.corpus, clip, truth, same, stranger)
 
-    row: dict = {"corpus": case.corpus, "reference_s": round(clip.duration, 2), "same": same}
+
+def run_speaker(
+    speaker: str, split: str, studio: Studio, judge: SpeakerJudge, asr: Transcriber
+) -> dict:
+    anchors = speaker_anchors(speaker, split, studio, judge)
+    kokoro = studio.engine("kokoro")
+    assert isinstance(kokoro, KokoroEngine)
+    clip, truth, same, stranger = anchors.clip, anchors.truth, anchors.same, anchors.stranger
+
+    row: dict = {"corpus": anchors.corpus, "reference_s": round(clip.duration, 2), "same": same}
     row["stranger"] = stranger
     t0 = time.perf_counter()
     quick = kokoro.condition(clip, studio.encoder, seed=0, quality="quick")
