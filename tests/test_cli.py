@@ -143,7 +143,7 @@ def test_clone_from_a_reference_takes_the_quality_options_of_enroll(
     # one refuses words (dropping either option on the way would give the other error or a fit).
     empty = run(*args, "--quality", "standard", "--reference-text", "", home=tmp_path)
     assert_one_line_error(empty, "the reference text is empty")
-    assert "(models load on first use; a standard kokoro fit takes minutes)" in empty.stderr
+    assert "(models load on first use; a standard kokoro fit takes 1-2 minutes)" in empty.stderr
     quick = run(*args, "--quality", "quick", "--reference-text", "Printing.", home=tmp_path)
     assert_one_line_error(quick, "a reference text is only used by the standard and best qualities")
     assert not out.exists()
@@ -237,7 +237,8 @@ def test_enroll_at_the_default_quality_fits_a_standard_voice_that_speaks(
     )  # fmt: skip
     assert enrolled.returncode == 0, enrolled.stderr
     stages = [STATUS_LINE.sub("", line) for line in enrolled.stderr.splitlines()]
-    assert stages[0] == "enrolling (models load on first use; a standard kokoro fit takes minutes)"
+    note = "(models load on first use; a standard kokoro fit takes 1-2 minutes)"
+    assert stages[0] == f"enrolling {note}"
     # Whisper heard the words (none were given), then the gradient fit ran.
     assert any(s.startswith("enrolling: transcribing the reference") for s in stages), stages
     assert any(s.startswith("enrolling: fitting the voice: step") for s in stages), stages

@@ -274,7 +274,7 @@ def test_voices_tab_enrolls_at_the_quality_picked_and_lists_it(
     with _Server(create_app(enroll_studio, web=True)) as running:
         page = _open(context, running.url)
         page.get_by_role("tab", name="Voices").click()
-        page.locator("#enroll-quality").get_by_text("Default (standard, minutes)").wait_for()
+        page.locator("#enroll-quality").get_by_text("Default (standard, 1-2 minutes)").wait_for()
         _upload(page, "#enroll-audio", example_reference)
         page.locator("#enroll-name textarea, #enroll-name input").first.fill(name)
         page.locator("#enroll-consent textarea").fill("Public-domain LJ Speech reader.")

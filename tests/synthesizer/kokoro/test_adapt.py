@@ -149,9 +149,10 @@ def test_best_adapts_the_decoder_and_stores_a_few_megabytes(
 def test_an_adaptation_the_guard_hears_as_garbled_is_rolled_back(
     kokoro_engine, fitted: rc.StyleFitResult, reference: Audio
 ) -> None:  # type: ignore[no-untyped-def]
-    """The intelligibility guard alone: the held-out loss falls, but from step 1 on the words
-    come back wrong, so no adapted check may be kept. (Whisper is replaced here because what
-    is under test is the guard's decision, not the recogniser.)"""
+    """The intelligibility guard alone: with no held-out slice (as for a reference too short
+    to spare one) every check would be kept on its loss, but from step 1 on the words come
+    back wrong, so none may be. (Whisper is replaced here because what is under test is the
+    guard's decision, not the recogniser.)"""
     model = kokoro_engine.torch_path.model
     fitter = rc.StyleFitter(
         model,
@@ -167,12 +168,11 @@ def test_an_adaptation_the_guard_hears_as_garbled_is_rolled_back(
         moved = any(float(d.abs().max()) > 0 for d in deltas.values())
         return "garbled words only" if moved else HOLDOUT_SENTENCE
 
-    config = AdaptConfig(steps=2, check_every=1, crop_seconds=1.0, patience=5)
+    config = AdaptConfig(steps=2, check_every=1, crop_seconds=1.0, holdout_fraction=0.0)
     result = DecoderAdapter(model, fitter, speak_and_transcribe, config).adapt(fitted.style)
     assert [c.step for c in result.checks] == [0, 1, 2]
     assert result.checks[0].wer == 0.0 and result.checks[-1].wer == 1.0
-    # The held-out loss did fall: only the guard can have refused the adapted checks.
-    assert min(c.holdout_loss for c in result.checks[1:]) < result.checks[0].holdout_loss
+    assert all(np.isnan(c.holdout_loss) for c in result.checks)  # nothing held out
     assert result.kept_step == 0 and result.factors == {} and result.arrays() == {}
     np.testing.assert_array_equal(result.style, fitted.style)
     assert min(heard) > 0  # the guard saw the deltas of every adapted weight
