@@ -61,7 +61,7 @@ class AdaptConfig:
 @dataclass
 class AdaptCheck:
     step: int
-    holdout_loss: float
+    holdout_loss: float | None  # None: the reference was too short to hold a slice out
     wer: float
     transcript: str
 
@@ -163,9 +163,9 @@ class DecoderAdapter:
 
         return decode
 
-    def _holdout_loss(self, style: Tensor, deltas: dict[str, Tensor]) -> float:
+    def _holdout_loss(self, style: Tensor, deltas: dict[str, Tensor]) -> float | None:
         if not self.holdout:
-            return float("nan")
+            return None
         with torch.no_grad():
             loss = self.fitter.losses(
                 style, self.train_frames, self.holdout, decode=self._decode_with(deltas)
@@ -210,7 +210,7 @@ class DecoderAdapter:
             with torch.no_grad():
                 heard = self.speak_and_transcribe(style.detach()[0].numpy(), current)
             wer = word_error_rate(HOLDOUT_SENTENCE, heard)
-            return AdaptCheck(step, round(loss, 4), round(wer, 4), heard)
+            return AdaptCheck(step, None if loss is None else round(loss, 4), round(wer, 4), heard)
 
         def snapshot() -> tuple[np.ndarray, dict[str, tuple[np.ndarray, ...]]]:
             return style.detach()[0].numpy().copy(), {
@@ -242,7 +242,11 @@ class DecoderAdapter:
                 result = check(step)
                 checks.append(result)
                 # Without a held-out slice (a short reference) only the guard can say no.
-                closer = not self.holdout or result.holdout_loss < best_check.holdout_loss
+                closer = (
+                    result.holdout_loss is None
+                    or best_check.holdout_loss is None
+                    or result.holdout_loss < best_check.holdout_loss
+                )
                 if result.wer <= allowed_wer and closer:
                     best_check, stale = result, 0
                     best_style, best_factors = snapshot()
