@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,7 @@ from deepfake_studio.synthesizer.kokoro.adapt import AdaptConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _output import add_overwrite_flag, refuse_to_overwrite
-from style_fit_dev import HELD_OUT, _voice, speaker_anchors
+from style_fit_dev import HELD_OUT, _voice, cpu_model, speaker_anchors
 
 HERE = Path(__file__).parent
 SETTINGS = {
@@ -133,10 +132,7 @@ def merge(split: str) -> dict:
             "rtf_median": statistics.median(r["settings"][name]["rtf"] for r in have),
             "stored_mb": max(r["settings"][name]["stored_mb"] for r in have),
         }
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if "Model name" in ln), "?"
-    )
+    model = cpu_model()
     data = {
         "cpu": model,
         "cores": os.cpu_count(),

@@ -148,6 +148,12 @@ def run_speaker(
     return row
 
 
+def cpu_model() -> str:
+    """The CPU's model name as lscpu gives it ("?" if it cannot tell)."""
+    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    return next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if "Model name" in ln), "?")
+
+
 def merge(split: str, threads: int) -> dict:
     parts, out = outputs(split)
     rows = {p.stem: json.loads(p.read_text()) for p in sorted(parts.glob("*.json"))}
@@ -165,10 +171,7 @@ def merge(split: str, threads: int) -> dict:
         summary[m]["enroll_s_median"] = round(
             statistics.median(r[m]["enroll_s"] for r in rows.values()), 1
         )
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next(
-        (ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if "Model name" in ln), "?"
-    )
+    model = cpu_model()
     data = {
         "cpu": model,
         "cores": os.cpu_count(),

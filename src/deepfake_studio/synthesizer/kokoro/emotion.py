@@ -108,6 +108,17 @@ def _tilt(emotion: str) -> float:
 # pause scale = (neutral unvoiced segment + Δ) / neutral, for the same reason only where 9 of
 # 10 agree. Tilt: see `TILT_NOTE`.
 TILT_NOTE = "(target - prosody-only alpha ratio) / ALPHA_PER_TILT_DB, on Kokoro's output"
+
+
+def _emodb_sources(alpha_db: str) -> dict[str, str]:
+    """Where an emotion measured on EmoDB got its numbers (`alpha_db`: its alpha-ratio change)."""
+    prosody = ("f0_shift_semitones", "f0_range_scale", "f0_slope_semitones_per_s", "tempo")
+    return {
+        **dict.fromkeys((*prosody, "pause_scale"), EMODB),
+        "tilt_db": f"{EMODB} (alpha ratio {alpha_db} dB); {TILT_NOTE}",
+    }
+
+
 EMOTION_TABLE: dict[str, EmotionSettings] = {
     "neutral": EmotionSettings(),
     "happy": EmotionSettings(
@@ -117,14 +128,7 @@ EMOTION_TABLE: dict[str, EmotionSettings] = {
         tempo=1.0,  # Δrate -0.03/s, 5 of 10 actors
         pause_scale=(NEUTRAL_UNVOICED_S - 0.0226) / NEUTRAL_UNVOICED_S,
         tilt_db=_tilt("happy"),
-        sources={
-            "f0_shift_semitones": EMODB,
-            "f0_range_scale": EMODB,
-            "f0_slope_semitones_per_s": EMODB,
-            "tempo": EMODB,
-            "pause_scale": EMODB,
-            "tilt_db": f"{EMODB} (alpha ratio +6.2 dB); {TILT_NOTE}",
-        },
+        sources=_emodb_sources("+6.2"),
     ),
     "sad": EmotionSettings(
         f0_shift_semitones=-2.07,
@@ -133,14 +137,7 @@ EMOTION_TABLE: dict[str, EmotionSettings] = {
         tempo=(NEUTRAL_RATE - 0.48) / NEUTRAL_RATE,
         pause_scale=(NEUTRAL_UNVOICED_S + 0.0705) / NEUTRAL_UNVOICED_S,
         tilt_db=_tilt("sad"),
-        sources={
-            "f0_shift_semitones": EMODB,
-            "f0_range_scale": EMODB,
-            "f0_slope_semitones_per_s": EMODB,
-            "tempo": EMODB,
-            "pause_scale": EMODB,
-            "tilt_db": f"{EMODB} (alpha ratio -4.5 dB); {TILT_NOTE}",
-        },
+        sources=_emodb_sources("-4.5"),
     ),
     "angry": EmotionSettings(
         f0_shift_semitones=9.19,
@@ -149,14 +146,7 @@ EMOTION_TABLE: dict[str, EmotionSettings] = {
         tempo=1.0,  # Δrate +0.07/s, 6 of 10 actors
         pause_scale=(NEUTRAL_UNVOICED_S - 0.0163) / NEUTRAL_UNVOICED_S,
         tilt_db=_tilt("angry"),
-        sources={
-            "f0_shift_semitones": EMODB,
-            "f0_range_scale": EMODB,
-            "f0_slope_semitones_per_s": EMODB,
-            "tempo": EMODB,
-            "pause_scale": EMODB,
-            "tilt_db": f"{EMODB} (alpha ratio +10.5 dB); {TILT_NOTE}",
-        },
+        sources=_emodb_sources("+10.5"),
     ),
     "fearful": EmotionSettings(
         f0_shift_semitones=6.49,
@@ -165,14 +155,7 @@ EMOTION_TABLE: dict[str, EmotionSettings] = {
         tempo=(NEUTRAL_RATE + 0.30) / NEUTRAL_RATE,
         pause_scale=1.0,  # Δ unvoiced +0.0003 s
         tilt_db=_tilt("fearful"),
-        sources={
-            "f0_shift_semitones": EMODB,
-            "f0_range_scale": EMODB,
-            "f0_slope_semitones_per_s": EMODB,
-            "tempo": EMODB,
-            "pause_scale": EMODB,
-            "tilt_db": f"{EMODB} (alpha ratio +3.5 dB); {TILT_NOTE}",
-        },
+        sources=_emodb_sources("+3.5"),
     ),
     "surprised": EmotionSettings(
         f0_shift_semitones=7.9,
