@@ -85,3 +85,66 @@ def test_online_chains_keep_length_and_level_and_are_reproducible() -> None:
     assert 8 <= changed < 20  # most crops are augmented, some are left clean
     again = augment_online(clean, np.random.default_rng(5)).samples
     assert np.array_equal(again, outs[5])
+
+
+def _band_energy(x: np.ndarray, bands: int = 16) -> np.ndarray:
+    spectrum = np.abs(np.fft.rfft(x)) ** 2
+    return np.array([b.sum() for b in np.array_split(spectrum, bands)])
+
+
+def test_rawboost_convolutive_noise_reshapes_the_spectrum_randomly() -> None:
+    from deepfake_studio.detector.augment import convolutive_noise
+
+    white = Audio(np.random.default_rng(0).normal(0, 0.1, 32_000).astype(np.float32), 16_000)
+    shapes = []
+    for seed in range(3):
+        out = convolutive_noise(white, np.random.default_rng(seed))
+        assert len(out.samples) == 32_000 and np.isfinite(out.samples).all()
+        assert np.abs(out.samples).max() <= 1.0
+        energy = _band_energy(out.samples)
+        shapes.append(10 * np.log10(energy / energy.sum()))
+    # White noise in, coloured out: the band levels spread by tens of dB, differently per seed.
+    assert all(s.max() - s.min() > 20 for s in shapes)
+    assert np.abs(shapes[0] - shapes[1]).max() > 10
+
+
+def test_rawboost_impulsive_noise_touches_at_most_a_tenth_of_the_samples() -> None:
+    from deepfake_studio.detector.augment import impulsive_noise
+
+    clean = speechlike()
+    for seed in range(5):
+        out = impulsive_noise(clean, np.random.default_rng(seed)).samples
+        changed = np.mean(out != clean.samples)
+        assert changed <= 0.10
+        # Each touched sample moves by at most twice itself (g = 2, |u1·u2| ≤ 1).
+        assert np.all(np.abs(out - clean.samples) <= 2 * np.abs(clean.samples) + 1e-6)
+    assert max(np.mean(impulsive_noise(clean, np.random.default_rng(s)).samples != clean.samples)
+               for s in range(5)) > 0.02  # fmt: skip
+
+
+def test_rawboost_coloured_noise_is_coloured_and_within_10_to_40_db() -> None:
+    from deepfake_studio.detector.augment import coloured_noise
+
+    clean = speechlike()
+    for seed in range(6):
+        noisy = coloured_noise(clean, np.random.default_rng(seed)).samples
+        noise = noisy - clean.samples
+        snr = 10 * np.log10(np.mean(clean.samples**2) / np.mean(noise**2))
+        assert 9.9 <= snr <= 40.1
+        energy = _band_energy(noise)
+        assert 10 * np.log10(energy.max() / energy.min()) > 20  # not white
+
+
+def test_online_rawboost_changes_every_crop_and_is_reproducible() -> None:
+    clean = speechlike(3.0)
+    rms = float(np.sqrt(np.mean(clean.samples**2)))
+    outs = [augment_online(clean, np.random.default_rng(s), 1.0).samples for s in range(8)]
+    assert all(not np.array_equal(o, clean.samples) for o in outs)
+    assert all(np.sqrt(np.mean(o**2)) == pytest.approx(rms, rel=0.01) for o in outs)
+    again = augment_online(clean, np.random.default_rng(3), 1.0).samples
+    assert np.array_equal(again, outs[3])
+    # Off (the default), the random stream is untouched: the same crops as without the option.
+    assert np.array_equal(
+        augment_online(clean, np.random.default_rng(4), 0.0).samples,
+        augment_online(clean, np.random.default_rng(4)).samples,
+    )

@@ -167,3 +167,22 @@ def test_training_refuses_a_model_that_does_not_fit_its_features(tmp_path: Path)
     with pytest.raises(StudioError, match=r"model.n_lfcc \(160\) must equal features.n_lfcc"):
         train(tmp_path / "no-data", tmp_path / "run", config)
     assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_held_out_real_sources_are_left_out_of_train_and_dev() -> None:
+    from deepfake_studio.detector.train import select
+
+    rows = [
+        {"split": "train", "label": "bonafide", "generator": "bonafide", "augment": "none",
+         "source": "alphanumeric/A1/x.flac"},
+        {"split": "train", "label": "bonafide", "generator": "bonafide", "augment": "none",
+         "source": "vctk/p225/y.flac"},
+        {"split": "train", "label": "spoof", "generator": "world", "augment": "none",
+         "source": "alphanumeric/A1/x.flac"},  # a spoof made from it stays: only real is held
+        {"split": "dev", "label": "bonafide", "generator": "bonafide", "augment": "mp3",
+         "source": "alphanumeric/A2/z.flac"},
+    ]  # fmt: skip
+    config = TrainConfig(exclude_real_sources=("alphanumeric/",))
+    assert select(rows, "train", config).tolist() == [1, 2]
+    assert select(rows, "dev", config).tolist() == []
+    assert select(rows, "train", TrainConfig()).tolist() == [0, 1, 2]

@@ -85,3 +85,36 @@ def test_onnx_export_matches_torch(tmp_path: Path) -> None:
         expected = model(x).numpy()
     got = session.run(None, {"lfcc": x.numpy()})[0]
     assert got == pytest.approx(expected, abs=1e-4)
+
+
+def test_one_class_head_scores_by_cosine_to_the_real_direction(tmp_path: Path) -> None:
+    """OC-softmax: logit α·(mid − cos); the loss is small for real speech on the real direction
+    and for spoofs far from it, large the other way round; it exports to ONNX like the BCE head."""
+    import onnxruntime as ort
+
+    from deepfake_studio.detector.model import one_class_loss
+
+    config = ModelConfig(one_class_dim=8)
+    torch.manual_seed(0)
+    model = SpecRNetLite(config).eval()
+    direction = model.real_direction.detach()
+    on, away = direction[None, :], -direction[None, :]
+    assert model.cosine_to_logit(model.real_cosine(on)).item() == pytest.approx(20 * (0.55 - 1))
+    assert model.cosine_to_logit(model.real_cosine(away)).item() == pytest.approx(20 * 1.55)
+    logits = torch.tensor([20 * (0.55 - 0.95), 20 * (0.55 - 0.1)])  # cos 0.95, cos 0.1
+    right = one_class_loss(logits, torch.tensor([0.0, 1.0]), config)  # real near, spoof far
+    wrong = one_class_loss(logits, torch.tensor([1.0, 0.0]), config)
+    assert right.item() < 0.8 and wrong.item() > 10
+    # Inside its margin a real clip costs almost nothing; the loss is the paper's formula.
+    cos = torch.tensor([0.95])
+    expected = torch.nn.functional.softplus(20 * (0.9 - cos))
+    got = one_class_loss(model.cosine_to_logit(cos), torch.tensor([0.0]), config)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert count_parameters(model) < 500_000
+    path = export_onnx(model, tmp_path / "oc.onnx", TrainConfig(model=config))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(2, 160, 301)
+    with torch.inference_mode():
+        expected_logits = model(x).numpy()
+    assert session.run(None, {"lfcc": x.numpy()})[0] == pytest.approx(expected_logits, abs=1e-4)
+    assert np.all(np.abs(expected_logits) <= 20 * 1.55 + 1e-4)  # bounded: a cosine underneath

@@ -15,6 +15,15 @@ What the chain did is returned as text and stored in the data manifest.
 
 `augment` builds the stored augmented copies (all of the above but the band limit);
 `augment_online` is the cheap subset (no ffmpeg) that training applies to every crop it draws.
+
+RawBoost (Tak et al., ICASSP 2022; `rawboost`, training only, off unless asked) distorts the
+waveform in ways no real channel is tied to, so that neither class owns a channel:
+* convolutive noise, linear and non-linear: the sum of x, x², x³, ... each through its own
+  random multi-band FIR filter, higher powers quieter (a random microphone/amplifier chain);
+* impulsive, signal-dependent noise: up to 10 % of samples pushed by a random multiple of
+  themselves (clipping, bit errors);
+* stationary, signal-independent noise: white noise through a random multi-band filter
+  (coloured), at 10–40 dB SNR.
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ from collections.abc import Callable
 import numpy as np
 import soundfile as sf
 import soxr
+from scipy import signal
 
 from deepfake_studio.audio import Audio, ffmpeg_path, resample
 from deepfake_studio.errors import AudioError
@@ -158,6 +168,78 @@ def augment(audio: Audio, rng: np.random.Generator, only: str | None = None) -> 
     return audio, "+".join(steps)
 
 
+# -- RawBoost ----------------------------------------------------------------------------------
+def random_band_filter(
+    rng: np.random.Generator, rate: int, bands: int = 5, gain_db: float = 0.0
+) -> np.ndarray:
+    """FIR taps: the cascade of `bands` band-pass filters at random centres (20 Hz-8 kHz),
+    widths (100-1000 Hz) and lengths (10-100 taps), scaled to a peak gain of `gain_db`.
+    Cascading band-passes at different centres gives an irregular, random response."""
+    nyquist = rate / 2
+    taps = np.ones(1)
+    for _ in range(bands):
+        centre, width = float(rng.uniform(20, nyquist)), float(rng.uniform(100, 1000))
+        n = int(rng.integers(10, 101)) | 1  # odd length: a linear-phase band-pass exists
+        low = min(max(centre - width / 2, 1.0), nyquist - 2.0)
+        high = min(max(centre + width / 2, low + 1.0), nyquist - 1.0)
+        taps = np.convolve(taps, signal.firwin(n, [low, high], pass_zero=False, fs=rate))
+    _, response = signal.freqz(taps, worN=512)
+    return taps * 10 ** (gain_db / 20) / max(float(np.abs(response).max()), 1e-12)
+
+
+def _peak_safe(x: np.ndarray) -> np.ndarray:
+    peak = float(np.abs(x).max())
+    return x / peak if peak > 1 else x
+
+
+def convolutive_noise(audio: Audio, rng: np.random.Generator, orders: int = 5) -> Audio:
+    """RawBoost 1: Σₖ hₖ * xᵏ, k = 1..orders, each power 5-20 dB quieter than the one before."""
+    x = audio.samples.astype(np.float64)
+    out = np.zeros_like(x)
+    gain = 0.0
+    for k in range(1, orders + 1):
+        h = random_band_filter(rng, audio.sample_rate, gain_db=gain)
+        out += signal.oaconvolve(x**k, h)[: len(x)]
+        gain -= float(rng.uniform(5, 20))
+    return audio.with_samples(_peak_safe(out).astype(np.float32))
+
+
+def impulsive_noise(audio: Audio, rng: np.random.Generator, share: float = 0.10) -> Audio:
+    """RawBoost 2: up to `share` of the samples get xᵢ·g·u₁·u₂ added (g = 2, u uniform ±1)."""
+    x = audio.samples.astype(np.float64).copy()
+    hits = rng.choice(len(x), size=int(rng.integers(0, int(share * len(x)) + 1)), replace=False)
+    x[hits] += 2.0 * x[hits] * rng.uniform(-1, 1, len(hits)) * rng.uniform(-1, 1, len(hits))
+    return audio.with_samples(_peak_safe(x).astype(np.float32))
+
+
+def coloured_noise(audio: Audio, rng: np.random.Generator) -> Audio:
+    """RawBoost 3: white noise through a random multi-band filter, at 10-40 dB SNR."""
+    x = audio.samples.astype(np.float64)
+    h = random_band_filter(rng, audio.sample_rate)
+    noise = signal.oaconvolve(rng.standard_normal(len(x)), h)[: len(x)]
+    snr = float(rng.uniform(10, 40))
+    power = float(np.mean(x**2)) + 1e-12
+    noise *= np.sqrt(power / (float(np.mean(noise**2)) + 1e-12) / 10 ** (snr / 10))
+    return audio.with_samples((x + noise).astype(np.float32))
+
+
+RAWBOOST_CHAINS: tuple[tuple[Callable[[Audio, np.random.Generator], Audio], ...], ...] = (
+    # one is drawn per crop: each algorithm alone, and the series the paper found best
+    (convolutive_noise,),
+    (impulsive_noise,),
+    (coloured_noise,),
+    (convolutive_noise, impulsive_noise),
+    (convolutive_noise, impulsive_noise, coloured_noise),
+)
+
+
+def rawboost(audio: Audio, rng: np.random.Generator) -> Audio:
+    """One randomly drawn RawBoost chain (see the module docstring)."""
+    for step in RAWBOOST_CHAINS[int(rng.integers(len(RAWBOOST_CHAINS)))]:
+        audio = step(audio, rng)
+    return audio
+
+
 ONLINE_AUGMENTATIONS: dict[str, tuple[float, Augmentation]] = {
     # name: (probability, function); about a third of the crops stay as they are
     "pitch": (0.2, pitch_shift),
@@ -168,11 +250,15 @@ ONLINE_AUGMENTATIONS: dict[str, tuple[float, Augmentation]] = {
 }
 
 
-def augment_online(audio: Audio, rng: np.random.Generator) -> Audio:
+def augment_online(audio: Audio, rng: np.random.Generator, rawboost_share: float = 0.0) -> Audio:
     """A random chain (possibly empty) of the cheap augmentations, at the input's RMS level
-    (the detector normalises loudness before scoring, so the level itself carries nothing)."""
+    (the detector normalises loudness before scoring, so the level itself carries nothing).
+    `rawboost_share` of the crops first get a RawBoost chain."""
     level = float(np.sqrt(np.mean(audio.samples.astype(np.float64) ** 2)))
     changed = False
+    # Drawn only when asked, so runs without RawBoost keep their random streams (and weights).
+    if rawboost_share > 0 and rng.random() < rawboost_share:
+        audio, changed = rawboost(audio, rng), True
     for probability, function in ONLINE_AUGMENTATIONS.values():
         if rng.random() < probability:
             audio, _ = function(audio, rng)

@@ -34,6 +34,11 @@ class ModelConfig:
     channels: tuple[int, int, int, int] = (16, 16, 32, 48)  # stem, block 1, 2, 3
     gru_hidden: int = 64
     dropout: float = 0.3
+    # One-class head (OC-softmax, Zhang et al. 2021): an embedding of this size scored by its
+    # cosine to a learnt "real speech" direction; 0 = the plain linear head (a BCE logit).
+    one_class_dim: int = 0
+    one_class_scale: float = 20.0  # α: cosine → logit
+    one_class_margins: tuple[float, float] = (0.9, 0.2)  # cosine real must reach, spoof stay under
 
     @property
     def gru_input(self) -> int:
@@ -88,7 +93,9 @@ class SpecRNetLite(nn.Module):
         self.act = nn.SELU()
         self.gru = nn.GRU(c.gru_input, c.gru_hidden, batch_first=True)
         self.dropout = nn.Dropout(c.dropout)
-        self.head = nn.Linear(c.gru_hidden, 1)
+        self.head = nn.Linear(c.gru_hidden, c.one_class_dim or 1)
+        if c.one_class_dim:
+            self.real_direction = nn.Parameter(torch.randn(c.one_class_dim))
 
     def forward(self, lfcc: torch.Tensor) -> torch.Tensor:
         x = self.input_bn(lfcc.unsqueeze(1))  # (B, 1, F, T)
@@ -99,7 +106,36 @@ class SpecRNetLite(nn.Module):
         b, ch, f, t = x.shape
         x = x.permute(0, 3, 1, 2).reshape(b, t, ch * f)  # one vector per time step
         h, _ = self.gru(x)  # (B, T/32, hidden)
-        return self.head(self.dropout(h.mean(dim=1))).squeeze(-1)
+        out = self.head(self.dropout(h.mean(dim=1)))
+        if not self.config.one_class_dim:
+            return out.squeeze(-1)
+        return self.cosine_to_logit(self.real_cosine(out))
+
+    def real_cosine(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Cosine between embeddings and the real-speech direction (1: as real as it gets)."""
+        return nn.functional.normalize(embedding, dim=-1) @ nn.functional.normalize(
+            self.real_direction, dim=0
+        )
+
+    def cosine_to_logit(self, cosine: torch.Tensor) -> torch.Tensor:
+        """α·(midpoint of the margins − cosine): > 0 means synthetic, as for the BCE head."""
+        real_margin, spoof_margin = self.config.one_class_margins
+        return self.config.one_class_scale * ((real_margin + spoof_margin) / 2 - cosine)
+
+
+def one_class_loss(
+    logits: torch.Tensor, is_spoof: torch.Tensor, config: ModelConfig, spoof_weight: float = 1.0
+) -> torch.Tensor:
+    """OC-softmax on the logits of a one-class head: real speech must come within cosine
+    m_real of the real direction, spoofs only stay below m_spoof in any direction, so real
+    speech is pulled together while fakes are merely pushed away (which is what should carry
+    over to fakes never seen). softplus(α(m_real − cos)) for real, softplus(α(cos − m_spoof))
+    for spoofs; on the logit α(mid − cos) these are softplus(±logit + α(m_real − m_spoof)/2)."""
+    real_margin, spoof_margin = config.one_class_margins
+    shift = config.one_class_scale * (real_margin - spoof_margin) / 2
+    signed = torch.where(is_spoof > 0, shift - logits, shift + logits)
+    weights = torch.where(is_spoof > 0, spoof_weight, 1.0)
+    return (weights * nn.functional.softplus(signed)).sum() / weights.sum()
 
 
 def count_parameters(model: nn.Module) -> int:

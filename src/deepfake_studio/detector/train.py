@@ -20,6 +20,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,12 @@ from deepfake_studio.detector.features import (
     window_starts,
 )
 from deepfake_studio.detector.metrics import equal_error_rate, rates_at
-from deepfake_studio.detector.model import ModelConfig, SpecRNetLite, count_parameters
+from deepfake_studio.detector.model import (
+    ModelConfig,
+    SpecRNetLite,
+    count_parameters,
+    one_class_loss,
+)
 from deepfake_studio.errors import StudioError
 from deepfake_studio.text import plural
 
@@ -74,6 +80,10 @@ class TrainConfig:
     exclude_generators: tuple[str, ...] = ()  # left out of train and dev (leave-one-out runs)
     augmented: bool = True  # also train on the augmented copies
     online_augment: bool = True  # augment every training crop afresh (noise, pitch, band, ...)
+    rawboost: float = 0.0  # share of training crops first distorted by RawBoost (augment.py)
+    # Real clips whose manifest `source` starts with one of these are left out of train and dev
+    # (e.g. "alphanumeric/": held-out recording conditions for measuring false positives).
+    exclude_real_sources: tuple[str, ...] = ()
     time_masks: int = 2  # SpecAugment-style masks per crop (0: none) ...
     time_mask_frames: int = 20  # ... each up to this many frames (10 ms each) wide
     # Threshold: the lowest with at most this share of real dev clips flagged (issue 5's FPR
@@ -127,6 +137,10 @@ def select(rows: list[dict[str, object]], split: str, config: TrainConfig) -> np
         if r["split"] == split
         and r["generator"] not in config.exclude_generators
         and (config.augmented or r["augment"] == "none")
+        and not (
+            r["label"] == "bonafide"
+            and str(r.get("source", "")).startswith(tuple(config.exclude_real_sources))
+        )
     ]
     return np.array(keep, dtype=np.int64)
 
@@ -165,7 +179,7 @@ def augmented_crops(
         if len(w) < length:  # short clips are repeated, as everywhere else
             w = np.tile(w, -(-length // len(w)))
         s = int(rng.integers(0, len(w) - length + 1))
-        crop = augment_online(Audio(w[s : s + length], features.sample_rate), rng)
+        crop = augment_online(Audio(w[s : s + length], features.sample_rate), rng, config.rawboost)
         crops.append(crop.samples[:length])
     return lfcc_batch(torch.from_numpy(np.stack(crops)), features)
 
@@ -284,7 +298,12 @@ def train(
     )
     # Real clips are fewer than spoofs: weight them up so both classes count the same.
     pos_weight = torch.tensor((~train_y).sum() / max(1, train_y.sum()), dtype=torch.float32)
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    if config.model.one_class_dim:
+        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = partial(
+            one_class_loss, config=config.model, spoof_weight=float(pos_weight)
+        )
+    else:
+        loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
     start_epoch, best = 0, {"epoch": -1, "dev_eer": 2.0}
     history: list[dict[str, float]] = []
     last = out_dir / "last.pt"
