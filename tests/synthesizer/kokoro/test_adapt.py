@@ -95,7 +95,12 @@ def test_a_lowrank_voice_speaks_through_pytorch_and_survives_the_library(
     unchanged = Conditioning(engine="kokoro", arrays={**plain.arrays, **zero}, info={})
     a = kokoro_engine.synthesize(TEXT, stored)
     b = kokoro_engine.synthesize(TEXT, adapted)
+    # One expansion per voice: the stored and the in-memory copy are the same voice.
+    cached = kokoro_engine.torch_path.adapted_params(adapted)
+    assert kokoro_engine.torch_path.adapted_params(stored) is cached
     same_voice_on_pytorch = kokoro_engine.synthesize(TEXT, unchanged)
+    assert kokoro_engine.torch_path.adapted_params(unchanged) is not cached
+    assert kokoro_engine.torch_path.adapted_params(plain) == {}
     np.testing.assert_allclose(a, b, atol=1e-5)  # the library keeps the factors exactly
     n = min(len(a), len(same_voice_on_pytorch))
     # The delta changes the sound (a zero delta would leave it as the pack's).

@@ -15,6 +15,7 @@ Everything else (a plain style table) stays on the faster ONNX path.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import threading
 from dataclasses import dataclass, replace
@@ -191,6 +192,11 @@ class TorchKokoro:
         self._model = model  # given: share an already loaded model
         self.bfloat16 = cpu_has_bfloat16() if bfloat16 is None else bfloat16
         self._lock = threading.Lock()
+        # The last adapted voice's decoder parameters, by a digest of its deltas: expanding
+        # the factors and adding them to 53 M weights costs more than a short sentence.
+        # One voice only: each copy of the decoder is ~200 MB.
+        self._adapted: tuple[str, dict[str, torch.Tensor]] | None = None
+        self._adapted_lock = threading.Lock()
 
     @property
     def model(self) -> KokoroModel:
@@ -225,10 +231,24 @@ class TorchKokoro:
             adapted[local] = params[local] + torch.from_numpy(np.asarray(delta, np.float32))
         return adapted
 
+    def adapted_params(self, conditioning: Conditioning) -> dict[str, torch.Tensor]:
+        """The voice's adapted decoder parameters ({} for a voice without deltas), reused
+        while the same voice keeps speaking."""
+        key = _deltas_digest(conditioning)
+        if key is None:
+            return {}
+        with self._adapted_lock:
+            if self._adapted is not None and self._adapted[0] == key:
+                return self._adapted[1]
+            with torch.no_grad():  # a cached copy must not hold an autograd graph
+                adapted = self._decoder_params(self.voice_deltas(conditioning))
+            self._adapted = (key, adapted)
+            return adapted
+
     def synthesize_ids(
         self, ids: list[int], style_row: np.ndarray, speed: float, conditioning: Conditioning
     ) -> np.ndarray:
-        adapted = self._decoder_params(self.voice_deltas(conditioning))
+        adapted = self.adapted_params(conditioning)
         return self.render(ids, style_row, speed, adapted, ProsodyEdit.from_info(conditioning.info))
 
     def render(
@@ -258,3 +278,20 @@ class TorchKokoro:
                     strict=False,
                 )
         return audio[0].float().numpy()
+
+
+def _deltas_digest(conditioning: Conditioning) -> str | None:
+    """A digest of the conditioning's decoder deltas and factors; None when it has none."""
+    keys = sorted(
+        k
+        for k in conditioning.arrays
+        if k.startswith(DECODER_DELTA_PREFIX) or k.startswith(LOWRANK_PREFIX)
+    )
+    if not keys:
+        return None
+    digest = hashlib.blake2b(digest_size=16)
+    for key in keys:
+        value = np.ascontiguousarray(conditioning.arrays[key])
+        digest.update(f"{key}{value.dtype}{value.shape}".encode())
+        digest.update(value.data)
+    return digest.hexdigest()
