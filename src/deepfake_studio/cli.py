@@ -698,8 +698,22 @@ def detector_build_data(
     speech: Annotated[
         Path | None, typer.Option("--speech", help="Real-speech corpus (manifest.csv).")
     ] = None,
+    codecs: Annotated[
+        str | None,
+        typer.Option("--codecs", help="Codecs of the augmented copies (default mp3,opus; +aac)."),
+    ] = None,
+    augmentations: Annotated[
+        str | None,
+        typer.Option(
+            "--augmentations",
+            help="Augmentations of the copies (default: pitch,shift,noise,codec,telephone,gain; "
+            "also: resample).",
+        ),
+    ] = None,
 ) -> None:
     """Generate the detector's real/synthetic clips (resumable: run it again to continue)."""
+    from dataclasses import replace
+
     from deepfake_studio.detector.data import GENERATORS, DataConfig, build
 
     chosen = tuple(g.strip() for g in generators.split(",")) if generators else GENERATORS
@@ -709,6 +723,11 @@ def detector_build_data(
         max_bona_fide=max_real or None,
         seed=seed,
     )
+    if codecs:
+        config = replace(config, codecs=tuple(c.strip() for c in codecs.split(",")))
+    if augmentations:
+        kinds = tuple(a.strip() for a in augmentations.split(","))
+        config = replace(config, augmentations=kinds)
     bar, progress = _steps("building")
     with bar:
         written = build(out, config, speech_dir=speech, progress=progress)

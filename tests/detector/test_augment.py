@@ -12,8 +12,10 @@ from deepfake_studio.detector.augment import (
     augment_online,
     band_limit,
     codec,
+    resample_trip,
     telephone,
 )
+from deepfake_studio.errors import StudioError
 
 
 def speechlike(seconds: float = 2.0, rate: int = 16_000) -> Audio:
@@ -148,3 +150,44 @@ def test_online_rawboost_changes_every_crop_and_is_reproducible() -> None:
         augment_online(clean, np.random.default_rng(4), 0.0).samples,
         augment_online(clean, np.random.default_rng(4)).samples,
     )
+
+
+def test_aac_round_trip_keeps_length_and_content() -> None:
+    clean = speechlike()
+    coded, what = codec(clean, np.random.default_rng(0), ("aac",))
+    assert what.startswith("aac") and what.endswith("k")
+    assert len(coded.samples) == len(clean.samples) and coded.sample_rate == 16_000
+    assert np.corrcoef(coded.samples, clean.samples)[0, 1] > 0.9  # realigned: measured 0.999
+    assert not np.array_equal(coded.samples, clean.samples)
+
+
+def test_resample_trip_keeps_length_and_loses_the_band_above_the_lower_nyquist() -> None:
+    rng = np.random.default_rng(0)
+    wide = Audio(rng.normal(0, 0.1, 32_000).astype(np.float32), 16_000)
+    freqs = np.fft.rfftfreq(32_000, 1 / 16_000)
+    low_rate_seen = 0
+    for seed in range(20):
+        out, what = resample_trip(wide, np.random.default_rng(seed))
+        assert len(out.samples) == 32_000 and what.startswith("resample")
+        assert not np.array_equal(out.samples, wide.samples)
+        if what.startswith("resample11.025k"):  # only 5.5 kHz survive an 11.025 kHz trip
+            spectrum = np.abs(np.fft.rfft(out.samples)) ** 2
+            assert spectrum[freqs > 6000].sum() < 0.05 * spectrum[freqs < 5000].sum()
+            low_rate_seen += 1
+    assert low_rate_seen >= 2
+
+
+def test_builds_draw_aac_and_resampling_only_when_asked() -> None:
+    clean = speechlike(1.0)
+    default = {augment(clean, np.random.default_rng(s))[1] for s in range(30)}
+    assert not any("aac" in d or "resample" in d for d in default)
+    wider = [
+        augment(clean, np.random.default_rng(s), kinds=("codec", "resample"), codecs=("aac",))[1]
+        for s in range(8)
+    ]
+    assert any("aac" in d for d in wider) and any("resample" in d for d in wider)
+    assert not any(d.startswith(("mp3", "opus")) for d in wider)
+    with pytest.raises(StudioError, match="unknown codec 'flac'"):
+        augment(clean, np.random.default_rng(0), codecs=("flac",))
+    with pytest.raises(StudioError, match="unknown augmentation 'reverb'"):
+        augment(clean, np.random.default_rng(0), kinds=("reverb",))

@@ -186,3 +186,42 @@ def test_held_out_real_sources_are_left_out_of_train_and_dev() -> None:
     assert select(rows, "train", config).tolist() == [1, 2]
     assert select(rows, "dev", config).tolist() == []
     assert select(rows, "train", TrainConfig()).tolist() == [0, 1, 2]
+
+
+def test_a_build_with_aac_and_resampling_treats_real_and_fake_alike(
+    tiny_data: Path, speech_dir: Path, tmp_path: Path, tiny_config: DataConfig
+) -> None:
+    """The codec/channel options reach the augmented copies of real and synthetic clips alike,
+    the build is reproducible, and a set built before the options existed still resumes."""
+    config = replace(
+        tiny_config,
+        generators=("espeak-ng",),
+        spoofs_per_generator=3,
+        max_bona_fide=4,
+        augmented_copies=3,
+        augmentations=("codec", "resample"),
+        codecs=("aac",),
+    )
+    first, second = tmp_path / "a", tmp_path / "b"
+    build(first, config, speech_dir=speech_dir)
+    build(second, config, speech_dir=speech_dir)
+    rows = read_manifest(first)
+    assert not [r for r in rows if "error" in r]
+    assert rows == read_manifest(second)
+    for label in ("bonafide", "spoof"):
+        kinds = {
+            step[:3]
+            for r in rows
+            if r["label"] == label and r["augment"] != "none"
+            for step in str(r["augment"]).split("+")
+        }
+        assert kinds == {"aac", "res"}, (label, kinds)
+    # A set whose config.json predates the options resumes (they default to what it used).
+    old = tmp_path / "old"
+    old.mkdir()
+    stored = json.loads((tiny_data / "config.json").read_text())
+    for key in ("augmentations", "codecs"):
+        stored.pop(key, None)
+    (old / "config.json").write_text(json.dumps(stored))
+    (old / "manifest.jsonl").write_text((tiny_data / "manifest.jsonl").read_text())
+    assert build(old, tiny_config, speech_dir=speech_dir) == {}

@@ -92,3 +92,11 @@ def test_train_without_data_is_a_one_line_error(
     code, _, err = cli_in_process(args, capsys, monkeypatch)
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 1 and len(lines) == 1 and "no clips" in lines[0], err
+
+
+def test_build_data_refuses_an_unknown_codec_in_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "set"
+    result = run("detector", "build-data", "--out", out, "--codecs", "mp3,flac", home=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: unknown codec 'flac' (known: mp3, opus, aac)"
+    assert not out.exists()  # refused before anything was written

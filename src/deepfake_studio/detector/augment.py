@@ -9,8 +9,12 @@ What the chain did is returned as text and stored in the data manifest.
 * time shift: the clip starts up to 0.3 s later or earlier (zeros fill the gap);
 * pitch shift: ±2 semitones by resampling (tempo moves with it; a phase vocoder would add its
   own artefacts, and then "processed real speech" would look like a vocoder);
-* codec round trips through ffmpeg: mp3 at 32–128 kbps, opus at 12–48 kbps;
+* codec round trips through ffmpeg: mp3 at 32–128 kbps, opus at 12–48 kbps, and (when a build
+  asks for it: `DataConfig.codecs`) AAC at 32–128 kbps;
 * telephone: 8 kHz resampling round trip (everything above 4 kHz is gone);
+* resample (when a build asks for it: `DataConfig.augmentations`): a round trip through
+  11.025–44.1 kHz with a random resampler quality (the cheap ones leave aliasing and imaging,
+  as uploads and editors do);
 * band limit (training only): a low-pass at 3.5–7.5 kHz, the bandwidth low-bitrate codecs keep.
 
 `augment` builds the stored augmented copies (all of the above but the band limit);
@@ -38,7 +42,7 @@ import soxr
 from scipy import signal
 
 from deepfake_studio.audio import Audio, ffmpeg_path, resample
-from deepfake_studio.errors import AudioError
+from deepfake_studio.errors import AudioError, StudioError
 
 Augmentation = Callable[[Audio, np.random.Generator], tuple[Audio, str]]
 
@@ -89,13 +93,22 @@ def pitch_shift(audio: Audio, rng: np.random.Generator) -> tuple[Audio, str]:
     ), f"pitch{semitones:+.1f}st"
 
 
-def codec(audio: Audio, rng: np.random.Generator) -> tuple[Audio, str]:
-    if rng.random() < 0.5:
-        kbps, args = int(rng.choice([32, 64, 96, 128])), ["-c:a", "libmp3lame", "-f", "mp3"]
-        name = "mp3"
-    else:
-        kbps, args = int(rng.choice([12, 16, 24, 32, 48])), ["-c:a", "libopus", "-f", "ogg"]
-        name = "opus"
+CODECS: dict[str, tuple[list[str], tuple[int, ...]]] = {
+    # name: (ffmpeg encoder and container, bit rates in kbps)
+    "mp3": (["-c:a", "libmp3lame", "-f", "mp3"], (32, 64, 96, 128)),
+    "opus": (["-c:a", "libopus", "-f", "ogg"], (12, 16, 24, 32, 48)),
+    "aac": (["-c:a", "aac", "-f", "adts"], (32, 64, 96, 128)),
+}
+DEFAULT_CODECS = ("mp3", "opus")
+
+
+def codec(
+    audio: Audio, rng: np.random.Generator, names: tuple[str, ...] = DEFAULT_CODECS
+) -> tuple[Audio, str]:
+    # One uniform draw picks the codec (for mp3/opus: the draws of every earlier build).
+    name = names[min(int(rng.random() * len(names)), len(names) - 1)]
+    args, rates = CODECS[name]
+    kbps = int(rng.choice(list(rates)))
     return codec_round_trip(audio, args, kbps), f"{name}{kbps}k"
 
 
@@ -111,7 +124,17 @@ def codec_round_trip(audio: Audio, codec_args: list[str], kbps: int) -> Audio:
     proc = subprocess.run(cmd, input=wav.getvalue(), capture_output=True, timeout=60, check=False)
     if proc.returncode != 0:
         raise AudioError(f"ffmpeg codec round trip failed: {proc.stderr.decode()[-200:].strip()}")
-    data, rate = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
+    if "adts" in codec_args:  # libsndfile cannot read AAC: ffmpeg decodes it to raw float
+        decode = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "aac"]
+        decode += ["-i", "pipe:0", "-ac", "1", "-ar", str(audio.sample_rate), "-f", "f32le"]
+        raw = subprocess.run(
+            [*decode, "pipe:1"], input=proc.stdout, capture_output=True, timeout=60, check=False
+        )
+        if raw.returncode != 0:
+            raise AudioError(f"ffmpeg AAC decode failed: {raw.stderr.decode()[-200:].strip()}")
+        data, rate = np.frombuffer(raw.stdout, np.float32)[:, None], audio.sample_rate
+    else:
+        data, rate = sf.read(io.BytesIO(proc.stdout), dtype="float32", always_2d=True)
     decoded = resample(Audio(data.mean(axis=1), rate), audio.sample_rate).samples
     # Encoders add a delay (mp3 on a pipe has no gapless header to undo it): realign.
     decoded = decoded[_delay(decoded, audio.samples, max_lag=audio.sample_rate // 4) :]
@@ -133,6 +156,16 @@ def telephone(audio: Audio, rng: np.random.Generator) -> tuple[Audio, str]:
     return resample(resample(audio, 8000), audio.sample_rate), "tel8k"
 
 
+def resample_trip(audio: Audio, rng: np.random.Generator) -> tuple[Audio, str]:
+    rate = int(rng.choice([11_025, 22_050, 24_000, 32_000, 44_100]))
+    quality = str(rng.choice(["QQ", "LQ", "MQ", "HQ"]))  # soxr: quick cubic ... high quality
+    there = soxr.resample(audio.samples, audio.sample_rate, rate, quality)
+    back = soxr.resample(there, rate, audio.sample_rate, quality)
+    out = np.zeros_like(audio.samples)
+    out[: min(len(out), len(back))] = back[: len(out)]
+    return audio.with_samples(out), f"resample{rate / 1000:g}k-{quality}"
+
+
 def band_limit(audio: Audio, rng: np.random.Generator) -> tuple[Audio, str]:
     cutoff = float(rng.uniform(3500, 7500))
     spectrum = np.fft.rfft(audio.samples)
@@ -151,19 +184,45 @@ AUGMENTATIONS: dict[str, tuple[float, Augmentation]] = {
     "noise": (0.5, add_noise),
     "codec": (0.4, codec),
     "telephone": (0.2, telephone),
+    "resample": (0.3, resample_trip),
     "gain": (0.4, gain),
 }
+# What a build draws from unless told otherwise (the shipped model's data: no resample).
+DEFAULT_AUGMENTATIONS = ("pitch", "shift", "noise", "codec", "telephone", "gain")
 
 
-def augment(audio: Audio, rng: np.random.Generator, only: str | None = None) -> tuple[Audio, str]:
-    """A random chain of augmentations (at least one), or just `only`; returns its description."""
-    names = list(AUGMENTATIONS)
+def check_choices(kinds: tuple[str, ...], codecs: tuple[str, ...]) -> None:
+    """One clear error for an augmentation or codec name this module does not have."""
+    if unknown := [k for k in kinds if k not in AUGMENTATIONS]:
+        raise StudioError(
+            f"unknown augmentation {unknown[0]!r} (known: {', '.join(AUGMENTATIONS)})"
+        )
+    if unknown := [c for c in codecs if c not in CODECS]:
+        raise StudioError(f"unknown codec {unknown[0]!r} (known: {', '.join(CODECS)})")
+    if not kinds:
+        raise StudioError("no augmentations to draw from")
+
+
+def augment(
+    audio: Audio,
+    rng: np.random.Generator,
+    only: str | None = None,
+    kinds: tuple[str, ...] = DEFAULT_AUGMENTATIONS,
+    codecs: tuple[str, ...] = DEFAULT_CODECS,
+) -> tuple[Audio, str]:
+    """A random chain of the augmentations in `kinds` (at least one), or just `only`; returns
+    its description. `codecs`: the codecs the codec step draws from."""
+    check_choices((*kinds, *([only] if only else [])), codecs)
+    names = [n for n in AUGMENTATIONS if n in kinds]
     chosen = [only] if only else [n for n in names if rng.random() < AUGMENTATIONS[n][0]]
     if not chosen:
         chosen = [names[int(rng.integers(len(names)))]]
     steps = []
     for name in chosen:
-        audio, what = AUGMENTATIONS[name][1](audio, rng)
+        if name == "codec":
+            audio, what = codec(audio, rng, codecs)
+        else:
+            audio, what = AUGMENTATIONS[name][1](audio, rng)
         steps.append(what)
     return audio, "+".join(steps)
 

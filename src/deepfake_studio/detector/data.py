@@ -32,7 +32,12 @@ import numpy as np
 
 from deepfake_studio import audio as audio_io
 from deepfake_studio.audio import Audio
-from deepfake_studio.detector.augment import augment
+from deepfake_studio.detector.augment import (
+    DEFAULT_AUGMENTATIONS,
+    DEFAULT_CODECS,
+    augment,
+    check_choices,
+)
 from deepfake_studio.detector.features import SAMPLE_RATE
 from deepfake_studio.detector.generators import (
     ESPEAK_VOICES,
@@ -72,6 +77,10 @@ class DataConfig:
     max_bona_fide: int | None = 519  # cap on real clips (None: every recording of the split)
     clip_seconds: float = 4.0
     augmented_copies: int = 1  # per clean clip, each with its own random augmentation chain
+    # What the augmented copies (of real and synthetic clips alike) draw from (augment.py);
+    # e.g. codecs ("mp3", "opus", "aac") and augmentations + ("resample",) for more channels.
+    augmentations: tuple[str, ...] = DEFAULT_AUGMENTATIONS
+    codecs: tuple[str, ...] = DEFAULT_CODECS
     clone_voices: dict[str, int] = field(
         default_factory=lambda: {"train": 2, "dev": 1, "test": 1}
     )  # real speakers per split enrolled as studio voices (kokoro-clone and piper)
@@ -325,7 +334,9 @@ class Builder:
         }
         rows = [{"id": job.id, **base, "augment": "none", "path": self._save(job.id, clip)}]
         for k in range(self.config.augmented_copies):
-            augmented, what = augment(clip, rng)
+            augmented, what = augment(
+                clip, rng, kinds=self.config.augmentations, codecs=self.config.codecs
+            )
             aug_id = f"{job.id}~aug{k}"
             rows.append(
                 {"id": aug_id, **base, "augment": what, "path": self._save(aug_id, augmented)}
@@ -382,6 +393,7 @@ def build(
     from deepfake_studio.evaluation.speakers import SPLIT_FILE, data_root, load_manifest
 
     config = config or DataConfig()
+    check_choices(config.augmentations, config.codecs)
     speech = Path(speech_dir) if speech_dir else data_root() / "speech"
     if not (speech / "manifest.csv").exists():
         raise StudioError(f"no real speech corpus at {speech} (manifest.csv missing)")
@@ -389,7 +401,7 @@ def build(
     out.mkdir(parents=True, exist_ok=True)
     settings = json.loads(json.dumps(asdict(config)))
     config_file = out / "config.json"
-    if config_file.exists() and json.loads(config_file.read_text()) != settings:
+    if config_file.exists() and _with_defaults(json.loads(config_file.read_text())) != settings:
         raise StudioError(f"{out} was built with other settings; use a new --out folder")
     config_file.write_text(json.dumps(settings, indent=1) + "\n", encoding="utf-8")
 
@@ -399,6 +411,12 @@ def build(
     }
     jobs = plan(config, load_manifest(speech.parent), split_of)
     return run_jobs(out, jobs, Builder(out, config, speech), progress)
+
+
+def _with_defaults(stored: dict[str, object]) -> dict[str, object]:
+    """A stored config.json with the fields added since it was written at their defaults
+    (which are what it was built with), so older builds still resume."""
+    return {**json.loads(json.dumps(asdict(DataConfig()))), **stored}
 
 
 def run_jobs(
@@ -447,6 +465,9 @@ def shrink(out: Path, spoofs_per_generator: int, max_bona_fide: int | None) -> D
     built = json.loads((out / "config.json").read_text(encoding="utf-8"))
     built["clone_voices"] = dict(built["clone_voices"])
     built["generators"] = tuple(built["generators"])
+    for name in ("augmentations", "codecs"):
+        if name in built:
+            built[name] = tuple(built[name])
     config = replace(
         DataConfig(**built), spoofs_per_generator=spoofs_per_generator, max_bona_fide=max_bona_fide
     )

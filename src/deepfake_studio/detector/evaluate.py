@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from deepfake_studio.audio import Audio
-from deepfake_studio.detector.augment import AUGMENTATIONS
+from deepfake_studio.detector.augment import AUGMENTATIONS, CODECS
 from deepfake_studio.detector.data import read_manifest
 from deepfake_studio.detector.infer import Detector, DetectorConfig
 from deepfake_studio.detector.metrics import det_curve, equal_error_rate, rates_at
@@ -121,7 +121,7 @@ def evaluate_model(
         scores[name] = (p[mask][real], p[mask][~real])
     kinds: dict[str, float] = {}
     for kind in AUGMENTATIONS:  # EER over the augmented clips whose chain included `kind`
-        prefix = {"codec": ("mp3", "opus"), "telephone": ("tel",)}.get(kind, (kind,))
+        prefix = {"codec": tuple(CODECS), "telephone": ("tel",)}.get(kind, (kind,))
         mask = (
             np.array(
                 [
