@@ -225,3 +225,49 @@ def test_a_build_with_aac_and_resampling_treats_real_and_fake_alike(
     (old / "config.json").write_text(json.dumps(stored))
     (old / "manifest.jsonl").write_text((tiny_data / "manifest.jsonl").read_text())
     assert build(old, tiny_config, speech_dir=speech_dir) == {}
+
+
+def test_kokoro_recipes_are_seeded_off_pack_voices_that_need_the_torch_path() -> None:
+    from deepfake_studio.detector.generators import kokoro_recipe
+    from deepfake_studio.synthesizer.base import Conditioning
+    from deepfake_studio.synthesizer.kokoro import load_style_packs
+    from deepfake_studio.synthesizer.kokoro.torch_path import (
+        ProsodyEdit,
+        needs_torch,
+        with_prosody_edit,
+    )
+
+    packs = load_style_packs()
+    style, edit = kokoro_recipe("train-mix0", packs)
+    again, edit_again = kokoro_recipe("train-mix0", packs)
+    other, other_edit = kokoro_recipe("test-mix0", packs)
+    assert np.array_equal(style, again) and edit == edit_again
+    assert not np.allclose(style, other) and edit != other_edit
+    assert style.shape == next(iter(packs.values())).shape and np.isfinite(style).all()
+    # Moved off the packs: a mixture alone stays inside the packs' element-wise range.
+    stack = np.stack(list(packs.values()))
+    outside = (style < stack.min(axis=0) - 1e-6) | (style > stack.max(axis=0) + 1e-6)
+    assert outside.mean() > 0.05
+    conditioning = with_prosody_edit(
+        Conditioning(engine="kokoro", arrays={"style": style}), ProsodyEdit(**edit)
+    )
+    assert needs_torch(conditioning) and 0.7 <= edit["f0_scale"] <= 1.4
+
+
+@pytest.mark.slow
+def test_a_build_with_varied_kokoro_voices_per_split(
+    speech_dir: Path, tmp_path: Path, tiny_config: DataConfig
+) -> None:
+    config = replace(
+        tiny_config, generators=("kokoro-varied",), spoofs_per_generator=3, max_bona_fide=3
+    )
+    build(tmp_path / "set", config, speech_dir=speech_dir)
+    rows = [r for r in read_manifest(tmp_path / "set") if r["generator"] == "kokoro-varied"]
+    assert not [r for r in rows if "error" in r], [r.get("error") for r in rows]
+    clean = [r for r in rows if r["augment"] == "none"]
+    assert {r["split"] for r in clean} == {"train", "dev", "test"}
+    assert all(str(r["voice"]).startswith(f"{r['split']}-mix") for r in clean)
+    for row in clean:
+        samples, rate = sf.read(str(tmp_path / "set" / str(row["path"])))
+        assert rate == 16_000 and len(samples) == 64_000
+        assert np.sqrt(np.mean(samples**2)) > 0.02  # speech at -23 LUFS, not silence

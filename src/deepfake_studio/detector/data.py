@@ -43,6 +43,7 @@ from deepfake_studio.detector.generators import (
     ESPEAK_VOICES,
     FESTIVAL_VOICES,
     FLITE_VOICES,
+    KOKORO_RECIPES_PER_SPLIT,
     Generator,
     GeneratorError,
     Request,
@@ -62,6 +63,8 @@ GENERATORS = (
     "world",
     "griffin-lim",
 )
+# Built only when asked (`--generators`): not in the shipped model's data.
+OPTIONAL_GENERATORS = ("kokoro-varied",)
 CLIP_LUFS = -23.0
 MAX_TEXT_WORDS = 13  # about 4-5 s of speech: enough to cut a 4 s clip from
 MIN_TEXT_WORDS = 8  # shorter transcripts are joined with the next one
@@ -213,12 +216,15 @@ def _voices(generator: str, config: DataConfig, split: str) -> tuple[str, ...]:
         from deepfake_studio.synthesizer.kokoro import load_style_packs
 
         return tuple(sorted(load_style_packs()))
+    if generator == "kokoro-varied":  # recipes differ between splits (seeded by the name)
+        return tuple(f"{split}-mix{k}" for k in range(KOKORO_RECIPES_PER_SPLIT))
     if generator in ("kokoro-clone", "piper"):
         speakers = clone_speakers(config, split)
         if not speakers:
             raise StudioError(f"no clone voices configured for the {split} split")
         return tuple(speakers)
-    raise StudioError(f"unknown generator {generator!r} (known: {', '.join(GENERATORS)})")
+    known = ", ".join((*GENERATORS, *OPTIONAL_GENERATORS))
+    raise StudioError(f"unknown generator {generator!r} (known: {known})")
 
 
 # -- turning audio into a clip -----------------------------------------------------------------
@@ -269,6 +275,7 @@ class Builder:
             else:
                 factories: dict[str, Callable[[], Generator]] = {
                     "kokoro": lambda: g.kokoro_packs(self.studio()),
+                    "kokoro-varied": lambda: g.kokoro_varied(self.studio()),
                     "espeak-ng": g.espeak_ng,
                     "flite": g.flite,
                     "festival": g.festival,

@@ -37,6 +37,7 @@ Log = Callable[[str], None]
 GENERATOR_FAMILIES: dict[str, str] = {
     "kokoro-clone": "kokoro",  # the same Kokoro-82M network, a fitted style instead of a pack
     "kokoro": "kokoro",
+    "kokoro-varied": "kokoro",  # the same network again, other styles and prosody
     "piper": "piper",  # VITS (end to end)
     "espeak-ng": "espeak-ng",  # formant synthesis
     "flite": "festvox",  # flite and festival: Festvox-built diphone / clustergen / HTS voices

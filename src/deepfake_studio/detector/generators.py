@@ -3,7 +3,8 @@
 Two kinds:
 * text-to-speech (`needs_text`): the studio's own clones (`kokoro-clone`, `piper`: Studio.speak
   with voices enrolled from real training speakers, watermarked or not), Kokoro with each
-  bundled style pack (`kokoro`), Debian's espeak-ng (formant synthesis), flite and festival
+  bundled style pack (`kokoro`), Kokoro through the studio's PyTorch path with styles and
+  prosody no pack has (`kokoro-varied`), Debian's espeak-ng (formant synthesis), flite and festival
   (diphone, clustergen and HTS voices);
 * copy-synthesis of a real recording (`world`: WORLD analysis → resynthesis; `griffin-lim`:
   the project's SV2TTS mel → Griffin-Lim vocoder), which keeps the speaker and the words and
@@ -168,6 +169,59 @@ def kokoro_packs(studio: Studio) -> Generator:
         return Audio(samples, engine.sample_rate)
 
     return Generator("kokoro", tuple(sorted(packs)), True, generate)
+
+
+KOKORO_RECIPES_PER_SPLIT = 8  # kokoro-varied voices per split (each a seeded style + prosody)
+
+
+def kokoro_recipe(voice: str, packs: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, float]]:
+    """The style table and prosody edit a `kokoro-varied` voice name stands for (seeded by the
+    name): a random convex mixture of 2-3 packs, moved off the packs' span along a random
+    direction (scaled per dimension by how much the packs differ there), and a random edit of
+    the F0 range and level, energy, declination and end rise."""
+    import zlib
+
+    rng = np.random.default_rng(zlib.crc32(voice.encode()))
+    names = sorted(packs)
+    stack = np.stack([packs[n] for n in names]).astype(np.float64)  # (packs, 510, 256)
+    k = int(rng.integers(2, 4))
+    chosen = rng.choice(len(names), size=k, replace=False)
+    style = np.tensordot(rng.dirichlet(np.ones(k)), stack[chosen], axes=1)
+    spread = stack.std(axis=0).mean(axis=0)  # (256,)
+    style += float(rng.uniform(0.3, 1.0)) * rng.standard_normal(spread.shape) * spread
+    edit = {
+        "f0_scale": float(rng.uniform(0.7, 1.4)),
+        "f0_shift_semitones": float(rng.uniform(-3, 3)),
+        "energy_scale": float(rng.uniform(0.85, 1.15)),
+        "f0_slope_semitones_per_s": float(rng.uniform(-2, 2)),
+        "f0_end_rise_semitones": float(rng.uniform(0, 4)) if rng.random() < 0.3 else 0.0,
+    }
+    return style.astype(np.float32), edit
+
+
+def kokoro_varied(studio: Studio) -> Generator:
+    """Kokoro with voices no pack has, through the studio's PyTorch path (`torch_path`): each
+    voice a `kokoro_recipe` (mixed, moved style; edited prosody), the request's pitch added to
+    its F0 shift and its speed used as asked. What a Kokoro clone of anyone can sound like."""
+    from deepfake_studio.synthesizer.base import Conditioning
+    from deepfake_studio.synthesizer.kokoro.torch_path import ProsodyEdit, with_prosody_edit
+
+    engine = studio.engine("kokoro")
+    packs: dict[str, np.ndarray] = engine.style_packs  # type: ignore[attr-defined]
+    recipes: dict[str, tuple[np.ndarray, dict[str, float]]] = {}
+
+    def generate(request: Request) -> Audio:
+        if request.voice not in recipes:
+            recipes[request.voice] = kokoro_recipe(request.voice, packs)
+        style, values = recipes[request.voice]
+        values = {**values, "f0_shift_semitones": values["f0_shift_semitones"] + request.pitch}
+        conditioning = with_prosody_edit(
+            Conditioning(engine="kokoro", arrays={"style": style}), ProsodyEdit(**values)
+        )
+        samples = engine.synthesize(request.text, conditioning, request.speed)
+        return Audio(samples, engine.sample_rate)
+
+    return Generator("kokoro-varied", (), True, generate)
 
 
 def studio_clones(name: str, studio: Studio, voices: dict[str, Voice]) -> Generator:
