@@ -995,17 +995,32 @@ def eval_clone(
         list[str] | None,
         typer.Option("--fit", help="Override a FitConfig field, e.g. --fit generations=1."),
     ] = None,
+    method: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--method",
+            help="Also enroll with this quality: standard or best (repeatable; minutes each).",
+        ),
+    ] = None,
     seed: Seed = 0,
     fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an earlier partial run.")] = False,
 ) -> None:
-    """Clone held-out speakers (quick enrollment); judge similarity (independent d-vector),
-    WER and speed."""
+    """Clone held-out speakers (quick enrollment, and standard/best with --method); judge
+    similarity (independent d-vector), WER and speed."""
     try:
-        from deepfake_studio.evaluation.clone_eval import CloneEvalConfig, report, run_clone_eval
+        from deepfake_studio.evaluation.clone_eval import (
+            METHODS,
+            QUALITY_METHODS,
+            CloneEvalConfig,
+            report,
+            run_clone_eval,
+        )
     except ImportError as e:
         raise StudioError(f"the evaluation needs the [eval] extra ({e.name} is missing)") from None
     from deepfake_studio.synthesizer.kokoro.fit import FitConfig
 
+    if set(method or []) - set(QUALITY_METHODS):
+        raise StudioError(f"--method takes {' or '.join(QUALITY_METHODS)}")
     config = CloneEvalConfig(
         manifest=manifest,
         split=None if split == "all" else split,
@@ -1014,6 +1029,7 @@ def eval_clone(
         corpora=tuple(corpora) if corpora else None,
         seed=seed,
         fit=_fit_config(FitConfig(), fit or []),
+        methods=(*METHODS, *(m for m in QUALITY_METHODS if m in set(method or []))),
     )
     data = run_clone_eval(config, out, fresh=fresh, progress=lambda msg: typer.echo(msg, err=True))
     typer.echo(report(data, config.methods))

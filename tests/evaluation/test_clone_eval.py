@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from deepfake_studio.errors import StudioError
-from deepfake_studio.evaluation.clone_eval import CloneEvalConfig, run_clone_eval
+from deepfake_studio.evaluation.clone_eval import METHODS, CloneEvalConfig, run_clone_eval
 from deepfake_studio.evaluation.speakers import load_manifest
 from deepfake_studio.synthesizer.kokoro.fit import FitConfig
+from deepfake_studio.synthesizer.kokoro.reconstruct import StyleFitConfig
 
 
 def _one_speaker_manifest(speech_dir: Path, tmp_path: Path, speaker: str = "LJ") -> Path:
@@ -31,9 +32,16 @@ def _one_speaker_manifest(speech_dir: Path, tmp_path: Path, speaker: str = "LJ")
 @pytest.mark.slow
 def test_harness_measures_every_method_and_resumes(speech_dir: Path, tmp_path: Path) -> None:
     manifest = _one_speaker_manifest(speech_dir, tmp_path)
-    # No search generations: the test is about the harness, not about the fit's budget.
+    # No search generations and a 2-step style fit: the test is about the harness, not about
+    # the fits' budgets.
     config = CloneEvalConfig(
-        manifest=manifest, split=None, speakers=1, sentences=1, fit=FitConfig(generations=0)
+        manifest=manifest,
+        split=None,
+        speakers=1,
+        sentences=1,
+        fit=FitConfig(generations=0),
+        methods=(*METHODS, "standard"),
+        style_fit=StyleFitConfig(steps=2),
     )
     out = tmp_path / "eval.json"
     data = run_clone_eval(config, out)
@@ -47,11 +55,14 @@ def test_harness_measures_every_method_and_resumes(speech_dir: Path, tmp_path: P
     assert row["clone"]["sim"] > row["piper"]["sim"]
     assert data["summary"]["clone"]["norm"] > 0.0
     assert row["clone"]["enroll_s"] > 0.0
+    # standard: enrolled on its own (the gradient fit), timed, and it says what it kept.
+    assert row["standard"]["enroll_s"] > 0.0 and row["standard"]["sim"] > row["piper"]["sim"]
+    assert row["standard_info"]["quality"] == "standard"
     # Quick, whatever the studio's default: the ablations are rebuilt from the quick fit.
     assert row["fit_info"]["quality"] == "quick" and "best_pack_ge2e_only" in row["fit_info"]
     assert data["summary"]["piper"]["norm"] == pytest.approx(0.0, abs=1e-6)
     table = out.with_suffix(".md").read_text()
-    assert "| clone |" in table and "| LJ | ljspeech |" in table
+    assert "| clone |" in table and "| standard |" in table and "| LJ | ljspeech |" in table
     assert json.loads(out.read_text())["speakers"]["LJ"]["clone"] == row["clone"]
 
     # Same settings: the finished speaker is kept, not measured again.

@@ -13,9 +13,10 @@ to one split of `speaker_split.json` unless told otherwise):
 Every direction measured is a row ("method"): the fixed voices (`fixed_pack`: Kokoro's
 default pack; `piper`: the Piper voice), the fit's intermediate stages as ablations
 (`best_pack`: the pack GE2E alone finds closest, rate-matched; `pitch_pack`: the fit's start,
-a pack moved to the reference's pitch) and `clone`, the quick clone. The harness measures the
-quick fit only: its ablations are rebuilt from what the quick fit records. The `standard`
-default (gradient style fit) is measured by `benchmarks/style_fit_dev.py`.
+a pack moved to the reference's pitch), `clone`, the quick clone (its ablations are rebuilt
+from what the quick fit records), and on request the other enrollment qualities, each enrolled
+from the same reference and timed: `standard` (the default, the gradient style fit) and `best`
+(standard plus decoder adaptation), e.g. `eval clone --method standard --method best`.
 
 Normalised similarity = (sim - stranger) / (same - stranger) with same = judge(reference,
 ground truth) and stranger = judge(Piper, ground truth): 0 is as unlike the speaker as the
@@ -47,12 +48,14 @@ from deepfake_studio.studio import Studio, StudioConfig
 from deepfake_studio.synthesizer import EngineOptions
 from deepfake_studio.synthesizer.base import Conditioning
 from deepfake_studio.synthesizer.kokoro import KokoroConfig, KokoroEngine
+from deepfake_studio.synthesizer.kokoro.adapt import AdaptConfig
 from deepfake_studio.synthesizer.kokoro.fit import (
     PITCH_SLOPE,
     FitConfig,
     _plausible_range,
     pitch_direction,
 )
+from deepfake_studio.synthesizer.kokoro.reconstruct import StyleFitConfig
 from deepfake_studio.synthesizer.rate import match_rate
 from deepfake_studio.voices import Voice
 
@@ -66,12 +69,15 @@ SENTENCES = (
     "If the train is late again, we will take a taxi straight to the theatre.",
 )
 METHODS = ("fixed_pack", "piper", "best_pack", "pitch_pack", "clone")
+QUALITY_METHODS = ("standard", "best")  # enrollment qualities beyond quick (slow: on request)
 ABOUT = {
     "fixed_pack": "Kokoro's default bundled voice, no conditioning",
     "piper": "the bundled Piper voice (the stranger baseline)",
     "best_pack": "bundled Kokoro pack closest by GE2E alone, rate-matched",
     "pitch_pack": "the fit's start: closest pack moved to the reference's pitch",
     "clone": "`clone` as enrolled with --quality quick and the run's FitConfig",
+    "standard": "enrolled with --quality standard (gradient style fit, Whisper transcript)",
+    "best": "enrolled with --quality best (standard + low-rank decoder adaptation)",
 }
 
 Progress = Callable[[str], None]
@@ -89,6 +95,8 @@ class CloneEvalConfig:
     seed: int = 0
     fit: FitConfig = field(default_factory=FitConfig)
     methods: tuple[str, ...] = METHODS
+    style_fit: StyleFitConfig = field(default_factory=StyleFitConfig)  # standard and best
+    adapt: AdaptConfig = field(default_factory=AdaptConfig)  # best
 
     def __post_init__(self) -> None:
         if not 1 <= self.sentences <= len(SENTENCES):
@@ -97,9 +105,10 @@ class CloneEvalConfig:
             raise StudioError("--speakers must be at least 1")
         if self.split not in (None, "train", "dev", "test"):
             raise StudioError(f"unknown split {self.split!r} (train, dev or test)")
-        unknown = set(self.methods) - set(METHODS)
+        known = (*METHODS, *QUALITY_METHODS)
+        unknown = set(self.methods) - set(known)
         if unknown:
-            raise StudioError(f"unknown method(s) {sorted(unknown)}: use {', '.join(METHODS)}")
+            raise StudioError(f"unknown method(s) {sorted(unknown)}: use {', '.join(known)}")
 
 
 def run_clone_eval(
@@ -125,7 +134,11 @@ def run_clone_eval(
 
     with tempfile.TemporaryDirectory(prefix="clone-eval-") as home:
         # quick, whatever the default: the ablations read what the quick fit records.
-        engines = EngineOptions(kokoro=KokoroConfig(fit=config.fit, quality="quick"))
+        engines = EngineOptions(
+            kokoro=KokoroConfig(
+                fit=config.fit, quality="quick", style_fit=config.style_fit, adapt=config.adapt
+            )
+        )
         studio = Studio(StudioConfig(data_dir=Path(home), engines=engines))
         judge, asr = SpeakerJudge(), Transcriber()
         kokoro = studio.engine("kokoro")
@@ -168,6 +181,14 @@ def run_clone_eval(
             enroll_s = time.perf_counter() - t0
             info = cloned.conditioning.info
             voices = {"clone": cloned, **_ablations(kokoro, case.reference, cloned, config)}
+            enroll_times = {"clone": enroll_s}
+            for quality in (m for m in config.methods if m in QUALITY_METHODS):
+                say(f"[{done + 1}/{config.speakers}] {corpus} {speaker}: enrolling {quality}")
+                t0 = time.perf_counter()
+                voices[quality] = studio.create_voice(
+                    case.reference, name=speaker, seed=config.seed, quality=quality
+                )
+                enroll_times[quality] = time.perf_counter() - t0
             for method in config.methods:
                 if method in fixed_scores:
                     scores = fixed_scores[method]
@@ -183,8 +204,16 @@ def run_clone_eval(
                     "wer": _wer(asr, audio, sentences),
                     "rtf": rtf,
                 }
-            row["clone"]["enroll_s"] = round(enroll_s, 2)
+            for method, seconds in enroll_times.items():
+                if method in row:
+                    row[method]["enroll_s"] = round(seconds, 2)
             row["fit_info"] = {k: v for k, v in info.items() if not isinstance(v, list)}
+            for quality in (m for m in config.methods if m in QUALITY_METHODS):
+                row[f"{quality}_info"] = {
+                    k: v
+                    for k, v in voices[quality].conditioning.info.items()
+                    if isinstance(v, str | int | float | bool)
+                }
             row["stranger"] = (
                 cosine(fixed_scores["piper"]["_dvec"], truth)
                 if "piper" in fixed_scores
