@@ -271,3 +271,38 @@ def test_a_build_with_varied_kokoro_voices_per_split(
         samples, rate = sf.read(str(tmp_path / "set" / str(row["path"])))
         assert rate == 16_000 and len(samples) == 64_000
         assert np.sqrt(np.mean(samples**2)) > 0.02  # speech at -23 LUFS, not silence
+
+
+def test_evaluation_reports_false_positives_on_real_sources_kept_out_of_training(
+    tiny_data: Path, tiny_run: Path, tmp_path: Path
+) -> None:
+    """A model whose card says it was trained without some real sources is scored on them
+    separately (false positives at its threshold), and they leave the test split's pool."""
+    from deepfake_studio.detector.evaluate import EvalConfig, evaluate, markdown_table
+    from deepfake_studio.detector.infer import Detector, DetectorConfig
+
+    real = [r for r in read_manifest(tiny_data) if r["label"] == "bonafide"]
+    corpus = next(str(r["source"]).split("/")[0] for r in real if r["split"] == "test")
+    held = [r for r in real if str(r["source"]).startswith(corpus + "/")]
+    clean = [r for r in held if r["augment"] == "none"]
+    trained = Detector(DetectorConfig(weights_dir=tiny_run))
+    p = np.array([trained.detect(tiny_data / str(r["path"])).probability for r in clean])
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "detector.onnx").write_bytes((tiny_run / "detector.onnx").read_bytes())
+    card = json.loads((tiny_run / "detector.json").read_text())
+    card["train"]["exclude_real_sources"] = [corpus + "/"]
+    card["threshold"] = float(np.median(p))  # so that some, not all, are flagged
+    (run / "detector.json").write_text(json.dumps(card))
+    config = DetectorConfig(weights_dir=run)
+    report = evaluate(tiny_data, tmp_path / "runs", EvalConfig(logo=False), detector=config)
+    result = report["held_out_real"]
+    assert result["clean"][corpus]["clips"] == len(clean) > 0
+    expected = float(np.mean(p >= card["threshold"]))
+    assert 0 < expected < 1
+    assert result["clean"][corpus]["fpr_at_threshold"] == pytest.approx(expected)
+    test_real = sum(1 for r in real if r["split"] == "test" and r["augment"] == "none")
+    held_test = sum(1 for r in clean if r["split"] == "test")
+    assert held_test > 0 and report["seen"]["clean"]["real"] == test_real - held_test
+    report.pop("_scores")
+    assert f"{corpus} " in markdown_table(report)

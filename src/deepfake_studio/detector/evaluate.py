@@ -102,11 +102,49 @@ def _eer_block(rows: list[dict[str, object]], p: np.ndarray, threshold: float) -
     }
 
 
+def held_out_real_rows(
+    rows: list[dict[str, object]], sources: tuple[str, ...]
+) -> list[dict[str, object]]:
+    """Real clips (every split) whose source starts with one of `sources`: recording conditions
+    a model was trained without (its card's `train.exclude_real_sources`)."""
+    if not sources:
+        return []
+    return [
+        r for r in rows if r["label"] == "bonafide" and str(r.get("source", "")).startswith(sources)
+    ]
+
+
+def held_out_real_result(detector: Detector, data_dir: Path) -> dict | None:
+    """False positives at the model's threshold on the real speech it was trained without,
+    per corpus and condition (clean / augmented copy); None if it was trained on all of it."""
+    sources = tuple(detector.card.get("train", {}).get("exclude_real_sources", ()))
+    rows = held_out_real_rows([r for r in read_manifest(data_dir) if "error" not in r], sources)
+    if not rows:
+        return None
+    p = score_rows(detector, data_dir, rows)
+    result: dict = {"sources": list(sources)}
+    for condition in ("clean", "augmented"):
+        keep = np.array([(r["augment"] == "none") == (condition == "clean") for r in rows])
+        corpus = np.array([str(r["source"]).split("/")[0] for r in rows])
+        result[condition] = {
+            str(c): {
+                "clips": int((keep & (corpus == c)).sum()),
+                "fpr_at_threshold": float((p[keep & (corpus == c)] >= detector.threshold).mean()),
+            }
+            for c in sorted(set(corpus[keep]))
+        }
+    return result
+
+
 def evaluate_model(
     detector: Detector, data_dir: Path, split: str, generators: tuple[str, ...] | None = None
 ) -> tuple[dict, dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Clean and augmented results of one model; also the raw scores for plots."""
-    rows = [r for r in read_manifest(data_dir) if "error" not in r and r["split"] == split]
+    """Clean and augmented results of one model; also the raw scores for plots. Real clips of
+    the sources the model was trained without are left out (`held_out_real_result` has them)."""
+    sources = tuple(detector.card.get("train", {}).get("exclude_real_sources", ()))
+    every = read_manifest(data_dir)
+    held = {id(r) for r in held_out_real_rows(every, sources)}
+    rows = [r for r in every if "error" not in r and r["split"] == split and id(r) not in held]
     if generators is not None:
         rows = [r for r in rows if r["label"] == "bonafide" or r["generator"] in generators]
     if not rows:
@@ -161,6 +199,8 @@ def evaluate(
         "seen": seen,
         "logo": {},
     }
+    if (held_out := held_out_real_result(shipped, data_dir)) is not None:
+        report["held_out_real"] = held_out
     if config.logo:
         from deepfake_studio.detector.train import config_of, train
 
@@ -315,6 +355,19 @@ def markdown_table(report: dict, heldout: dict | None = None) -> str:
         + ".",
         "",
     ]
+    if "held_out_real" in report:
+        held = report["held_out_real"]
+        lines += [
+            "False positives at the threshold on real speech of sources kept out of training "
+            "(all splits; clean / augmented copies): "
+            + ", ".join(
+                f"{corpus} {_pct(v['fpr_at_threshold'])} / "
+                f"{_pct(held['augmented'][corpus]['fpr_at_threshold'])} ({v['clips']} clips)"
+                for corpus, v in held["clean"].items()
+            )
+            + ".",
+            "",
+        ]
     if heldout is not None:
         c, a = heldout["clean"], heldout["augmented"]
         per = c["per_generator_miss_at_threshold"]
