@@ -21,9 +21,9 @@ real speech from conditions it never saw.
 For every run (method × family left out) RUNS/METHOD/FAMILY gets the model and result.json:
 the left-out generators' EER against real test speech (clean and augmented copies), the pooled
 EER on the generators it did see, and false positives at its threshold on real test speech and
-on the held-out conditions. Runs already finished are not trained again, so several processes
-(one method each) can share the CPU and RUNS; `--report` collects them into
-benchmarks/detector_methods.{json,md}.
+on the held-out conditions. Runs already finished or taken by another live process (its pid
+in RUN/claimed) are skipped, so several processes can share the CPU and RUNS; `--report`
+collects them into benchmarks/detector_methods.{json,md}.
 """
 
 from __future__ import annotations
@@ -127,6 +127,24 @@ def measure(run: Path, data: Path, members: tuple[str, ...], held_out: tuple[str
     return result
 
 
+def claim(run: Path) -> bool:
+    """Take a run for this process (a `claimed` file with its pid), unless a live process has
+    it, so that several processes can work through the same RUNS folder."""
+    run.mkdir(parents=True, exist_ok=True)
+    marker = run / "claimed"
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        owner = marker.read_text().strip()
+        if owner.isdigit() and int(owner) != os.getpid() and Path(f"/proc/{owner}").exists():
+            return False
+        marker.write_text(str(os.getpid()))
+        return True
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
+
+
 def run_all(args: argparse.Namespace, held_out: tuple[str, ...]) -> None:
     """Every (family, method) run not finished yet, family by family, so that a session cut
     short still has every method measured on the same families."""
@@ -143,7 +161,7 @@ def run_all(args: argparse.Namespace, held_out: tuple[str, ...]) -> None:
         members = groups[family]
         for method in args.methods:
             run = args.runs / method / family
-            if (run / "result.json").exists():
+            if (run / "result.json").exists() or not claim(run):
                 continue
             started = time.perf_counter()
             config = replace(method_config(base, method), exclude_generators=members)
