@@ -1,0 +1,426 @@
+"""Kokoro inside a sentence, streamed: prosody once, then the decoder window by window.
+
+Kokoro's decoder is convolutional, so a window of decoder frames can be decoded on its own
+if it carries enough neighbouring frames (context) for the receptive field; only the
+samples of the window itself are kept, and neighbours are cross-faded over a few
+milliseconds at each seam. Two things are global over the sentence and are therefore
+computed once, before the first window:
+
+- the text encoder, the durations, F0 and energy (`predict_prosody`, plus any `ProsodyEdit`);
+- the harmonic source: its phase is a running sum of F0 from the start of the sentence, so
+  it is made for the whole sentence and each window takes its slice of the source's STFT.
+
+What cannot match the whole-sentence decode exactly: every AdaIN layer normalises over the
+frames it sees (instance norm), so a window's statistics come from its own frames plus
+context rather than the whole sentence. `benchmarks/streaming.md` measures what that costs
+(log-mel distance, Whisper's words, the largest sample jump at a seam).
+
+Receptive field (measured by perturbing one decoder frame and finding where the output
+moves: `benchmarks/bench_streaming.py`, "receptive field"): the convolutions reach about
+±0.3 s; `StreamConfig.context_frames` covers it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 - conventional alias
+from torch import Tensor, nn
+
+from deepfake_studio.errors import EngineError, TextError
+from deepfake_studio.synthesizer.base import Conditioning
+from deepfake_studio.synthesizer.kokoro.emotion import KokoroEmotion
+from deepfake_studio.synthesizer.kokoro.engine import (
+    MAX_PHONEMES,
+    SAMPLE_RATE,
+    STYLE_DIM,
+    KokoroEngine,
+    load_vocab,
+    token_ids,
+)
+from deepfake_studio.synthesizer.kokoro.model import (
+    AdaIN1d,
+    AdainResBlock,
+    Decoder,
+    KokoroModel,
+    SnakeResBlock,
+    snake,
+)
+from deepfake_studio.synthesizer.kokoro.torch_path import ProsodyEdit, TorchKokoro
+from deepfake_studio.synthesizer.languages import DEFAULT_LANGUAGE
+
+FRAME_SAMPLES = 600  # 24 kHz samples per aligned decoder frame (40 frames per second)
+SOURCE_FRAMES_PER_FRAME = 120  # source STFT frames (hop 5) per aligned decoder frame
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """How a sentence is cut into decoder windows (frames are 25 ms)."""
+
+    first_window_frames: int = 20  # 0.5 s: the first audio comes after this much is decoded
+    growth: float = 2.0  # each later window this much longer than the one before
+    max_window_frames: int = 400  # 10 s
+    context_frames: int = 12  # each side, 0.3 s: the convolutions' receptive field
+    crossfade_samples: int = 480  # 20 ms at each seam (inside the context)
+    min_last_window_frames: int = 20  # a shorter tail is merged into the window before it
+    # AdaIN statistics: the first window plus probes over the rest of the sentence
+    probe_fraction: float = 0.25  # share of the rest of the sentence the probes cover
+    probe_frames: int = 8  # counted frames per probe
+    probe_margin_frames: int = 4  # uncounted context each side of a probe
+    max_probes: int = 8
+
+    def __post_init__(self) -> None:
+        if self.first_window_frames < 1 or self.max_window_frames < 1 or self.growth < 1:
+            raise ValueError("windows need at least one frame")
+        if self.context_frames < 0 or self.crossfade_samples < 0:
+            raise ValueError("context and cross-fade cannot be negative")
+        if self.crossfade_samples > self.context_frames * FRAME_SAMPLES:
+            raise ValueError("the cross-fade must fit inside the context")
+
+
+def window_cuts(frames: int, config: StreamConfig) -> list[int]:
+    """Frame indices where windows start and end: [0, c1, ..., frames]. Windows grow by
+    `growth` (each one is decoded while the audio before it plays) up to `max_window_frames`."""
+    cuts = [0]
+    size = float(config.first_window_frames)
+    while frames - cuts[-1] > size:
+        cuts.append(cuts[-1] + int(size))
+        size = min(size * config.growth, config.max_window_frames)
+    if len(cuts) > 1 and frames - cuts[-1] < config.min_last_window_frames:
+        cuts.pop()  # a tiny tail would pay a whole context for little audio
+    cuts.append(frames)
+    return cuts
+
+
+class Norms:
+    """Which positions each AdaIN layer takes its instance-norm statistics over.
+
+    By default (`counted` None) every position, as the model does. With `counted` (bool per
+    input frame, mapped to each layer's time resolution) only those: the first window is
+    decoded beside probes from the rest of the sentence, and its statistics pool the window
+    with the probes' middles, so they are closer to the whole sentence's than the window's
+    own (a window starting in silence has an unrepresentative mean and variance).
+    """
+
+    def __init__(self, counted: Tensor | None = None) -> None:
+        self.counted = counted
+
+    def __call__(self, norm: AdaIN1d, x: Tensor, style: Tensor) -> Tensor:
+        gamma, beta = norm.fc(style).unsqueeze(-1).chunk(2, dim=1)
+        x32 = x.float()
+        chosen = x32
+        if self.counted is not None:
+            length = x.shape[-1]
+            index = torch.arange(length) * len(self.counted) // length
+            chosen = x32[..., self.counted[index]]
+        mean = chosen.mean(-1, keepdim=True)
+        var = chosen.var(-1, unbiased=False, keepdim=True)
+        return (1 + gamma) * (x32 - mean) / torch.sqrt(var + 1e-5) + beta
+
+
+def _adain_block(block: AdainResBlock, x: Tensor, style: Tensor, norms: Norms) -> Tensor:
+    """`AdainResBlock.forward` with the statistics from `norms`."""
+    h = F.leaky_relu(norms(block.norm1, x, style), 0.2)
+    if block.pool is not None:
+        h = block.pool(h)
+    h = block.conv1(h)
+    h = block.conv2(F.leaky_relu(norms(block.norm2, h, style), 0.2))
+    shortcut = F.interpolate(x, scale_factor=2.0, mode="nearest") if block.upsample else x
+    if block.conv1x1 is not None:
+        shortcut = block.conv1x1(shortcut)
+    return (h + shortcut) / math.sqrt(2.0)
+
+
+def _snake_block(block: SnakeResBlock, x: Tensor, style: Tensor, norms: Norms) -> Tensor:
+    """`SnakeResBlock.forward` with the statistics from `norms`."""
+    for c1, c2, n1, n2, a1, a2 in zip(
+        block.convs1,
+        block.convs2,
+        block.adain1,
+        block.adain2,
+        block.alpha1,
+        block.alpha2,
+        strict=True,
+    ):
+        h = c1(snake(norms(n1, x, style), a1))
+        x = x + c2(snake(norms(n2, h, style), a2))
+    return x
+
+
+class _WindowDecoder(nn.Module):
+    """`Decoder.forward` on a stretch of frames, with the harmonic source's spectrum given
+    (its phase needs the whole sentence) and the AdaIN statistics from `Norms`. Wraps the
+    decoder so `functional_call` can swap in a voice's adapted weights (`decoder.<name>`)."""
+
+    def __init__(self, decoder: Decoder) -> None:
+        super().__init__()
+        self.decoder = decoder
+
+    def forward(
+        self,
+        aligned: Tensor,
+        f0: Tensor,
+        energy: Tensor,
+        style: Tensor,
+        source: Tensor,
+        norms: Norms,
+    ) -> Tensor:
+        dec = self.decoder
+        f0_down = dec.F0_conv(f0[:, None])
+        energy_down = dec.N_conv(energy[:, None])
+        x = _adain_block(
+            dec.encode, torch.cat([aligned, f0_down, energy_down], dim=1), style, norms
+        )
+        text_skip = dec.asr_res(aligned)
+        for block in dec.decode:
+            x = _adain_block(
+                block, torch.cat([x, text_skip, f0_down, energy_down], dim=1), style, norms
+            )
+        gen = dec.generator
+        for i, up in enumerate(gen.ups):
+            x = up(F.leaky_relu(x, 0.1))
+            if i == len(gen.ups) - 1:
+                x = F.pad(x, (1, 0), mode="reflect")
+            noise = gen.noise_convs[i](source)
+            x = x + _snake_block(gen.noise_res[i], noise, style, norms)
+            blocks = gen.resblocks[i * gen.n_kernels : (i + 1) * gen.n_kernels]
+            x = torch.stack([_snake_block(b, x, style, norms) for b in blocks]).mean(0)
+        x = gen.conv_post(F.leaky_relu(x, 0.01))
+        bins = gen.n_fft // 2 + 1
+        return gen.istft(torch.exp(x[:, :bins]), torch.sin(x[:, bins:]))
+
+
+@dataclass
+class SentencePlan:
+    """What is computed once per sentence before its windows are decoded."""
+
+    aligned: Tensor  # [1, 512, frames]
+    f0: Tensor  # [1, 2·frames]
+    energy: Tensor  # [1, 2·frames]
+    decoder_style: Tensor  # [1, 128]
+    source: Tensor  # [1, 22, 120·frames + 1] the harmonic source's STFT
+
+    @property
+    def frames(self) -> int:
+        return int(self.aligned.shape[-1])
+
+
+def plan_sentence(
+    model: KokoroModel,
+    ids: list[int],
+    style_row: np.ndarray,
+    speed: float,
+    edit: ProsodyEdit | None = None,
+) -> SentencePlan:
+    """Text encoding, prosody (with `edit`), alignment and the harmonic source."""
+    with torch.inference_mode():
+        tokens = torch.tensor([[0, *ids, 0]])
+        style = torch.from_numpy(np.asarray(style_row, np.float32)).reshape(1, -1)
+        features = model.encode_text(tokens)
+        prosody = (edit or ProsodyEdit()).apply(model.predict_prosody(features, style, speed))
+        aligned = model.align(features, prosody.durations)
+        decoder_style, _ = model.split_style(style)
+        source = model.decoder.generator.source_spectrum(prosody.f0)
+    return SentencePlan(aligned, prosody.f0, prosody.energy, decoder_style, source)
+
+
+def _segments_input(
+    plan: SentencePlan, segments: list[tuple[int, int]]
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The decoder's inputs for frame ranges of the sentence laid end to end."""
+    aligned = torch.cat([plan.aligned[..., lo:hi] for lo, hi in segments], dim=-1)
+    f0 = torch.cat([plan.f0[..., 2 * lo : 2 * hi] for lo, hi in segments], dim=-1)
+    energy = torch.cat([plan.energy[..., 2 * lo : 2 * hi] for lo, hi in segments], dim=-1)
+    per = SOURCE_FRAMES_PER_FRAME
+    parts = [plan.source[..., lo * per : hi * per] for lo, hi in segments]
+    last = segments[-1][1] * per
+    parts.append(plan.source[..., last : last + 1])  # the STFT has one frame more than 120·F
+    return aligned, f0, energy, torch.cat(parts, dim=-1)
+
+
+def decode_segments(
+    model: KokoroModel,
+    plan: SentencePlan,
+    segments: list[tuple[int, int]],
+    decoder_params: dict[str, Tensor],
+    norms: Norms,
+    bfloat16: bool,
+) -> np.ndarray:
+    """The decoder on frame ranges of the sentence laid end to end (600 samples per frame).
+
+    Convolutions mix neighbouring segments near the joins: callers keep context there."""
+    wrapper = _WindowDecoder(model.decoder)
+    params = {f"decoder.{name}": value for name, value in decoder_params.items()}
+    aligned, f0, energy, source = _segments_input(plan, segments)
+    with (
+        torch.inference_mode(),
+        torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16),
+    ):
+        audio = torch.func.functional_call(
+            wrapper, params, (aligned, f0, energy, plan.decoder_style, source, norms), strict=False
+        )
+    return audio[0].float().numpy()
+
+
+def probe_segments(
+    start: int, frames: int, config: StreamConfig
+) -> list[tuple[int, int, int, int]]:
+    """Short stretches spread over frames [start, frames) whose middles count towards the
+    AdaIN statistics: (lo, hi, counted_lo, counted_hi)."""
+    rest = frames - start
+    if rest <= 0 or config.probe_fraction <= 0:
+        return []
+    n = min(config.max_probes, math.ceil(rest * config.probe_fraction / config.probe_frames))
+    probes = []
+    for k in range(n):
+        centre = start + (k + 0.5) * rest / n
+        c_lo = max(start, round(centre - config.probe_frames / 2))
+        c_hi = min(frames, c_lo + config.probe_frames)
+        lo = max(0, c_lo - config.probe_margin_frames)
+        hi = min(frames, c_hi + config.probe_margin_frames)
+        probes.append((lo, hi, c_lo, c_hi))
+    return probes
+
+
+def stream_windows(
+    decode: Callable[[int, int], np.ndarray],
+    frames: int,
+    config: StreamConfig,
+    post: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Iterator[np.ndarray]:
+    """Decode a sentence of `frames` window by window; yield its samples in order.
+
+    `decode(lo, hi)` returns the 600·(hi-lo) samples of frames [lo, hi); `post` (e.g. the
+    emotion's voice-quality filter) runs on each decoded span with its context, before the
+    context is cut away. Each yielded piece ends `crossfade_samples / 2` before the seam;
+    the rest of the seam is held until the next window is decoded and faded into it.
+    """
+    cuts = window_cuts(frames, config)
+    half = config.crossfade_samples // 2
+    held = np.zeros(0, np.float32)  # the previous window's tail beyond the seam's fade start
+    for i in range(len(cuts) - 1):
+        start, end = cuts[i], cuts[i + 1]
+        lo = max(0, start - config.context_frames)
+        hi = min(frames, end + config.context_frames)
+        span = decode(lo, hi)
+        if post is not None:
+            span = post(span)
+        # Keep [start - half, end + half) of this window (clipped to the sentence).
+        keep_from = max(0, start * FRAME_SAMPLES - half) - lo * FRAME_SAMPLES
+        last = i == len(cuts) - 2
+        keep_to = (end * FRAME_SAMPLES + (0 if last else half)) - lo * FRAME_SAMPLES
+        piece = span[keep_from:keep_to].astype(np.float32)
+        if len(held):
+            n = len(held)
+            fade_in = (np.arange(n, dtype=np.float32) + 0.5) / n
+            piece = piece.copy()
+            piece[:n] = held * (1.0 - fade_in) + piece[:n] * fade_in
+        if last:
+            yield piece
+        else:
+            cut = len(piece) - 2 * half
+            held = piece[cut:]
+            yield piece[:cut]
+
+
+def render_stream(
+    torch_kokoro: TorchKokoro,
+    ids: list[int],
+    style_row: np.ndarray,
+    speed: float,
+    decoder_params: dict[str, Tensor],
+    edit: ProsodyEdit | None = None,
+    config: StreamConfig | None = None,
+    post: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Iterator[np.ndarray]:
+    """`TorchKokoro.render` as a stream of pieces (their concatenation is the sentence).
+
+    The first window is decoded together with probes spread over the rest of the sentence,
+    all normalised with statistics pooled over them (`Norms`); every later window reuses
+    those statistics. A sentence of one window is decoded whole, exactly as `render` does.
+    """
+    config = config or StreamConfig()
+    model = torch_kokoro.model
+    plan = plan_sentence(model, ids, style_row, speed, edit)
+    frames = plan.frames
+    first_done = False
+
+    def decode(lo: int, hi: int) -> np.ndarray:
+        nonlocal first_done
+        if first_done:
+            return decode_segments(
+                model, plan, [(lo, hi)], decoder_params, Norms(), torch_kokoro.bfloat16
+            )
+        first_done = True
+        margin = config.probe_margin_frames if hi < frames else 0
+        first = torch.ones(hi - lo, dtype=torch.bool)
+        first[len(first) - margin :] = False
+        segments, masks = [(lo, hi)], [first]
+        for p_lo, p_hi, c_lo, c_hi in probe_segments(hi, frames, config):
+            mask = torch.zeros(p_hi - p_lo, dtype=torch.bool)
+            mask[c_lo - p_lo : c_hi - p_lo] = True
+            segments.append((p_lo, p_hi))
+            masks.append(mask)
+        norms = Norms(torch.cat(masks)) if len(segments) > 1 else Norms()
+        audio = decode_segments(model, plan, segments, decoder_params, norms, torch_kokoro.bfloat16)
+        return audio[: (hi - lo) * FRAME_SAMPLES]
+
+    yield from stream_windows(decode, frames, config, post)
+
+
+class KokoroStreamer:
+    """A Kokoro engine's speech as a stream of pieces, every voice through the PyTorch path.
+
+    Why PyTorch for every voice (the ONNX is sealed: it cannot stop after the prosody or
+    decode a window): on CPUs with bfloat16 the PyTorch decoder is also faster than the int8
+    ONNX (RTF 0.26 vs 0.39-0.47 on 2 Xeon cores, benchmarks/kokoro_torch.md), and a first
+    window from one model followed by the rest from the other would seam two different
+    renderings (their durations can differ by a frame). What it costs: the float model's
+    memory (about 300 MB more than the ONNX alone) and a load of the cached state on the first
+    stream (0.4 s; `Studio.warm_streaming` does it ahead).
+    """
+
+    def __init__(self, engine: KokoroEngine, config: StreamConfig | None = None) -> None:
+        self.engine = engine
+        self.config = config or StreamConfig()
+        self._vocab = load_vocab()
+
+    def stream(
+        self,
+        text: str,
+        conditioning: Conditioning,
+        speed: float = 1.0,
+        language: str = DEFAULT_LANGUAGE,
+    ) -> Iterator[np.ndarray]:
+        """`KokoroEngine.synthesize(text, ...)` as pieces; joined, they are that utterance
+        (up to the windows' AdaIN statistics, `benchmarks/streaming.md`)."""
+        chunks = self.engine.phonemes(text, language)
+        if not chunks:
+            raise TextError("the text has nothing to speak (no words after phonemisation)")
+        style = conditioning.arrays.get("style")
+        if style is None or style.shape != (MAX_PHONEMES, STYLE_DIM):
+            raise EngineError(
+                "this voice has no Kokoro style table; enroll it with --engine kokoro"
+            )
+        rate = speed * conditioning.speed
+        emotion = KokoroEmotion.of(conditioning)
+        post: Callable[[np.ndarray], np.ndarray] | None = None
+        if emotion is not None:
+            conditioning = emotion.conditioning(conditioning)
+            rate *= emotion.settings.tempo
+            post = partial(emotion.filter, sample_rate=SAMPLE_RATE)
+        torch_kokoro = self.engine.torch_path
+        params = torch_kokoro.adapted_params(conditioning)
+        edit = ProsodyEdit.from_info(conditioning.info)
+        for chunk in chunks:
+            ids = token_ids(chunk, self._vocab)
+            if ids:
+                row = style[len(ids) - 1]
+                yield from render_stream(
+                    torch_kokoro, ids, row, rate, params, edit, self.config, post
+                )
