@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TextIO
 
+import numpy as np
 import typer
 
 from deepfake_studio import __version__
@@ -28,6 +29,7 @@ from deepfake_studio.synthesizer.emotion import check_emotion
 from deepfake_studio.synthesizer.kokoro.fit import FitConfig
 from deepfake_studio.synthesizer.languages import check_language
 from deepfake_studio.text import check_text, plural
+from deepfake_studio.wav_stream import pcm16, wav_header
 
 if TYPE_CHECKING:
     from deepfake_studio.service.distributed import QueueConfig
@@ -265,6 +267,130 @@ def clone(
         f"{path}  {audio.duration:.2f} s  voice={chosen.name} engine={chosen.engine}  {mark}"
         f"  record={record.name}"
     )
+
+
+@app.command()
+def speak(
+    voice: Annotated[str, typer.Option("--voice", "-v", help="An enrolled voice.")],
+    text: Annotated[str | None, typer.Option("--text", "-t", help="Text to speak.")] = None,
+    text_file: Annotated[Path | None, typer.Option("--text-file", help="UTF-8 text file.")] = None,
+    out: Annotated[
+        str | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Output .wav, .flac or .mp3 (with its provenance record), or - for 16-bit "
+            "WAV on stdout as it is made (header with unknown length, for piping).",
+        ),
+    ] = None,
+    play: Annotated[
+        bool,
+        typer.Option("--play", help="Play as it is made (needs the sounddevice package)."),
+    ] = False,
+    speed: Annotated[float, typer.Option("--speed", help="0.5-2.0, relative to the voice.")] = 1.0,
+    language: Annotated[
+        str,
+        typer.Option(
+            "--language",
+            "-l",
+            help="en-us (default), en-gb, es, fr, it, pt-br, hi, ja or zh (kokoro engine).",
+        ),
+    ] = "en-us",
+    no_watermark: Annotated[
+        bool, typer.Option("--no-watermark", help="Research use: skip the watermark (recorded).")
+    ] = False,
+    emotion: EmotionOption = None,
+    emotion_strength: EmotionStrength = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Speak TEXT in an enrolled voice while it is synthesised (kokoro voices: the first
+    half second plays after about half a second; other engines sentence by sentence)."""
+    emotion, emotion_strength = check_emotion(emotion, emotion_strength, "--emotion")
+    if (text is None) == (text_file is None):
+        raise TextError("give exactly one of --text or --text-file")
+    if (out is None) == (not play):
+        raise StudioError("give exactly one of --out FILE, --out - (stdout) or --play")
+    if out not in (None, "-") and Path(out).suffix.lower() not in SUPPORTED_OUTPUT:
+        raise StudioError(
+            f"cannot write {Path(out).suffix or 'files without a suffix'}: "
+            "use .wav, .flac or .mp3, or - for stdout"
+        )
+    text = check_text(_read_text(text_file) if text_file is not None else text or "")
+    language = check_language(language)
+    player = _SoundDevice() if play else None  # no device: fail before any model loads
+    studio = _studio(data_dir)
+    chosen = studio.voice(voice)
+    started = time.perf_counter()
+    first_audio: float | None = None
+    pieces = []
+    stdout = sys.stdout.buffer if out == "-" else None
+    for piece in studio.speak_stream(
+        text,
+        chosen,
+        speed=speed,
+        watermark=not no_watermark,
+        language=language,
+        emotion=emotion,
+        emotion_strength=emotion_strength,
+    ):
+        if first_audio is None:
+            first_audio = time.perf_counter() - started
+            if stdout is not None:
+                stdout.write(wav_header(piece.sample_rate))
+        if stdout is not None:
+            stdout.write(pcm16(piece.samples))
+            stdout.flush()
+        elif player is not None:
+            player.write(piece.samples, piece.sample_rate)
+        pieces.append(piece)
+    if player is not None:
+        player.close()
+    clip = studio.join_stream(pieces, text)
+    mark = "no watermark" if no_watermark else "watermarked"
+    summary = (
+        f"{clip.duration:.2f} s  voice={chosen.name} engine={chosen.engine}  {mark}"
+        f"  first audio {first_audio or 0.0:.2f} s"
+    )
+    if out in (None, "-"):
+        # stdout carries the audio; no file, so no provenance record (use --out FILE for one)
+        typer.echo(f"{'played' if play else 'stdout'}  {summary}  no record", err=True)
+        return
+    path, record = studio.save(clip, Path(out))  # the record, once the stream has ended
+    typer.echo(f"{path}  {summary}  record={record.name}")
+
+
+class _SoundDevice:
+    """The default output device through `sounddevice` (an optional package: `[play]`)."""
+
+    def __init__(self) -> None:
+        try:
+            import sounddevice
+        except (ImportError, OSError):  # OSError: the package without its PortAudio library
+            raise StudioError(
+                "--play needs the sounddevice package (pip install 'deepfake-studio[play]'); "
+                "or pipe: --out - | aplay"
+            ) from None
+        try:
+            sounddevice.query_devices(kind="output")
+        except (ValueError, sounddevice.PortAudioError):
+            raise StudioError(
+                "--play: no sound output device here; use --out FILE or --out -"
+            ) from None
+        self._sd = sounddevice
+        self._stream: object | None = None
+
+    def write(self, samples: np.ndarray, sample_rate: int) -> None:
+        if self._stream is None:
+            self._stream = self._sd.OutputStream(
+                samplerate=sample_rate, channels=1, dtype="float32"
+            )
+            self._stream.start()  # type: ignore[attr-defined]
+        self._stream.write(samples.astype(np.float32).reshape(-1, 1))  # type: ignore[attr-defined]
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.stop()  # type: ignore[attr-defined]  # plays what is queued first
+            self._stream.close()  # type: ignore[attr-defined]
 
 
 @app.command()

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from deepfake_studio.faceswap.landmarks import FaceModels
     from deepfake_studio.provenance import AudioWatermarker
     from deepfake_studio.provenance.image_watermark import ImageWatermarker
+    from deepfake_studio.synthesizer.kokoro.streaming import KokoroStreamer
 
 REFERENCE_RATE = 16_000
 # Kokoro enrollment qualities, cheapest first (KokoroConfig.quality is the default): "quick" =
@@ -177,6 +178,7 @@ class Studio:
         self._image_watermarker: ImageWatermarker | None = None
         self._detector: Detector | None = None
         self._transcriber: Transcriber | None = None
+        self._kokoro_streamer: KokoroStreamer | None = None
         self.challenges = ChallengeStore(self.data_dir, self.config.consent)
 
     # -- models, loaded once ----------------------------------------------------------------
@@ -561,6 +563,109 @@ class Studio:
                     "emotion_strength": emotion_strength,
                 },
             )
+
+    def speak_stream(
+        self,
+        text: str,
+        voice: Voice,
+        *,
+        speed: float = 1.0,
+        watermark: bool | None = None,
+        language: str | None = None,
+        emotion: str | None = None,
+        emotion_strength: float | None = None,
+    ) -> Iterator[GeneratedAudio]:
+        """`speak` in pieces shorter than a sentence, each yielded as soon as it is decoded
+        (kokoro voices: the first about 0.5 s of speech, then windows twice as long each,
+        `synthesizer/kokoro/streaming.py`; other engines: sentence by sentence, as `speak`).
+        Arguments and checks are those of `speak`. Joined (`join_stream`), the pieces are the
+        utterance; save that to get its provenance record.
+
+        Each piece is watermarked on its own (unless `watermark` is False, or None and the
+        config says so); one loudness gain, measured on the first piece, serves the whole
+        stream (a piece is too short to normalise on its own without level steps).
+        """
+        if voice.engine != "kokoro":
+            yield from self.speak(
+                text,
+                voice,
+                speed=speed,
+                watermark=watermark,
+                language=language,
+                emotion=emotion,
+                emotion_strength=emotion_strength,
+            )  # type: ignore[misc]  # speak yields GeneratedAudio
+            return
+        mark = self.config.watermark if watermark is None else watermark
+        text = check_text(text)
+        if not (self.config.min_speed <= speed <= self.config.max_speed):
+            raise EngineError(
+                f"speed {speed} is out of range ({self.config.min_speed}-{self.config.max_speed})"
+            )
+        language = check_engine_language(voice.engine, language)
+        emotion, emotion_strength = check_emotion(emotion, emotion_strength)
+        conditioning = with_emotion(voice.conditioning, voice.engine, emotion, emotion_strength)
+        pause_scale = sentence_pause_scale(conditioning, voice.engine)
+        streamer = self.kokoro_streamer
+        rate = streamer.engine.sample_rate
+        sentences = split_language_sentences(
+            text, language, self.config.sentence_pause_s, self.config.paragraph_pause_s
+        )
+        parameters = {
+            "speed": speed,
+            "language": language,
+            "emotion": emotion,
+            "emotion_strength": emotion_strength,
+            "streamed": True,
+        }
+        gain: float | None = None
+        for sentence in sentences:
+            pieces = streamer.stream(sentence.text, conditioning, speed, language)
+            for samples in pieces:
+                if gain is None:
+                    gain = _loudness_gain(samples, rate, self.config.output_lufs)
+                piece = Audio(np.clip(samples * gain, -0.99, 0.99).astype(np.float32), rate)
+                if mark and piece.samples.any():
+                    piece = self.watermarker.embed(piece)
+                yield self._generated(piece.samples, rate, sentence.text, voice, mark, parameters)
+            pause = int(sentence.pause_after * pause_scale * rate)
+            if pause:
+                silence = np.zeros(pause, np.float32)
+                yield self._generated(silence, rate, sentence.text, voice, mark, parameters)
+
+    @property
+    def kokoro_streamer(self) -> KokoroStreamer:
+        """The Kokoro engine's streamer (the PyTorch model loads on its first stream)."""
+        from deepfake_studio.synthesizer.kokoro.streaming import KokoroStreamer
+
+        engine = self.engine("kokoro")
+        with self._load_lock:
+            if self._kokoro_streamer is None:
+                self._kokoro_streamer = KokoroStreamer(engine)  # type: ignore[arg-type]
+        return self._kokoro_streamer
+
+    def warm_streaming(self) -> None:
+        """Load what the first stream needs (the float Kokoro) before a user is waiting."""
+        _ = self.kokoro_streamer.engine.torch_path.model
+
+    def join_stream(self, pieces: list[GeneratedAudio], text: str) -> GeneratedAudio:
+        """The pieces of one `speak_stream` as one clip (for `save`): the trailing pause
+        after the last sentence is dropped, as `clone` does."""
+        if not pieces:
+            raise StudioError("the stream produced no audio")
+        samples = np.concatenate([p.samples for p in pieces])
+        end = len(samples)
+        while end > 1 and samples[end - 1] == 0.0:
+            end -= 1
+        first = pieces[0]
+        return self._generated(
+            samples[:end],
+            first.sample_rate,
+            text,
+            first.voice,  # type: ignore[arg-type]  # pieces of speak_stream carry it
+            first.watermarked,
+            first.parameters,
+        )
 
     def _generated(
         self,
@@ -976,6 +1081,15 @@ class Studio:
             parameters=parameters,
         )
         return out, record
+
+
+def _loudness_gain(samples: np.ndarray, sample_rate: int, target_lufs: float) -> float:
+    """The gain `normalize_loudness` would apply to these samples (1 for silence)."""
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak == 0.0:
+        return 1.0
+    normalized = audio_io.normalize_loudness(Audio(samples, sample_rate), target_lufs)
+    return float(np.abs(normalized.samples).max()) / peak
 
 
 def check_quality(quality: str | None, field: str = "quality") -> str | None:

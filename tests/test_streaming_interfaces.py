@@ -1,0 +1,97 @@
+"""Streaming speech at the Python API and the CLI (issue 24 item 2-3): pieces shorter than a
+sentence as soon as they are decoded, watermarked, a provenance record when the stream ends,
+`deepfake-studio speak --out -` as WAV on stdout. The decoder windows themselves:
+tests/synthesizer/kokoro/test_streaming.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from deepfake_studio import Studio
+from deepfake_studio.audio import Audio, load_audio
+from deepfake_studio.provenance import sidecar_path
+from deepfake_studio.voices import Voice
+from deepfake_studio.wav_stream import read_stream_wav
+from tests.test_cli import CLI, assert_one_line_error, run
+from tests.test_emotion_interfaces import _stock_voice
+
+TEXT = "The weather is lovely today, so we walked down to the river. Then it rained."
+
+
+@pytest.fixture(scope="module")
+def stream_voice(studio: Studio) -> Voice:
+    return _stock_voice(studio, "Stream Stock")
+
+
+def test_speak_stream_yields_short_pieces_that_join_into_a_marked_clip(
+    studio: Studio, stream_voice: Voice, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    pieces = list(studio.speak_stream(TEXT, stream_voice))
+    voiced = [p for p in pieces if p.samples.any()]
+    assert len(voiced) >= 4  # sub-sentence pieces, not one per sentence
+    assert pieces[0].duration <= 0.55  # the first window: 0.5 s of speech
+    joined = studio.join_stream(pieces, TEXT)
+    assert 3.0 < joined.duration < 8.0
+    loudness = 20 * np.log10(np.sqrt(np.mean(joined.samples**2)))
+    assert -30.0 < loudness < -14.0  # one gain near the -20 LUFS target, not silence
+    assert studio.watermarker.detect(joined).present
+    path, record = studio.save(joined, tmp_path / "streamed.wav")
+    saved = json.loads(record.read_text())
+    assert saved["parameters"]["streamed"] is True
+    assert studio.watermarker.detect(load_audio(path)).present
+
+
+def test_speak_stream_without_watermark_is_unmarked(studio: Studio, stream_voice: Voice) -> None:
+    pieces = list(studio.speak_stream("Hello there, friend.", stream_voice, watermark=False))
+    joined = studio.join_stream(pieces, "Hello there, friend.")
+    assert not joined.watermarked
+    assert not studio.watermarker.detect(Audio(joined.samples, joined.sample_rate)).present
+
+
+def test_cli_speak_streams_wav_to_stdout_and_writes_a_record_to_a_file(
+    studio: Studio, stream_voice: Voice, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    env = {**os.environ, "DEEPFAKE_STUDIO_HOME": str(studio.data_dir)}
+    piped = subprocess.run(
+        [*CLI, "speak", "--voice", stream_voice.name, "--text", TEXT, "--out", "-"],
+        capture_output=True,
+        env=env,
+        timeout=600,
+    )
+    assert piped.returncode == 0, piped.stderr.decode()
+    rate, samples = read_stream_wav(piped.stdout)
+    assert rate == 24_000
+    assert 3.0 < len(samples) / rate < 9.0
+    assert studio.watermarker.detect(Audio(samples, rate)).present
+    assert "first audio" in piped.stderr.decode()
+
+    out = tmp_path / "speak.wav"
+    made = run(
+        "speak", "-v", stream_voice.name, "-t", "Good morning.", "-o", out, home=studio.data_dir
+    )
+    assert made.returncode == 0, made.stderr
+    assert sidecar_path(out).exists()
+    assert 0.5 < load_audio(out).duration < 3.0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--text", "Hi.", "--play", "--out", "x.wav"], "exactly one of --out"),
+        (["--text", "Hi."], "exactly one of --out"),
+        (["--text", "Hi.", "--out", "x.ogg"], "cannot write .ogg"),
+        (["--text", "Hi.", "--out", "-", "--emotion", "bored"], "bored"),
+        (["--text", "Hi.", "--out", "-", "--emotion-strength", "2"], "strength"),
+        (["--text", "Hi.", "--out", "-", "--language", "xx"], "xx"),
+        (["--text", "Hi.", "--play"], "--play"),  # no sounddevice here (or no device)
+    ],
+)
+def test_cli_speak_bad_input_is_one_line(tmp_path, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
+    result = run("speak", "--voice", "nobody", *args, home=tmp_path)
+    assert_one_line_error(result, message)
+    assert result.stdout == ""
