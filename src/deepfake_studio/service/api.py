@@ -24,8 +24,9 @@ import re
 import secrets
 import threading
 import time
+import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.concurrency import run_in_threadpool
@@ -56,7 +57,13 @@ from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from deepfake_studio.service.runner import EmbeddedRunner, JobRunner, detection_summary
 from deepfake_studio.service.shared import API_PREFIX, check_faceswap
 from deepfake_studio.service.store import Job, JobKind, JobState, JobStore, UnknownJobError
-from deepfake_studio.studio import ENROLL_QUALITIES, Studio, check_consent, enrollment_quality
+from deepfake_studio.studio import (
+    ENROLL_QUALITIES,
+    GeneratedAudio,
+    Studio,
+    check_consent,
+    enrollment_quality,
+)
 from deepfake_studio.synthesizer import ENGINES
 from deepfake_studio.synthesizer.emotion import (
     DEFAULT_EMOTION,
@@ -73,6 +80,7 @@ from deepfake_studio.synthesizer.languages import (
 )
 from deepfake_studio.text import check_text
 from deepfake_studio.voices import Voice, check_name, voice_id
+from deepfake_studio.wav_stream import pcm16, wav_header
 
 log = logging.getLogger(__name__)
 
@@ -300,6 +308,65 @@ class SynthesisRequest(BaseModel):
     @model_validator(mode="after")
     def _one_voice_name(self) -> Any:
         return _merge_voice_names(self)
+
+
+class StreamRequest(BaseModel):
+    """Body of POST /synthesize/stream (JSON): an enrolled voice (a reference upload would
+    need a minute-long fit before the first sound)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="Text to speak (up to 20,000 characters).")
+    voice_id: str = Field(description="An enrolled voice.")
+    speed: float = Field(1.0, allow_inf_nan=False, description="Relative speaking rate.")
+    language: str = Field(
+        DEFAULT_LANGUAGE,
+        description=f"Language of the text: {', '.join(LANGUAGES)} (all but en-us: kokoro).",
+    )
+    emotion: str = Field(
+        DEFAULT_EMOTION,
+        description=f"One of {', '.join(EMOTIONS)} (kokoro and transformer voices).",
+    )
+    emotion_strength: float = Field(
+        1.0, allow_inf_nan=False, description="0-1; 0 is exactly the neutral speech."
+    )
+
+
+async def _stream_wav(
+    studio: Studio,
+    pieces: Iterator[GeneratedAudio],
+    text: str,
+    stream_id: str,
+    active: set[str],
+) -> AsyncIterator[bytes]:
+    """The WAV bytes of a `speak_stream`, each piece synthesised in a worker thread. The
+    clip and its record are written only once the last piece is sent; if the client goes
+    away (the server cancels this generator), synthesis stops and nothing is written."""
+    active.add(stream_id)
+    made: list[GeneratedAudio] = []
+    # A cancelled await leaves its thread running `next`: closing must wait for it.
+    turn = threading.Lock()
+
+    def next_piece() -> GeneratedAudio | None:
+        with turn:
+            return next(pieces, None)
+
+    def stop() -> None:
+        with turn:
+            pieces.close()  # type: ignore[attr-defined]  # a generator
+
+    try:
+        while (piece := await run_in_threadpool(next_piece)) is not None:
+            if not made:
+                yield wav_header(piece.sample_rate)
+            made.append(piece)
+            yield pcm16(piece.samples)
+        clip = studio.join_stream(made, text)
+        out = studio.data_dir / "streams" / f"{stream_id}.wav"
+        await run_in_threadpool(studio.save, clip, out)
+    finally:
+        active.discard(stream_id)
+        await run_in_threadpool(stop)
 
 
 class FaceSwapForm(BaseModel):
@@ -814,6 +881,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.studio, app.state.store, app.state.runner = studio, store, jobs
+    active_streams: set[str] = set()  # ids of streams being synthesised (cleanup is tested)
+    app.state.active_streams = active_streams
     _install_error_handlers(app)
     _install_offline_docs(app)
 
@@ -1082,6 +1151,59 @@ def create_app(
         job = await run_in_threadpool(store.create, "clone", request_json, inputs=inputs)
         jobs.submit(job.id)
         return _accepted(job)
+
+    @api.post(
+        "/synthesize/stream",
+        dependencies=submission,
+        tags=["synthesis"],
+        response_class=StreamingResponse,
+        responses={200: {"content": {"audio/wav": {}}, "description": "WAV, sent as made"}},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": StreamRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def synthesize_stream(request: Request) -> StreamingResponse:
+        """Speak `text` in an enrolled voice, sending 16-bit WAV while it is synthesised.
+
+        Chunked HTTP, not a WebSocket: curl, `<audio src>` after a fetch, and any HTTP client
+        read it as it arrives, with the same token and validation (422 JSON) as /synthesize.
+        The WAV header's sizes are 0xFFFFFFFF (unknown length). Each piece is watermarked;
+        when the stream ends the clip and its signed provenance record are written under
+        DATA/streams/ID.wav (ID in the `X-Stream-Id` header); a client that disconnects
+        first stops the synthesis and leaves no file.
+        """
+        if _content_type(request) != "application/json":
+            raise HTTPException(415, "send application/json")
+        body = await _read_limited(request, MAX_JSON_BYTES, "json")
+        req = _validated(StreamRequest, body)
+        text = check_text(req.text)
+        language = check_language(req.language)
+        emotion, emotion_strength = check_emotion(req.emotion, req.emotion_strength)
+        low, high = studio.config.min_speed, studio.config.max_speed
+        if not low <= req.speed <= high:
+            raise EngineError(f"speed {req.speed} is out of range ({low}-{high})")
+        if not studio.has_voice(req.voice_id):
+            raise HTTPException(404, f"unknown voice {req.voice_id!r}")
+        voice = await run_in_threadpool(studio.resolve_voice, req.voice_id)
+        check_engine_language(voice.engine, language)
+        check_engine_emotion(voice.engine, emotion, emotion_strength)
+        stream_id = uuid.uuid4().hex
+        pieces = studio.speak_stream(
+            text,
+            voice,
+            speed=req.speed,
+            language=language,
+            emotion=emotion,
+            emotion_strength=emotion_strength,
+        )
+        return StreamingResponse(
+            _stream_wav(studio, pieces, text, stream_id, active_streams),
+            media_type="audio/wav",
+            headers={"X-Stream-Id": stream_id, "Cache-Control": "no-store"},
+        )
 
     # -- face swap --------------------------------------------------------------------------
     @api.post(

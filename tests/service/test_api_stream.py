@@ -1,0 +1,128 @@
+"""POST /api/v1/synthesize/stream (issue 24 item 2): chunked WAV read as it arrives by a real
+HTTP client against the app under uvicorn; the record written when the stream ends; a client
+that disconnects mid-stream stops the synthesis and leaves no file."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from deepfake_studio import Studio
+from deepfake_studio.audio import Audio
+from deepfake_studio.provenance import sidecar_path
+from deepfake_studio.service.api import create_app
+from deepfake_studio.voices import Voice
+from deepfake_studio.wav_stream import HEADER_BYTES, read_stream_wav
+from tests.service.test_web import _Server
+from tests.test_emotion_interfaces import _stock_voice
+
+TOKEN = "stream-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+LONG_TEXT = (
+    "The weather is lovely today, so we walked down to the river to watch the boats. "
+    "Later we climbed the hill behind the village and looked at the sea for a long while."
+)
+
+
+@pytest.fixture(scope="module")
+def stream_voice(studio: Studio) -> Voice:
+    return _stock_voice(studio, "Api Stream Stock")
+
+
+@pytest.fixture(scope="module")
+def server(studio: Studio, stream_voice: Voice) -> Iterator[Any]:
+    studio.warm_streaming()
+    app = create_app(studio, token=TOKEN)
+    with _Server(app) as running:
+        running.app = app
+        yield running
+
+
+def _post(server: Any, body: dict[str, Any], client: httpx.Client) -> Any:
+    return client.stream(
+        "POST", f"{server.url}/api/v1/synthesize/stream", json=body, headers=AUTH, timeout=300
+    )
+
+
+def test_stream_arrives_in_pieces_and_its_record_is_written_at_the_end(
+    server: Any, studio: Studio, stream_voice: Voice
+) -> None:
+    arrivals: list[tuple[float, int]] = []
+    data = b""
+    with (
+        httpx.Client() as client,
+        _post(server, {"text": LONG_TEXT, "voice_id": stream_voice.id}, client) as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "audio/wav"
+        assert response.headers.get("transfer-encoding") == "chunked"
+        stream_id = response.headers["x-stream-id"]
+        started = time.perf_counter()
+        for chunk in response.iter_raw():
+            arrivals.append((time.perf_counter() - started, len(chunk)))
+            data += chunk
+    rate, samples = read_stream_wav(data)
+    assert rate == 24_000 and 5.0 < len(samples) / rate < 14.0
+    # Incremental: audio came in several pieces, the first well before the last.
+    audio_chunks = [t for t, n in arrivals if n > HEADER_BYTES]
+    assert len(audio_chunks) >= 4
+    assert arrivals[-1][0] - audio_chunks[0] > 1.0
+    assert studio.watermarker.detect(Audio(samples, rate)).present
+    saved = studio.data_dir / "streams" / f"{stream_id}.wav"
+    assert saved.exists() and sidecar_path(saved).exists()
+    assert server.app.state.active_streams == set()
+
+
+def test_a_client_that_leaves_mid_stream_stops_it_and_leaves_no_file(
+    server: Any, studio: Studio, stream_voice: Voice
+) -> None:
+    with (
+        httpx.Client() as client,
+        _post(server, {"text": LONG_TEXT * 3, "voice_id": stream_voice.id}, client) as response,
+    ):
+        assert response.status_code == 200
+        stream_id = response.headers["x-stream-id"]
+        first = next(response.iter_raw())
+        assert first[:4] == b"RIFF"
+        assert stream_id in server.app.state.active_streams
+    # the connection is closed here, long before the text is spoken
+    deadline = time.monotonic() + 60
+    while stream_id in server.app.state.active_streams and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert stream_id not in server.app.state.active_streams
+    streams = studio.data_dir / "streams"
+    leftovers = [p.name for p in streams.glob(f"*{stream_id}*")] if streams.exists() else []
+    assert leftovers == []
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "message"),
+    [
+        ({"text": "Hi.", "voice_id": "{voice}", "emotion": "bored"}, AUTH, 422, "bored"),
+        ({"text": "  ", "voice_id": "{voice}"}, AUTH, 422, "empty"),
+        ({"text": "Hi.", "voice_id": "{voice}", "speed": 9}, AUTH, 422, "speed"),
+        ({"text": "Hi.", "voice_id": "nobody"}, AUTH, 404, "nobody"),
+        ({"text": "Hi.", "voice_id": "{voice}"}, {}, 401, "token"),
+    ],
+)
+def test_stream_rejects_bad_requests_with_json(
+    server: Any,
+    stream_voice: Voice,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    status: int,
+    message: str,
+) -> None:
+    body = {
+        k: v.replace("{voice}", stream_voice.id) if isinstance(v, str) else v
+        for k, v in body.items()
+    }
+    response = httpx.post(
+        f"{server.url}/api/v1/synthesize/stream", json=body, headers=headers, timeout=60
+    )
+    assert response.status_code == status, response.text
+    assert message in response.json()["error"]
