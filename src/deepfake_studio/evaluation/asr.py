@@ -70,6 +70,16 @@ class Transcriber:
         segments, _ = self._model.transcribe(wav, language=language, beam_size=5, vad_filter=False)
         return " ".join(s.text.strip() for s in segments).strip()
 
+    def language_probabilities(self, samples: np.ndarray, sample_rate: int) -> dict[str, float]:
+        """Whisper's probability of each language code for a mono clip (its first 30 s)."""
+        import soxr
+
+        wav = samples.astype(np.float32)
+        if sample_rate != 16_000:
+            wav = soxr.resample(wav, sample_rate, 16_000).astype(np.float32)
+        _, _, probabilities = self._model.detect_language(audio=wav)
+        return dict(probabilities)
+
 
 _NUMBER_WORDS = {
     "0": "zero",

@@ -59,9 +59,25 @@ LANGUAGES: dict[str, Language] = {
 }
 DEFAULT_LANGUAGE = "en-us"
 ENGLISH = ("en-us", "en-gb")
+# Whisper's language code → the language Kokoro reads it in (English: the default accent).
+FROM_WHISPER = {
+    "en": DEFAULT_LANGUAGE,
+    "es": "es",
+    "fr": "fr",
+    "it": "it",
+    "pt": "pt-br",
+    "hi": "hi",
+    "ja": "ja",
+    "zh": "zh",
+}
 
 
 MULTILINGUAL_ENGINES = ("kokoro",)  # the others read English text only
+
+
+def whisper_code(language: str) -> str:
+    """Whisper's code for one of LANGUAGES ("en-gb" → "en", "pt-br" → "pt")."""
+    return language.split("-")[0]
 
 
 def check_engine_language(engine: str, language: str | None) -> str:

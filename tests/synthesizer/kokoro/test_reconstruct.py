@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from deepfake_studio.audio import Audio, concatenate, load_audio, trim_silence
-from deepfake_studio.errors import TextError
+from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.synthesizer.kokoro import reconstruct as rc
 from deepfake_studio.synthesizer.kokoro.engine import load_vocab
 from deepfake_studio.synthesizer.kokoro.fit import HOLDOUT_SENTENCE
@@ -168,3 +168,48 @@ def test_enroll_standard_with_an_empty_reference_text_is_one_line_error(
     assert_one_line_error(result, "reference text is empty")
     bad = run("enroll", example_reference, "--name", "x", "--quality", "top", home=tmp_path)
     assert_one_line_error(bad, "--quality must be quick, standard or best")
+
+
+def test_the_reference_language_is_read_only_when_whisper_is_sure() -> None:
+    # Mandarin-accented English as Whisper-base heard it (speechocean762): still English.
+    assert rc.spoken_language({"zh": 0.66, "en": 0.22, "ko": 0.05}) == "en-us"
+    assert rc.spoken_language({"en": 0.40, "de": 0.30}) == "en-us"
+    assert rc.spoken_language({"es": 0.98, "pt": 0.01}) == "es"
+    assert rc.spoken_language({"pt": 0.90, "es": 0.05}) == "pt-br"
+    with pytest.raises(EngineError) as err:
+        rc.spoken_language({"de": 0.95, "en": 0.02})
+    assert "\n" not in str(err.value) and "'de'" in str(err.value) and "quick" in str(err.value)
+
+
+@pytest.mark.slow
+def test_a_spanish_reference_is_heard_as_spanish_and_fitted_with_spanish_phonemes(
+    kokoro_engine, reference: Audio
+) -> None:  # type: ignore[no-untyped-def]
+    # 10 s: on one sentence (5 s) Whisper hesitates between Spanish and the Japanese accent
+    # of the bundled pack (0.41 / 0.42); on two it is sure (0.99).
+    text = (
+        "El perro corre por el parque todas las mañanas antes del desayuno. Después, mi "
+        "hermana prepara café y leemos el periódico juntos en la cocina."
+    )
+    spanish = Audio(
+        kokoro_engine.synthesize(text, kokoro_engine.default_conditioning(), 1.0, language="es"),
+        kokoro_engine.sample_rate,
+    )
+    holder = kokoro_engine._transcriber
+    assert holder.language(reference) == "en-us"  # the English VCC reference
+    assert holder.language(spanish) == "es"
+    words = holder.transcribe(spanish, "es").lower()
+    assert "parque" in words and "cocina" in words, words
+    # The fit reads the words with Spanish phonemes (on the first sentence: the fit's start
+    # speaks the text with every pack, which costs time on 2 cores).
+    first = text.split(". ")[0] + "."
+    short = Audio(
+        kokoro_engine.synthesize(first, kokoro_engine.default_conditioning(), 1.0, language="es"),
+        kokoro_engine.sample_rate,
+    )
+    result = kokoro_engine.fit_style(
+        short, first, language="es", config=rc.StyleFitConfig(steps=1, crop_seconds=1.0)
+    )
+    spanish_ids = [load_vocab()[p] for p in " ".join(kokoro_engine.phonemes(first, "es"))]
+    english_ids = [load_vocab()[p] for p in " ".join(kokoro_engine.phonemes(first))]
+    assert result.alignment.ids == spanish_ids != english_ids

@@ -163,16 +163,26 @@ class KokoroEngine:
         # `best` spends about a third of its time on the style fit, the rest adapting.
         share = 0.3 if chosen == "best" else 1.0
         fit_progress = _scaled(progress, 0.0, share)
+        if reference_text is not None:  # empty or wordless: say so before Whisper loads
+            reference_tokens(reference_text, self.phonemes, self._vocab)
+        if fit_progress:
+            fit_progress(0.01, "listening to the reference's language")
+        # Whisper tells the language even when the words are given: the fit reads them with
+        # that language's phonemes (a voice enrolled in Spanish then speaks any language).
+        language = self._transcriber.language(reference)
         if reference_text is None:
             if fit_progress:
-                fit_progress(0.01, "transcribing the reference")
-            reference_text = self._transcriber.transcribe(reference)
-        result = self.fit_style(reference, reference_text, seed=seed, progress=fit_progress)
+                fit_progress(0.02, "transcribing the reference")
+            reference_text = self._transcriber.transcribe(reference, language)
+        result = self.fit_style(
+            reference, reference_text, seed=seed, progress=fit_progress, language=language
+        )
         conditioning = self.guard_style_fit(reference, encoder, result, fit_progress)
         if chosen == "best":
             conditioning = self.adapt(
                 reference, result, conditioning, progress=_scaled(progress, share, 1.0)
             )
+        conditioning.info["reference_language"] = language
         return conditioning
 
     def fit_style(
@@ -182,18 +192,25 @@ class KokoroEngine:
         *,
         seed: int = 0,
         progress: ProgressCallback | None = None,
+        language: str = DEFAULT_LANGUAGE,
+        config: StyleFitConfig | None = None,
     ) -> StyleFitResult:
-        """The gradient style fit (`reconstruct.py`) of `reference` speaking `reference_text`."""
-        reference_tokens(reference_text, self.phonemes, self._vocab)  # bad text: fail fast
+        """The gradient style fit (`reconstruct.py`) of `reference` speaking `reference_text`
+        in `language`; `config` (default: the engine's) sets its budget."""
+
+        def phonemize(text: str) -> list[str]:
+            return self.phonemes(text, language)
+
+        reference_tokens(reference_text, phonemize, self._vocab)  # bad text: fail fast
         return fit_style(
             self.torch_path.model,
             self.style_packs,
-            self.phonemes,
+            phonemize,
             self._vocab,
             reference,
             reference_text,
             seed=seed,
-            config=self.config.style_fit,
+            config=config or self.config.style_fit,
             progress=progress,
         )
 

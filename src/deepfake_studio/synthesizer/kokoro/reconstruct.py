@@ -42,12 +42,14 @@ import torch
 from torch import Tensor
 
 from deepfake_studio.audio import Audio, resample
-from deepfake_studio.errors import TextError
+from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.synthesizer.base import Conditioning, ProgressCallback
 from deepfake_studio.synthesizer.kokoro.fit import HOLDOUT_SENTENCE, median_pitch
+from deepfake_studio.synthesizer.languages import DEFAULT_LANGUAGE, FROM_WHISPER, whisper_code
 
 if TYPE_CHECKING:
     from deepfake_studio.encoder import SpeakerEncoder
+    from deepfake_studio.evaluation.asr import Transcriber
     from deepfake_studio.synthesizer.kokoro.model import KokoroModel
 
 RATE = 24_000
@@ -80,18 +82,47 @@ class Alignment:
     frames: int  # reference length in duration frames (600 samples at 24 kHz)
 
 
+# A reference is read as another language only when Whisper is this sure of it: on
+# Mandarin-accented English (speechocean762) it said "zh" with 0.59-0.66 for 3 of 12 clips,
+# on native Spanish, Japanese or Mandarin speech 0.98-0.99 (measured with Whisper-base).
+OTHER_LANGUAGE_MIN_PROBABILITY = 0.75
+
+
+def spoken_language(probabilities: dict[str, float]) -> str:
+    """The Kokoro language of a reference from Whisper's language probabilities: the most
+    likely language when it is sure enough, else English. EngineError when it is sure of a
+    language Kokoro does not speak (its words could not be aligned to Kokoro's phonemes)."""
+    code, probability = max(probabilities.items(), key=lambda item: item[1])
+    if code == "en" or probability < OTHER_LANGUAGE_MIN_PROBABILITY:
+        return DEFAULT_LANGUAGE
+    if code not in FROM_WHISPER:
+        raise EngineError(
+            f"the reference sounds like language {code!r} (Whisper, p={probability:.2f}), "
+            "which Kokoro does not speak: enroll it with --quality quick"
+        )
+    return FROM_WHISPER[code]
+
+
 class TranscriberHolder:
-    """Whisper-base, loaded on first use (only enrollments without a transcript need it)."""
+    """Whisper-base, loaded on first use (only enrollments that fit a style need it)."""
 
     def __init__(self) -> None:
-        self._model: object | None = None
+        self._model: Transcriber | None = None
 
-    def transcribe(self, audio: Audio) -> str:
+    @property
+    def model(self) -> Transcriber:
         if self._model is None:
             from deepfake_studio.evaluation.asr import Transcriber
 
             self._model = Transcriber()
-        return self._model.transcribe(audio.samples, audio.sample_rate)  # type: ignore[attr-defined]
+        return self._model
+
+    def transcribe(self, audio: Audio, language: str = DEFAULT_LANGUAGE) -> str:
+        return self.model.transcribe(audio.samples, audio.sample_rate, whisper_code(language))
+
+    def language(self, audio: Audio) -> str:
+        """The Kokoro language the reference is spoken in (`spoken_language`)."""
+        return spoken_language(self.model.language_probabilities(audio.samples, audio.sample_rate))
 
 
 # ------------------------------------------------------------------------------------------
