@@ -16,8 +16,9 @@ context rather than the whole sentence. `benchmarks/streaming.md` measures what 
 (log-mel distance, Whisper's words, the largest sample jump at a seam).
 
 Receptive field (measured by perturbing one decoder frame and finding where the output
-moves: `benchmarks/bench_streaming.py`, "receptive field"): the convolutions reach about
-±0.3 s; `StreamConfig.context_frames` covers it.
+moves: `benchmarks/streaming.md`): above 1e-3 of the peak the change stays within ±10
+frames (±0.25 s); a tail to the right stays below 4e-4 of the peak (about -70 dB).
+`StreamConfig.context_frames` (12, 0.3 s) covers the first.
 """
 
 from __future__ import annotations
@@ -68,8 +69,11 @@ class StreamConfig:
     context_frames: int = 12  # each side, 0.3 s: the convolutions' receptive field
     crossfade_samples: int = 480  # 20 ms at each seam (inside the context)
     min_last_window_frames: int = 20  # a shorter tail is merged into the window before it
-    # AdaIN statistics: the first window plus probes over the rest of the sentence
-    probe_fraction: float = 0.25  # share of the rest of the sentence the probes cover
+    # AdaIN statistics of the first window pooled with probes over the rest of the sentence.
+    # Off by default: on 3 sentences they moved the log-mel distance to the whole decode only
+    # from 0.33/0.28/0.31 to 0.29/0.24/0.31, and 6 probes made the first window's decode about
+    # four times longer (benchmarks/streaming.md): first audio matters more.
+    probe_fraction: float = 0.0  # share of the rest of the sentence the probes cover
     probe_frames: int = 8  # counted frames per probe
     probe_margin_frames: int = 4  # uncounted context each side of a probe
     max_probes: int = 8
@@ -101,10 +105,10 @@ class Norms:
     """Which positions each AdaIN layer takes its instance-norm statistics over.
 
     By default (`counted` None) every position, as the model does. With `counted` (bool per
-    input frame, mapped to each layer's time resolution) only those: the first window is
-    decoded beside probes from the rest of the sentence, and its statistics pool the window
-    with the probes' middles, so they are closer to the whole sentence's than the window's
-    own (a window starting in silence has an unrepresentative mean and variance).
+    input frame, mapped to each layer's time resolution) only those: the first window can be
+    decoded beside probes from the rest of the sentence (`StreamConfig.probe_fraction`), its
+    statistics pooling the window with the probes' middles, closer to the whole sentence's
+    than the window's own (a window starting in silence has an unrepresentative mean).
     """
 
     def __init__(self, counted: Tensor | None = None) -> None:
@@ -340,9 +344,9 @@ def render_stream(
 ) -> Iterator[np.ndarray]:
     """`TorchKokoro.render` as a stream of pieces (their concatenation is the sentence).
 
-    The first window is decoded together with probes spread over the rest of the sentence,
-    all normalised with statistics pooled over them (`Norms`); every later window reuses
-    those statistics. A sentence of one window is decoded whole, exactly as `render` does.
+    Each window normalises over its own frames and context; with `config.probe_fraction` > 0
+    the first window's statistics also pool probes spread over the rest of the sentence.
+    A sentence of one window is decoded whole, exactly as `render` does.
     """
     config = config or StreamConfig()
     model = torch_kokoro.model
