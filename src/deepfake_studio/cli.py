@@ -338,8 +338,12 @@ def speak(
             if stdout is not None:
                 stdout.write(wav_header(piece.sample_rate))
         if stdout is not None:
-            stdout.write(pcm16(piece.samples))
-            stdout.flush()
+            try:
+                stdout.write(pcm16(piece.samples))
+                stdout.flush()
+            except BrokenPipeError:  # the reader stopped (e.g. `| head -c`): stop speaking
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise StudioError("stdout was closed by its reader; stopped") from None
         elif player is not None:
             player.write(piece.samples, piece.sample_rate)
         pieces.append(piece)
