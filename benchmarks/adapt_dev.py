@@ -89,7 +89,7 @@ def run_speaker(
     row["stranger"] = anchors.stranger
     t0 = time.perf_counter()
     text = asr.transcribe(clip.samples, clip.sample_rate)
-    result = kokoro.fit_style(clip, text, seed=0)
+    result = kokoro.fit_style([(clip, text)], seed=0)
     standard = kokoro.guard_style_fit(clip, studio.encoder, result)
     row["standard"] = {
         **score(studio, standard, judge, asr, anchors),

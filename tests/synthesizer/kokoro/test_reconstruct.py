@@ -208,8 +208,46 @@ def test_a_spanish_reference_is_heard_as_spanish_and_fitted_with_spanish_phoneme
         kokoro_engine.sample_rate,
     )
     result = kokoro_engine.fit_style(
-        short, first, language="es", config=rc.StyleFitConfig(steps=1, crop_seconds=1.0)
+        [(short, first)], language="es", config=rc.StyleFitConfig(steps=1, crop_seconds=1.0)
     )
     spanish_ids = [load_vocab()[p] for p in " ".join(kokoro_engine.phonemes(first, "es"))]
     english_ids = [load_vocab()[p] for p in " ".join(kokoro_engine.phonemes(first))]
     assert result.alignment.ids == spanish_ids != english_ids
+
+
+def test_a_long_reference_is_cut_into_pieces_at_its_pauses() -> None:
+    rate = 16_000
+    rng = np.random.default_rng(0)
+    # 47 s of "words" (0.4 s bursts) with 0.2 s pauses: every cut must fall in a pause.
+    unit = np.concatenate([rng.normal(0, 0.1, int(0.4 * rate)), np.zeros(int(0.2 * rate))])
+    speech = np.tile(unit, 79)[: 47 * rate].astype(np.float32)
+    pieces = rc.reference_segments(Audio(speech, rate), 20.0)
+    assert [round(p.duration) for p in pieces] == [20, 20, 7]  # as long as they may be
+    assert all(p.duration <= 20.0 for p in pieces)
+    assert sum(len(p.samples) for p in pieces) == len(speech)  # nothing lost or repeated
+    for piece in pieces[:-1]:
+        assert np.abs(piece.samples[-int(0.01 * rate) :]).max() == 0.0  # ends in a pause
+    # A tail under 2 s is dropped rather than aligned; a short reference stays whole.
+    assert len(rc.reference_segments(Audio(speech[: 21 * rate], rate), 20.0)) == 1
+    assert len(rc.reference_segments(Audio(speech[: 5 * rate], rate), 20.0)) == 1
+
+
+@pytest.mark.slow
+def test_a_reference_longer_than_a_piece_is_transcribed_and_fitted_piece_by_piece(
+    kokoro_engine, studio, reference: Audio
+) -> None:  # type: ignore[no-untyped-def]
+    from deepfake_studio.synthesizer.kokoro import KokoroConfig, KokoroEngine
+
+    # The 7 s reference with 4 s pieces stands for a 60 s one with 30 s pieces.
+    fit = rc.StyleFitConfig(steps=2, crop_seconds=1.0, segment_seconds=4.0)
+    engine = KokoroEngine(KokoroConfig(style_fit=fit))
+    engine.torch_path, engine._transcriber = kokoro_engine.torch_path, kokoro_engine._transcriber
+    voice = engine.condition(reference, studio.encoder, quality="standard")
+    assert voice.info["reference_segments"] == 2
+    assert voice.info["reference_language"] == "en-us"
+    assert voice.arrays["style"].shape == (510, 256)
+    with pytest.raises(TextError) as err:
+        engine.condition(
+            reference, studio.encoder, quality="standard", reference_text="But the general."
+        )
+    assert "\n" not in str(err.value) and "up to 4 s" in str(err.value)

@@ -31,10 +31,11 @@ from deepfake_studio.synthesizer.kokoro.reconstruct import (
     StyleFitResult,
     StyleFitter,
     TranscriberHolder,
-    fit_style,
+    fit_style_segments,
     guarded_conditioning,
     keep_the_closer,
     prepare_reference,
+    reference_segments,
     reference_tokens,
     style_table,
 )
@@ -165,50 +166,61 @@ class KokoroEngine:
         fit_progress = _scaled(progress, 0.0, share)
         if reference_text is not None:  # empty or wordless: say so before Whisper loads
             reference_tokens(reference_text, self.phonemes, self._vocab)
+        fit_config = self.config.style_fit or StyleFitConfig()
+        pieces = reference_segments(reference, fit_config.segment_seconds)
+        if reference_text is not None and len(pieces) > 1:
+            raise TextError(
+                f"a reference text can be given for up to {fit_config.segment_seconds:.0f} s "
+                f"of reference (this one is {reference.duration:.0f} s): leave it out and "
+                "each piece is transcribed"
+            )
         if fit_progress:
             fit_progress(0.01, "listening to the reference's language")
         # Whisper tells the language even when the words are given: the fit reads them with
         # that language's phonemes (a voice enrolled in Spanish then speaks any language).
-        language = self._transcriber.language(reference)
+        language = self._transcriber.language(pieces[0])
         if reference_text is None:
             if fit_progress:
                 fit_progress(0.02, "transcribing the reference")
-            reference_text = self._transcriber.transcribe(reference, language)
-        result = self.fit_style(
-            reference, reference_text, seed=seed, progress=fit_progress, language=language
-        )
+            texts = [self._transcriber.transcribe(piece, language) for piece in pieces]
+        else:
+            texts = [reference_text]
+        # A piece Whisper heard no words in (noise, a cough) has nothing to align.
+        segments = [(a, t) for a, t in zip(pieces, texts, strict=True) if t.strip()] or [
+            (pieces[0], texts[0])
+        ]
+        result = self.fit_style(segments, seed=seed, progress=fit_progress, language=language)
         conditioning = self.guard_style_fit(reference, encoder, result, fit_progress)
         if chosen == "best":
             conditioning = self.adapt(
-                reference, result, conditioning, progress=_scaled(progress, share, 1.0)
+                segments[0][0], result, conditioning, progress=_scaled(progress, share, 1.0)
             )
         conditioning.info["reference_language"] = language
         return conditioning
 
     def fit_style(
         self,
-        reference: Audio,
-        reference_text: str,
+        segments: list[tuple[Audio, str]],
         *,
         seed: int = 0,
         progress: ProgressCallback | None = None,
         language: str = DEFAULT_LANGUAGE,
         config: StyleFitConfig | None = None,
     ) -> StyleFitResult:
-        """The gradient style fit (`reconstruct.py`) of `reference` speaking `reference_text`
-        in `language`; `config` (default: the engine's) sets its budget."""
+        """The gradient style fit (`reconstruct.py`) of a reference, given as pieces each with
+        the words it speaks in `language`; `config` (default: the engine's) sets its budget."""
 
         def phonemize(text: str) -> list[str]:
             return self.phonemes(text, language)
 
-        reference_tokens(reference_text, phonemize, self._vocab)  # bad text: fail fast
-        return fit_style(
+        for _, text in segments:  # bad text: fail fast
+            reference_tokens(text, phonemize, self._vocab)
+        return fit_style_segments(
             self.torch_path.model,
             self.style_packs,
             phonemize,
             self._vocab,
-            reference,
-            reference_text,
+            segments,
             seed=seed,
             config=config or self.config.style_fit,
             progress=progress,

@@ -69,7 +69,10 @@ class StyleFitConfig:
     crop_seconds: float = 2.0  # decoder crop per step (the decoder is the cost)
     duration_weight: float = 0.1
     f0_weight: float = 1.0
-    max_reference_seconds: float = 30.0  # longer references are cut (one Kokoro utterance)
+    # A longer reference is fitted in pieces of at most this long, cut at pauses: Kokoro reads
+    # at most 510 phonemes (about 30 s of speech) in one utterance.
+    segment_seconds: float = 30.0
+    max_reference_seconds: float = 60.0  # the rest is not used (more adds time, not likeness)
     mfcc: int = 20  # alignment features
 
 
@@ -314,8 +317,9 @@ class StyleFitResult:
     start_row: np.ndarray  # (256,) the start pack's vector there
     start_pack: str
     losses: list[float]  # total loss per step
-    alignment: Alignment
+    alignment: Alignment  # of the first piece of the reference (`adapt.py` trains on it)
     seconds: float
+    segments: int = 1  # pieces of the reference the style was fitted on
 
 
 class StyleFitter:
@@ -380,39 +384,55 @@ class StyleFitter:
     def fit(
         self, start: np.ndarray, seed: int, progress: ProgressCallback | None = None
     ) -> tuple[np.ndarray, list[float]]:
-        cfg = self.config
-        torch.manual_seed(seed)
-        rng = np.random.default_rng(seed)
-        style = torch.tensor(np.asarray(start, np.float32)[None], requires_grad=True)
-        optimiser = torch.optim.Adam([style], lr=cfg.learning_rate)
-        # Cosine decay to zero: Adam's early steps are ~lr per dimension whatever the gradient,
-        # so a short fit ends where the noisy random-crop steps have settled.
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(1, cfg.steps))
-        crop = min(self.frames, max(8, round(cfg.crop_seconds * RATE / FRAME)))
-        history: list[float] = []
-        # Only the style learns: the model's weights are frozen for the fit and given back as
-        # they were (the model is shared with the engine and other callers).
-        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        return fit_fitters([self], start, seed, progress)
+
+
+def fit_fitters(
+    fitters: list[StyleFitter],
+    start: np.ndarray,
+    seed: int,
+    progress: ProgressCallback | None = None,
+) -> tuple[np.ndarray, list[float]]:
+    """One style fitted to every piece of a reference: each step takes a random crop of a
+    piece drawn in proportion to its length."""
+    cfg, model = fitters[0].config, fitters[0].model
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    style = torch.tensor(np.asarray(start, np.float32)[None], requires_grad=True)
+    optimiser = torch.optim.Adam([style], lr=cfg.learning_rate)
+    # Cosine decay to zero: Adam's early steps are ~lr per dimension whatever the gradient,
+    # so a short fit ends where the noisy random-crop steps have settled.
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(1, cfg.steps))
+    crop_frames = max(8, round(cfg.crop_seconds * RATE / FRAME))
+    weights = np.array([f.frames for f in fitters], np.float64)
+    history: list[float] = []
+    # Only the style learns: the model's weights are frozen for the fit and given back as
+    # they were (the model is shared with the engine and other callers).
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:
+        p.requires_grad_(False)
+    try:
+        for step in range(cfg.steps):
+            fitter = fitters[0]
+            if len(fitters) > 1:
+                fitter = fitters[int(rng.choice(len(fitters), p=weights / weights.sum()))]
+            crop = min(fitter.frames, crop_frames)
+            a = int(rng.integers(0, fitter.frames - crop + 1))
+            loss = fitter.losses(style, a, crop)
+            optimiser.zero_grad()
+            loss["total"].backward()
+            optimiser.step()
+            schedule.step()
+            history.append(loss["total"].item())
+            if progress:
+                progress(
+                    0.1 + 0.88 * (step + 1) / cfg.steps,
+                    f"fitting the voice: step {step + 1}/{cfg.steps}",
+                )
+    finally:
         for p in trainable:
-            p.requires_grad_(False)
-        try:
-            for step in range(cfg.steps):
-                a = int(rng.integers(0, self.frames - crop + 1))
-                loss = self.losses(style, a, crop)
-                optimiser.zero_grad()
-                loss["total"].backward()
-                optimiser.step()
-                schedule.step()
-                history.append(loss["total"].item())
-                if progress:
-                    progress(
-                        0.1 + 0.88 * (step + 1) / cfg.steps,
-                        f"fitting the voice: step {step + 1}/{cfg.steps}",
-                    )
-        finally:
-            for p in trainable:
-                p.requires_grad_(True)
-        return style.detach()[0].numpy().copy(), history
+            p.requires_grad_(True)
+    return style.detach()[0].numpy().copy(), history
 
 
 def _alignment(durations: Tensor) -> Tensor:
@@ -431,6 +451,27 @@ def prepare_reference(reference: Audio, config: StyleFitConfig) -> np.ndarray:
     return x * (0.08 / rms)  # about Kokoro's own speech level, so loudness is not fitted
 
 
+def reference_segments(reference: Audio, seconds: float, min_seconds: float = 2.0) -> list[Audio]:
+    """The reference in pieces of at most `seconds`, each cut at the quietest 30 ms of the
+    last 40 % before the limit (the latest such, in a pause between words, so no word is
+    split). A last piece
+    shorter than `min_seconds` is dropped: too little to align."""
+    x, rate = reference.samples, reference.sample_rate
+    limit, frame = int(seconds * rate), int(0.03 * rate)
+    pieces: list[np.ndarray] = []
+    start = 0
+    while len(x) - start > limit:
+        starts = np.arange(start + int(0.6 * limit), start + limit - frame, frame // 2)
+        energy = np.array([float(np.mean(x[s : s + frame] ** 2)) for s in starts])
+        quiet = np.flatnonzero(energy <= 2 * energy.min() + 1e-10)[-1]  # the latest of the quietest
+        cut = int(starts[quiet]) + frame // 2
+        pieces.append(x[start:cut])
+        start = cut
+    if not pieces or len(x) - start >= min_seconds * rate:
+        pieces.append(x[start:])
+    return [reference.with_samples(piece) for piece in pieces]
+
+
 def fit_style(
     model: KokoroModel,
     packs: dict[str, np.ndarray],
@@ -444,26 +485,56 @@ def fit_style(
     progress: ProgressCallback | None = None,
 ) -> StyleFitResult:
     """Fit a style vector to `reference` (speaking `text`); see the module docstring."""
+    return fit_style_segments(
+        model, packs, phonemize, vocab, [(reference, text)], seed=seed, config=config,
+        progress=progress,
+    )  # fmt: skip
+
+
+def fit_style_segments(
+    model: KokoroModel,
+    packs: dict[str, np.ndarray],
+    phonemize: Callable[[str], list[str]],
+    vocab: dict[str, int],
+    segments: list[tuple[Audio, str]],
+    *,
+    seed: int = 0,
+    config: StyleFitConfig | None = None,
+    progress: ProgressCallback | None = None,
+) -> StyleFitResult:
+    """Fit one style vector to the pieces of a reference, each with the words it speaks.
+
+    The start pack is chosen on the first piece; every piece is aligned to its own text."""
     cfg = config or StyleFitConfig()
     t0 = time.monotonic()
-    ids = reference_tokens(text, phonemize, vocab)
-    reference24 = prepare_reference(reference, cfg)
+    ids = [reference_tokens(text, phonemize, vocab) for _, text in segments]
+    references24 = [prepare_reference(audio, cfg) for audio, _ in segments]
     if progress:
         progress(0.02, "choosing the start voice")
-    pack, synthetic, syn_durations = choose_start_pack(model, packs, ids, reference24)
+    pack, synthetic, syn_durations = choose_start_pack(model, packs, ids[0], references24[0])
     if progress:
         progress(0.08, "aligning the reference to its text")
-    durations = align_durations(synthetic, syn_durations, reference24, cfg.mfcc)
-    start_row = packs[pack][len(ids) - 1].astype(np.float32)
-    fitter = StyleFitter(model, ids, durations, reference24, cfg)
-    style, history = fitter.fit(start_row, seed, progress)
+    fitters: list[StyleFitter] = []
+    for i, (piece_ids, reference24) in enumerate(zip(ids, references24, strict=True)):
+        if i > 0:  # the first piece's speech came with the start pack's choice
+            synthetic, syn_durations = speak_tokens(
+                model, piece_ids, packs[pack][len(piece_ids) - 1]
+            )
+        durations = align_durations(synthetic, syn_durations, reference24, cfg.mfcc)
+        fitters.append(StyleFitter(model, piece_ids, durations, reference24, cfg))
+    start_row = packs[pack][len(ids[0]) - 1].astype(np.float32)
+    style, history = fit_fitters(fitters, start_row, seed, progress)
+    first = fitters[0]
     return StyleFitResult(
         style=style,
         start_row=start_row,
         start_pack=pack,
         losses=history,
-        alignment=Alignment(ids=ids, durations=durations, frames=int(durations.sum())),
+        alignment=Alignment(
+            ids=ids[0], durations=first.durations.numpy().copy(), frames=first.frames
+        ),
         seconds=time.monotonic() - t0,
+        segments=len(segments),
     )
 
 
@@ -485,6 +556,7 @@ def conditioning_from(packs: dict[str, np.ndarray], result: StyleFitResult) -> C
             "loss_start": round(result.losses[0], 4) if result.losses else 0.0,
             "loss_end": round(result.losses[-1], 4) if result.losses else 0.0,
             "reference_frames": result.alignment.frames,
+            "reference_segments": result.segments,
             "fit_seconds": round(result.seconds, 1),
         },
     )
