@@ -334,6 +334,7 @@ class StreamRequest(BaseModel):
 
 async def _stream_wav(
     studio: Studio,
+    first: GeneratedAudio,
     pieces: Iterator[GeneratedAudio],
     text: str,
     stream_id: str,
@@ -343,7 +344,7 @@ async def _stream_wav(
     clip and its record are written only once the last piece is sent; if the client goes
     away (the server cancels this generator), synthesis stops and nothing is written."""
     active.add(stream_id)
-    made: list[GeneratedAudio] = []
+    made: list[GeneratedAudio] = [first]
     # A cancelled await leaves its thread running `next`: closing must wait for it.
     turn = threading.Lock()
 
@@ -356,9 +357,8 @@ async def _stream_wav(
             pieces.close()  # type: ignore[attr-defined]  # a generator
 
     try:
+        yield wav_header(first.sample_rate) + pcm16(first.samples)
         while (piece := await run_in_threadpool(next_piece)) is not None:
-            if not made:
-                yield wav_header(piece.sample_rate)
             made.append(piece)
             yield pcm16(piece.samples)
         clip = studio.join_stream(made, text)
@@ -1199,8 +1199,15 @@ def create_app(
             emotion=emotion,
             emotion_strength=emotion_strength,
         )
+        try:  # the first piece before the 200: its errors (e.g. nothing to say) are still 422
+            first = await run_in_threadpool(next, pieces, None)
+        except BaseException:
+            pieces.close()  # type: ignore[attr-defined]  # a generator
+            raise
+        if first is None:
+            raise TextError("the text has nothing to speak")
         return StreamingResponse(
-            _stream_wav(studio, pieces, text, stream_id, active_streams),
+            _stream_wav(studio, first, pieces, text, stream_id, active_streams),
             media_type="audio/wav",
             headers={"X-Stream-Id": stream_id, "Cache-Control": "no-store"},
         )
