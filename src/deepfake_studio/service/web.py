@@ -3,6 +3,8 @@
 A thin layer over `Studio` and the job store. Generating and enrolling are jobs in the same
 store and runner as `/api/v1` (they appear in `GET /api/v1/jobs`); the page polls the job and
 shows its progress, then the result with plots of the audio and of the speaker embeddings.
+An enrolled voice's clone job runs in the page's handler instead, streamed to a live player
+(`StudioWeb.stream_clone`); its file and record are stored as the runner stores them.
 
 Tabs: Clone (enrolled voice or a reference upload/recording → speech), Voices (library with
 each voice's enrollment quality, enroll with a consent statement and a quality, delete),
@@ -21,10 +23,12 @@ password (a session cookie follows). The REST API keeps its Bearer header.
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import secrets
 import shutil
 import time
+import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,12 +52,13 @@ from deepfake_studio.encoder.features import mel_spectrogram
 from deepfake_studio.encoder.model import EncoderConfig
 from deepfake_studio.errors import AudioError, EngineError, MediaError, StudioError, VoiceError
 from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from deepfake_studio.service.runner import JobRunner
+from deepfake_studio.service.runner import INTERNAL_ERROR, CloneOutput, JobRunner, store_clone
 from deepfake_studio.service.shared import API_PREFIX, check_faceswap
 from deepfake_studio.service.store import Job, JobStore
 from deepfake_studio.studio import (
     ENROLL_QUALITIES,
     REFERENCE_RATE,
+    GeneratedAudio,
     Studio,
     check_consent,
     enrollment_quality,
@@ -74,6 +79,7 @@ from deepfake_studio.synthesizer.languages import (
 )
 from deepfake_studio.text import check_text
 from deepfake_studio.voices import Voice, check_name, voice_id
+from deepfake_studio.wav_stream import pcm16
 
 PWA_DIR = Path(__file__).with_name("pwa")
 THEME_COLOR = "#1e1b4b"
@@ -212,10 +218,13 @@ class StudioWeb:
         reference_text: str | None = None,
         emotion: str | None = None,
         emotion_strength: float | None = None,
+        stream: bool = False,
     ) -> Job:
         """Check the request now (like POST /synthesize), then queue a clone job. A reference
         recording needs the speaker's consent statement, as enrolling does; `quality` and
-        `reference_text` (kokoro's enrollment options) go with a recording only."""
+        `reference_text` (kokoro's enrollment options) go with a recording only. With
+        `stream`, a job for an enrolled voice is created but not given to the runner: run it
+        with `stream_clone` (a recording is always queued: it must be fitted first)."""
         text = check_text(text or "")
         chosen_engine = _engine(engine)
         chosen_language = check_language(language)
@@ -261,7 +270,59 @@ class StudioWeb:
             **_enroll_options(chosen_quality, words),
             **emotion_fields(feeling, strength),
         }
+        if stream and chosen_voice is not None:
+            return self.store.create("clone", request)  # run by stream_clone, not the runner
         return self._queue("clone", request, inputs)
+
+    def stream_clone(self, job: Job) -> Iterator[GeneratedAudio]:
+        """Run a clone job from `submit_clone(..., stream=True)` here and now, yielding the
+        pieces of `Studio.speak_stream` as they are made (each watermarked). After the last
+        one, the joined clip and its signed record are written where the runner writes a
+        clone job's (same file, same record, plus `streamed`) and the job is done. A stream
+        stopped early (the page went away) fails the job and writes nothing."""
+        claimed = self.store.claim(job.id)
+        if claimed is None:
+            raise StudioError(f"job {job.id} is not waiting to run")
+        request = claimed.request
+        text = request["text"]
+        try:
+            voice = self.studio.resolve_voice(request["voice"], None, request.get("engine"))
+            pieces = self.studio.speak_stream(
+                text,
+                voice,
+                speed=request.get("speed", 1.0),
+                language=request.get("language"),
+                emotion=request.get("emotion"),
+                emotion_strength=request.get("emotion_strength"),
+            )
+            made: list[GeneratedAudio] = []
+            spoken, sentence = 0, ""  # characters of the sentences before this one
+            try:
+                for piece in pieces:
+                    if piece.text != sentence:
+                        spoken, sentence = spoken + len(sentence), piece.text
+                    made.append(piece)
+                    seconds = sum(len(p.samples) for p in made) / piece.sample_rate
+                    self.store.set_progress(
+                        job.id, min(spoken / len(text), 0.99), f"streaming, {seconds:.1f} s made"
+                    )
+                    yield piece
+            finally:
+                pieces.close()  # type: ignore[attr-defined]  # a generator: stop synthesis
+            clip = self.studio.join_stream(made, text)
+            result = store_clone(
+                self.studio, self.store, claimed, CloneOutput(clip, voice, clip.watermarked)
+            )
+        except StudioError as e:
+            self.store.fail(job.id, str(e))
+            raise
+        except GeneratorExit:
+            self.store.fail(job.id, "stopped before the clip was finished (the page went away)")
+            raise
+        except Exception:
+            self.store.fail(job.id, INTERNAL_ERROR)
+            raise
+        self.store.finish(job.id, result)
 
     def consent_phrase(self, name: str) -> tuple[str, str]:
         """A fresh consent challenge for `name`: (what to show, its id)."""
@@ -709,6 +770,18 @@ def _error_text(error: StudioError) -> str:
     return f"**Error**: {error}"
 
 
+def wav_bytes(piece: Audio) -> bytes:
+    """One streamed piece as a whole 16-bit WAV file: what a streaming gr.Audio decodes
+    without ffmpeg (a WAV of unknown length would go through an ffmpeg process per piece)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(piece.sample_rate)
+        out.writeframes(pcm16(piece.samples))
+    return buffer.getvalue()
+
+
 def build_blocks(web: StudioWeb) -> gr.Blocks:
     """The page: Clone, Voices and Detect tabs wired to `web`."""
     config = web.studio.config
@@ -798,6 +871,15 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                     )
                     generate = gr.Button("Generate", variant="primary", elem_id="clone-generate")
             status = gr.Markdown("Ready.", elem_id="clone-status")
+            # An enrolled voice plays here while it is made; the file to keep is the Result.
+            live = gr.Audio(
+                streaming=True,
+                autoplay=True,
+                interactive=False,
+                buttons=[],
+                label="Live (an enrolled voice plays as it is made)",
+                elem_id="clone-live",
+            )
             result = gr.Audio(
                 type="filepath",
                 label="Result",
@@ -1002,22 +1084,37 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                     words_in,
                     emotion_in,
                     strength_in,
+                    stream=True,
                 )
             except StudioError as e:
-                yield _error_text(e), None, None, None, None
+                yield _error_text(e), None, None, None, None, skip
                 return
             job = queued
-            yield _status(job), None, None, None, None
-            for job in web.follow(queued.id):  # ends holding the finished job
-                progress(job.progress, desc=job.message or job.state)
-                yield _status(job), skip, skip, skip, skip
+            if job.request.get("voice"):  # an enrolled voice: streamed here, not queued
+                # No yield before the stream starts: a page gone by then would leave the
+                # job queued for no one (stream_clone fails a stream stopped midway).
+                try:
+                    for count, piece in enumerate(web.stream_clone(queued)):
+                        job = web.store.get(queued.id)
+                        progress(job.progress, desc=job.message)
+                        earlier = skip if count else None  # the last result and plots go
+                        yield _status(job), earlier, earlier, earlier, earlier, wav_bytes(piece)
+                except StudioError:
+                    pass  # the job records the error; the status below shows it
+                job = web.store.get(queued.id)
+                yield _status(job), skip, skip, skip, skip, skip
+            else:
+                yield _status(job), None, None, None, None, gr.update(value=None)
+                for job in web.follow(queued.id):  # ends holding the finished job
+                    progress(job.progress, desc=job.message or job.state)
+                    yield _status(job), skip, skip, skip, skip, skip
             if job.state != "done":
                 return
             try:
                 analysis = web.analyse(job, reference_in if source_in == SOURCE_REFERENCE else None)
             except StudioError as e:
                 audio = str(web.result_path(job))
-                yield f"{_status(job)}  \nPlots unavailable: {e}", audio, None, None, None
+                yield f"{_status(job)}  \nPlots unavailable: {e}", audio, None, None, None, skip
                 return
             yield (
                 f"{_status(job)}  \n{analysis.summary}",
@@ -1025,6 +1122,7 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                 analysis.signals,
                 analysis.embedding,
                 analysis.projection,
+                skip,
             )
 
         def run_enroll(
@@ -1135,7 +1233,7 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                 emotion,
                 emotion_strength,
             ],
-            [status, result, signals, embedding, projection],
+            [status, result, signals, embedding, projection, live],
             **hidden,
         )
         enroll.click(
