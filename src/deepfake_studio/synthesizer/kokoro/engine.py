@@ -174,17 +174,17 @@ class KokoroEngine:
                 f"of reference (this one is {reference.duration:.0f} s): leave it out and "
                 "each piece is transcribed"
             )
-        if fit_progress:
-            fit_progress(0.01, "listening to the reference's language")
-        # Whisper tells the language even when the words are given: the fit reads them with
-        # that language's phonemes (a voice enrolled in Spanish then speaks any language).
-        language = self._transcriber.language(pieces[0])
         if reference_text is None:
+            # Whisper tells the language too: the fit reads the words with that language's
+            # phonemes (a voice enrolled from Spanish speech then speaks any language).
+            if fit_progress:
+                fit_progress(0.01, "listening to the reference's language")
+            language = self._transcriber.language(pieces[0])
             if fit_progress:
                 fit_progress(0.02, "transcribing the reference")
             texts = [self._transcriber.transcribe(piece, language) for piece in pieces]
-        else:
-            texts = [reference_text]
+        else:  # given words are read as English, and Whisper is not loaded at all
+            language, texts = DEFAULT_LANGUAGE, [reference_text]
         # A piece Whisper heard no words in (noise, a cough) has nothing to align.
         segments = [(a, t) for a, t in zip(pieces, texts, strict=True) if t.strip()] or [
             (pieces[0], texts[0])
