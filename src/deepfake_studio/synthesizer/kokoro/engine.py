@@ -61,6 +61,17 @@ QUALITIES = ("quick", "standard", "best")
 
 
 @dataclass(frozen=True)
+class Utterance:
+    """A text made ready for Kokoro (`KokoroEngine.prepare`)."""
+
+    chunks: list[str]  # phoneme strings, each at most `max_chunk_phonemes`
+    style: np.ndarray  # the voice's [510, 256] style table
+    rate: float  # speed × the voice's own rate × the emotion's tempo
+    conditioning: Conditioning  # with the emotion's prosody edit, if any
+    emotion: KokoroEmotion | None  # its filter runs on the audio; None = neutral
+
+
+@dataclass(frozen=True)
 class KokoroConfig:
     """Settings of the Kokoro engine."""
 
@@ -164,31 +175,7 @@ class KokoroEngine:
         # `best` spends about a third of its time on the style fit, the rest adapting.
         share = 0.3 if chosen == "best" else 1.0
         fit_progress = _scaled(progress, 0.0, share)
-        if reference_text is not None:  # empty or wordless: say so before Whisper loads
-            reference_tokens(reference_text, self.phonemes, self._vocab)
-        fit_config = self.config.style_fit or StyleFitConfig()
-        pieces = reference_segments(reference, fit_config.segment_seconds)
-        if reference_text is not None and len(pieces) > 1:
-            raise TextError(
-                f"a reference text can be given for up to {fit_config.segment_seconds:.0f} s "
-                f"of reference (this one is {reference.duration:.0f} s): leave it out and "
-                "each piece is transcribed"
-            )
-        if reference_text is None:
-            # Whisper tells the language too: the fit reads the words with that language's
-            # phonemes (a voice enrolled from Spanish speech then speaks any language).
-            if fit_progress:
-                fit_progress(0.01, "listening to the reference's language")
-            language = self._transcriber.language(pieces[0])
-            if fit_progress:
-                fit_progress(0.02, "transcribing the reference")
-            texts = [self._transcriber.transcribe(piece, language) for piece in pieces]
-        else:  # given words are read as English, and Whisper is not loaded at all
-            language, texts = DEFAULT_LANGUAGE, [reference_text]
-        # A piece Whisper heard no words in (noise, a cough) has nothing to align.
-        segments = [(a, t) for a, t in zip(pieces, texts, strict=True) if t.strip()] or [
-            (pieces[0], texts[0])
-        ]
+        language, segments = self.reference_words(reference, reference_text, fit_progress)
         result = self.fit_style(segments, seed=seed, progress=fit_progress, language=language)
         conditioning = self.guard_style_fit(reference, encoder, result, fit_progress)
         if chosen == "best":
@@ -197,6 +184,40 @@ class KokoroEngine:
             )
         conditioning.info["reference_language"] = language
         return conditioning
+
+    def reference_words(
+        self,
+        reference: Audio,
+        reference_text: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> tuple[str, list[tuple[Audio, str]]]:
+        """(language, [(piece, its words)]): the reference cut into pieces the fit can align
+        (at most `StyleFitConfig.segment_seconds` each, cut at pauses), with the given words or
+        Whisper's. One-line errors for empty given words or given words for several pieces."""
+        if reference_text is not None:  # empty or wordless: say so before Whisper loads
+            reference_tokens(reference_text, self.phonemes, self._vocab)
+        fit_config = self.config.style_fit or StyleFitConfig()
+        pieces = reference_segments(reference, fit_config.segment_seconds)
+        if reference_text is not None:
+            if len(pieces) > 1:
+                raise TextError(
+                    f"a reference text can be given for up to "
+                    f"{fit_config.segment_seconds:.0f} s of reference (this one is "
+                    f"{reference.duration:.0f} s): leave it out and each piece is transcribed"
+                )
+            # Given words are read as English, and Whisper is not loaded at all.
+            return DEFAULT_LANGUAGE, [(pieces[0], reference_text)]
+        # Whisper tells the language too: the fit reads the words with that language's
+        # phonemes (a voice enrolled from Spanish speech then speaks any language).
+        if progress:
+            progress(0.01, "listening to the reference's language")
+        language = self._transcriber.language(pieces[0])
+        if progress:
+            progress(0.02, "transcribing the reference")
+        texts = [self._transcriber.transcribe(piece, language) for piece in pieces]
+        # A piece Whisper heard no words in (noise, a cough) has nothing to align.
+        segments = [(a, t) for a, t in zip(pieces, texts, strict=True) if t.strip()]
+        return language, segments or [(pieces[0], texts[0])]
 
     def fit_style(
         self,
@@ -317,13 +338,16 @@ class KokoroEngine:
                 self._language_phonemizers[language] = create_phonemizer(language)
             return self._language_phonemizers[language]
 
-    def synthesize(
+    def prepare(
         self,
         text: str,
         conditioning: Conditioning,
         speed: float = 1.0,
         language: str = DEFAULT_LANGUAGE,
-    ) -> np.ndarray:
+    ) -> Utterance:
+        """What every way of speaking `text` needs (whole clips here, pieces in
+        `streaming.py`): its phoneme chunks, the style table, the rate and the emotion. One-line
+        errors for text with nothing to speak and voices of another engine."""
         chunks = self.phonemes(text, language)
         if not chunks:
             raise TextError("the text has nothing to speak (no words after phonemisation)")
@@ -337,12 +361,22 @@ class KokoroEngine:
         if emotion is not None:
             conditioning = emotion.conditioning(conditioning)
             rate *= emotion.settings.tempo
-        if needs_torch(conditioning):
-            pieces = [self._synthesize_torch(c, style, rate, conditioning) for c in chunks]
+        return Utterance(chunks, style, rate, conditioning, emotion)
+
+    def synthesize(
+        self,
+        text: str,
+        conditioning: Conditioning,
+        speed: float = 1.0,
+        language: str = DEFAULT_LANGUAGE,
+    ) -> np.ndarray:
+        u = self.prepare(text, conditioning, speed, language)
+        if needs_torch(u.conditioning):
+            pieces = [self._synthesize_torch(c, u.style, u.rate, u.conditioning) for c in u.chunks]
         else:
-            pieces = [self.synthesize_phonemes(c, style, rate) for c in chunks]
+            pieces = [self.synthesize_phonemes(c, u.style, u.rate) for c in u.chunks]
         audio = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
-        return emotion.filter(audio, self.sample_rate) if emotion is not None else audio
+        return u.emotion.filter(audio, self.sample_rate) if u.emotion is not None else audio
 
     def _synthesize_torch(
         self, phonemes: str, style: np.ndarray, speed: float, conditioning: Conditioning

@@ -33,13 +33,9 @@ import torch
 import torch.nn.functional as F  # noqa: N812 - conventional alias
 from torch import Tensor, nn
 
-from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.synthesizer.base import Conditioning
-from deepfake_studio.synthesizer.kokoro.emotion import KokoroEmotion
 from deepfake_studio.synthesizer.kokoro.engine import (
-    MAX_PHONEMES,
     SAMPLE_RATE,
-    STYLE_DIM,
     KokoroEngine,
     load_vocab,
     token_ids,
@@ -403,28 +399,17 @@ class KokoroStreamer:
     ) -> Iterator[np.ndarray]:
         """`KokoroEngine.synthesize(text, ...)` as pieces; joined, they are that utterance
         (up to the windows' AdaIN statistics, `benchmarks/streaming.md`)."""
-        chunks = self.engine.phonemes(text, language)
-        if not chunks:
-            raise TextError("the text has nothing to speak (no words after phonemisation)")
-        style = conditioning.arrays.get("style")
-        if style is None or style.shape != (MAX_PHONEMES, STYLE_DIM):
-            raise EngineError(
-                "this voice has no Kokoro style table; enroll it with --engine kokoro"
-            )
-        rate = speed * conditioning.speed
-        emotion = KokoroEmotion.of(conditioning)
+        u = self.engine.prepare(text, conditioning, speed, language)
         post: Callable[[np.ndarray], np.ndarray] | None = None
-        if emotion is not None:
-            conditioning = emotion.conditioning(conditioning)
-            rate *= emotion.settings.tempo
-            post = partial(emotion.filter, sample_rate=SAMPLE_RATE)
+        if u.emotion is not None:
+            post = partial(u.emotion.filter, sample_rate=SAMPLE_RATE)
         torch_kokoro = self.engine.torch_path
-        params = torch_kokoro.adapted_params(conditioning)
-        edit = ProsodyEdit.from_info(conditioning.info)
-        for chunk in chunks:
+        params = torch_kokoro.adapted_params(u.conditioning)
+        edit = ProsodyEdit.from_info(u.conditioning.info)
+        for chunk in u.chunks:
             ids = token_ids(chunk, self._vocab)
             if ids:
-                row = style[len(ids) - 1]
+                row = u.style[len(ids) - 1]
                 yield from render_stream(
-                    torch_kokoro, ids, row, rate, params, edit, self.config, post
+                    torch_kokoro, ids, row, u.rate, params, edit, self.config, post
                 )
