@@ -788,7 +788,9 @@ def detect(
 
 detector_app = typer.Typer(help="Build data for and train the synthetic-speech detector.")
 app.add_typer(detector_app, name="detector")
-eval_app = typer.Typer(help="Measure the studio on held-out data: clone quality, the detector.")
+eval_app = typer.Typer(
+    help="Measure the studio on held-out data: clone quality, languages, emotion, the detector."
+)
 app.add_typer(eval_app, name="eval")
 
 
@@ -1209,6 +1211,75 @@ def eval_emotion(
     )
     result = run_emotion_eval(config, out, progress=lambda msg: typer.echo(msg, err=True))
     typer.echo(report(result))
+
+
+@eval_app.command("languages")
+def eval_languages(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Result JSON (a .md table beside it).")],
+    language: Annotated[
+        list[str] | None,
+        typer.Option("--language", help="Measure this language (repeatable; default: all)."),
+    ] = None,
+    manifest: Annotated[
+        Path | None,
+        typer.Option("--manifest", help="manifest.csv of English speakers (default: shared)."),
+    ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="train, dev, test, or all (every manifest speaker).")
+    ] = "test",
+    speakers: Annotated[int, typer.Option("--speakers", help="How many cloned speakers.")] = 3,
+    sentences: Annotated[int, typer.Option("--sentences", help="Sentences per language.")] = 2,
+    quality: Annotated[
+        str, typer.Option("--quality", help="Enrollment quality of the clones.")
+    ] = "quick",
+    pack: Annotated[str, typer.Option("--pack", help="Bundled Kokoro pack measured.")] = "jf_alpha",
+    reference_pack: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--reference-pack",
+            help="Pack whose Spanish speech is enrolled to speak English (repeatable; "
+            "default jm_kumo and jf_nezumi; 'none' for none).",
+        ),
+    ] = None,
+    german_speakers: Annotated[
+        int,
+        typer.Option("--german-speakers", help="EmoDB actors enrolled from German (0: none)."),
+    ] = 2,
+    emotion_data: Annotated[
+        Path | None,
+        typer.Option("--emotion-data", help="EmoDB folder (default: the shared data's emotion/)."),
+    ] = None,
+    seed: Seed = 0,
+    fresh: Annotated[bool, typer.Option("--fresh", help="Ignore an earlier partial run.")] = False,
+) -> None:
+    """Whisper-base WER/CER per language for a bundled pack and cloned voices, and the
+    independent judge's speaker similarity of each clone across languages (both directions)."""
+    try:
+        from deepfake_studio.evaluation.language_eval import (
+            LanguageEvalConfig,
+            report,
+            run_language_eval,
+        )
+    except ImportError as e:
+        raise StudioError(f"the evaluation needs the [eval] extra ({e.name} is missing)") from None
+    from deepfake_studio.synthesizer.languages import LANGUAGES
+
+    packs = tuple(reference_pack) if reference_pack else ("jm_kumo", "jf_nezumi")
+    config = LanguageEvalConfig(
+        manifest=manifest,
+        split=None if split == "all" else split,
+        speakers=speakers,
+        sentences=sentences,
+        languages=tuple(language) if language else tuple(LANGUAGES),
+        quality=quality,
+        pack=pack,
+        reference_packs=() if packs == ("none",) else packs,
+        emotion_data=emotion_data,
+        german_speakers=german_speakers,
+        seed=seed,
+    )
+    data = run_language_eval(config, out, fresh=fresh, progress=lambda m: typer.echo(m, err=True))
+    typer.echo(report(data))
 
 
 def _fit_config(base: FitConfig, assignments: list[str]) -> FitConfig:

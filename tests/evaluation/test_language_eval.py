@@ -1,0 +1,92 @@
+"""`eval languages`: real engines, judge and Whisper on one real speaker in two languages."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from deepfake_studio.errors import StudioError
+from deepfake_studio.evaluation.language_eval import LanguageEvalConfig, run_language_eval
+from deepfake_studio.synthesizer.kokoro.fit import PROBE_SENTENCES, FitConfig
+from tests.test_cli import assert_one_line_error, run
+
+
+def _one_speaker_manifest(speech_dir: Path, tmp_path: Path, speaker: str = "LJ") -> Path:
+    with open(speech_dir / "manifest.csv", newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["speaker"] == speaker][:4]
+    for row in rows:
+        row["path"] = str(speech_dir / row["path"])
+    out = tmp_path / "manifest.csv"
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return out
+
+
+@pytest.mark.slow
+def test_one_speaker_in_two_languages(speech_dir: Path, tmp_path: Path) -> None:
+    # The quick fit cut to one probe and no pitch-moved packs: the test is about the harness.
+    fit = FitConfig(
+        probe_sentences=PROBE_SENTENCES[:1],
+        holdout_sentence=None,
+        pitch_shift=False,
+        match_speed=False,
+    )
+    config = LanguageEvalConfig(
+        manifest=_one_speaker_manifest(speech_dir, tmp_path),
+        split=None,
+        speakers=1,
+        sentences=1,
+        languages=("ES",),  # canonicalised; en-us, the baseline, is added
+        reference_packs=(),
+        german_speakers=0,
+        fit=fit,
+    )
+    assert config.languages == ("en-us", "es")
+    out = tmp_path / "languages.json"
+    data = run_language_eval(config, out)
+
+    assert set(data["summary"]) == {"en-us", "es"}
+    row = data["speakers"]["LJ"]
+    assert row["same"] > row["stranger"]  # two recordings of one speaker vs Piper
+    for code in ("en-us", "es"):
+        spoken = row["languages"][code]
+        assert spoken["measure"] == "WER"
+        # Heard as words of the sentence: jf_alpha-like voices reach 0-44 % on these here.
+        assert 0.0 <= spoken["error"] <= 0.6, spoken
+        assert 0.0 <= data["pack"][code]["error"] <= 0.6, data["pack"][code]
+        assert math.isfinite(spoken["sim"]) and -1.0 <= spoken["sim"] <= 1.0
+        assert math.isfinite(spoken["norm"])
+    assert row["languages"]["en-us"]["norm"] == pytest.approx(
+        (row["languages"]["en-us"]["sim"] - row["stranger"]) / (row["same"] - row["stranger"])
+    )
+    assert data["summary"]["en-us"]["gap"] == 0.0
+    assert data["pack"]["en-us"]["pack_vs_english"] == pytest.approx(1.0)
+    assert data["pack"]["es"]["pack_vs_english"] < 1.0
+    table = out.with_suffix(".md").read_text(encoding="utf-8")
+    assert "| es | WER |" in table and "| LJ | ljspeech |" in table
+    saved = json.loads(out.read_text(encoding="utf-8"))
+    assert saved["speakers"]["LJ"]["languages"]["es"]["heard"] == row["languages"]["es"]["heard"]
+    assert "_dvec" not in saved["pack"]["es"]
+
+
+def test_config_rejects_nonsense() -> None:
+    with pytest.raises(StudioError, match="unknown language 'de'"):
+        LanguageEvalConfig(languages=("es", "de"))
+    with pytest.raises(StudioError, match="sentences"):
+        LanguageEvalConfig(sentences=4)
+    with pytest.raises(StudioError, match="quality"):
+        LanguageEvalConfig(quality="perfect")
+
+
+def test_cli_unknown_language_is_one_line(tmp_path: Path) -> None:
+    result = run(
+        "eval", "languages", "--out", tmp_path / "e.json", "--language", "de", home=tmp_path
+    )
+    assert_one_line_error(result, "unknown language 'de'")
+    assert not (tmp_path / "e.json").exists()
