@@ -36,7 +36,7 @@ from deepfake_studio.synthesizer import (
     EngineOptions,
     create_engine,
 )
-from deepfake_studio.synthesizer.base import ProgressCallback
+from deepfake_studio.synthesizer.base import Conditioning, ProgressCallback
 from deepfake_studio.synthesizer.emotion import check_emotion, with_emotion
 from deepfake_studio.synthesizer.kokoro.emotion import sentence_pause_scale
 from deepfake_studio.synthesizer.kokoro.engine import QUALITIES as KOKORO_QUALITIES
@@ -46,7 +46,7 @@ from deepfake_studio.synthesizer.languages import (
     check_language,
 )
 from deepfake_studio.synthesizer.languages import split_sentences as split_language_sentences
-from deepfake_studio.text import check_text, split_first_clause
+from deepfake_studio.text import Sentence, check_text, split_first_clause
 from deepfake_studio.voices import Voice, VoiceLibrary, check_name, voice_id
 
 if TYPE_CHECKING:
@@ -143,6 +143,18 @@ def sign_audio_file(
     if path.suffix.lower() == ".flac":
         provenance.embed_in_flac(path, record)
     return provenance.write_sidecar(path, record)
+
+
+@dataclass(frozen=True)
+class _SpeechRequest:
+    """A checked request to speak (`Studio._speech_request`)."""
+
+    watermark: bool
+    language: str
+    conditioning: Conditioning  # the voice's, with the emotion applied
+    pause_scale: float  # the emotion's scale of the pauses between sentences
+    sentences: list[Sentence]
+    parameters: dict[str, object]  # for the provenance record
 
 
 @dataclass(frozen=True)
@@ -521,32 +533,20 @@ class Studio:
         Each piece is watermarked on its own (unless `watermark` is False, or None and the
         config says so), so a streamed clip is marked wherever it is cut.
         """
-        mark = self.config.watermark if watermark is None else watermark
-        text = check_text(text)
-        if not (self.config.min_speed <= speed <= self.config.max_speed):
-            raise EngineError(
-                f"speed {speed} is out of range ({self.config.min_speed}-{self.config.max_speed})"
-            )
-        language = check_engine_language(voice.engine, language)
-        emotion, emotion_strength = check_emotion(emotion, emotion_strength)
-        conditioning = with_emotion(voice.conditioning, voice.engine, emotion, emotion_strength)
-        pause_scale = sentence_pause_scale(conditioning, voice.engine)
+        r = self._speech_request(text, voice, speed, watermark, language, emotion, emotion_strength)
         engine = self.engine(voice.engine)
         # Only non-default languages pass the argument: English-only engines do not take it.
-        in_language = {"language": language} if language != DEFAULT_LANGUAGE else {}
-        sentences = split_language_sentences(
-            text, language, self.config.sentence_pause_s, self.config.paragraph_pause_s
-        )
-        sentences = split_first_clause(sentences, self.config.first_chunk_chars)
+        in_language = {"language": r.language} if r.language != DEFAULT_LANGUAGE else {}
+        sentences = split_first_clause(r.sentences, self.config.first_chunk_chars)
         for i, sentence in enumerate(sentences):
-            samples = engine.synthesize(sentence.text, conditioning, speed, **in_language)
+            samples = engine.synthesize(sentence.text, r.conditioning, speed, **in_language)
             piece = audio_io.normalize_loudness(
                 Audio(samples, engine.sample_rate), self.config.output_lufs
             )
-            if mark:
+            if r.watermark:
                 piece = self.watermarker.embed(piece)
             pause = np.zeros(
-                int(sentence.pause_after * pause_scale * engine.sample_rate), np.float32
+                int(sentence.pause_after * r.pause_scale * engine.sample_rate), np.float32
             )
             if progress:
                 progress((i + 1) / len(sentences), f"sentence {i + 1}/{len(sentences)}")
@@ -555,13 +555,8 @@ class Studio:
                 engine.sample_rate,
                 sentence.text,
                 voice,
-                mark,
-                {
-                    "speed": speed,
-                    "language": language,
-                    "emotion": emotion,
-                    "emotion_strength": emotion_strength,
-                },
+                r.watermark,
+                r.parameters,
             )
 
     def speak_stream(
@@ -596,7 +591,39 @@ class Studio:
                 emotion_strength=emotion_strength,
             )  # type: ignore[misc]  # speak yields GeneratedAudio
             return
-        mark = self.config.watermark if watermark is None else watermark
+        r = self._speech_request(text, voice, speed, watermark, language, emotion, emotion_strength)
+        parameters = {**r.parameters, "streamed": True}
+        streamer = self.kokoro_streamer
+        rate = streamer.engine.sample_rate
+        gain: float | None = None
+        for sentence in r.sentences:
+            pieces = streamer.stream(sentence.text, r.conditioning, speed, r.language)
+            for samples in pieces:
+                if gain is None:
+                    gain = _loudness_gain(samples, rate, self.config.output_lufs)
+                piece = Audio(np.clip(samples * gain, -0.99, 0.99).astype(np.float32), rate)
+                if r.watermark and piece.samples.any():
+                    piece = self.watermarker.embed(piece)
+                yield self._generated(
+                    piece.samples, rate, sentence.text, voice, r.watermark, parameters
+                )
+            pause = int(sentence.pause_after * r.pause_scale * rate)
+            if pause:
+                silence = np.zeros(pause, np.float32)
+                yield self._generated(silence, rate, sentence.text, voice, r.watermark, parameters)
+
+    def _speech_request(
+        self,
+        text: str,
+        voice: Voice,
+        speed: float,
+        watermark: bool | None,
+        language: str | None,
+        emotion: str | None,
+        emotion_strength: float | None,
+    ) -> _SpeechRequest:
+        """The checks `speak` and `speak_stream` share (text, speed, language, emotion), with
+        the voice's conditioning for the emotion and the text cut into sentences."""
         text = check_text(text)
         if not (self.config.min_speed <= speed <= self.config.max_speed):
             raise EngineError(
@@ -605,33 +632,21 @@ class Studio:
         language = check_engine_language(voice.engine, language)
         emotion, emotion_strength = check_emotion(emotion, emotion_strength)
         conditioning = with_emotion(voice.conditioning, voice.engine, emotion, emotion_strength)
-        pause_scale = sentence_pause_scale(conditioning, voice.engine)
-        streamer = self.kokoro_streamer
-        rate = streamer.engine.sample_rate
-        sentences = split_language_sentences(
-            text, language, self.config.sentence_pause_s, self.config.paragraph_pause_s
+        return _SpeechRequest(
+            watermark=self.config.watermark if watermark is None else watermark,
+            language=language,
+            conditioning=conditioning,
+            pause_scale=sentence_pause_scale(conditioning, voice.engine),
+            sentences=split_language_sentences(
+                text, language, self.config.sentence_pause_s, self.config.paragraph_pause_s
+            ),
+            parameters={
+                "speed": speed,
+                "language": language,
+                "emotion": emotion,
+                "emotion_strength": emotion_strength,
+            },
         )
-        parameters = {
-            "speed": speed,
-            "language": language,
-            "emotion": emotion,
-            "emotion_strength": emotion_strength,
-            "streamed": True,
-        }
-        gain: float | None = None
-        for sentence in sentences:
-            pieces = streamer.stream(sentence.text, conditioning, speed, language)
-            for samples in pieces:
-                if gain is None:
-                    gain = _loudness_gain(samples, rate, self.config.output_lufs)
-                piece = Audio(np.clip(samples * gain, -0.99, 0.99).astype(np.float32), rate)
-                if mark and piece.samples.any():
-                    piece = self.watermarker.embed(piece)
-                yield self._generated(piece.samples, rate, sentence.text, voice, mark, parameters)
-            pause = int(sentence.pause_after * pause_scale * rate)
-            if pause:
-                silence = np.zeros(pause, np.float32)
-                yield self._generated(silence, rate, sentence.text, voice, mark, parameters)
 
     @property
     def kokoro_streamer(self) -> KokoroStreamer:
