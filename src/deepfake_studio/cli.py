@@ -87,6 +87,21 @@ def _reference_note(studio: Studio, engine: str | None, quality: str | None) -> 
     return QUALITY_NOTES.get(chosen, STANDARD_NOTE)
 
 
+# Options of every command that speaks text (clone, speak).
+Text = Annotated[str | None, typer.Option("--text", "-t", help="Text to speak.")]
+TextFile = Annotated[Path | None, typer.Option("--text-file", help="UTF-8 text file.")]
+Speed = Annotated[float, typer.Option("--speed", help="0.5-2.0, relative to the voice.")]
+Language = Annotated[
+    str,
+    typer.Option(
+        "--language",
+        "-l",
+        help="en-us (default), en-gb, es, fr, it, pt-br, hi, ja or zh (kokoro engine).",
+    ),
+]
+NoWatermark = Annotated[
+    bool, typer.Option("--no-watermark", help="Research use: skip the watermark (recorded).")
+]
 EmotionOption = Annotated[
     str | None,
     typer.Option(
@@ -182,8 +197,8 @@ class StageProgress:
 @app.command()
 def clone(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output .wav, .flac or .mp3.")],
-    text: Annotated[str | None, typer.Option("--text", "-t", help="Text to speak.")] = None,
-    text_file: Annotated[Path | None, typer.Option("--text-file", help="UTF-8 text file.")] = None,
+    text: Text = None,
+    text_file: TextFile = None,
     reference: Annotated[
         Path | None, typer.Option("--reference", "-r", help="Reference recording to clone.")
     ] = None,
@@ -193,19 +208,10 @@ def clone(
         typer.Option("--consent", help="With --reference: the speaker's consent statement."),
     ] = None,
     engine: Engine = None,
-    speed: Annotated[float, typer.Option("--speed", help="0.5-2.0, relative to the voice.")] = 1.0,
-    language: Annotated[
-        str,
-        typer.Option(
-            "--language",
-            "-l",
-            help="en-us (default), en-gb, es, fr, it, pt-br, hi, ja or zh (kokoro engine).",
-        ),
-    ] = "en-us",
+    speed: Speed = 1.0,
+    language: Language = "en-us",
     seed: Seed = 0,
-    no_watermark: Annotated[
-        bool, typer.Option("--no-watermark", help="Research use: skip the watermark (recorded).")
-    ] = False,
+    no_watermark: NoWatermark = False,
     models_dir: ModelsDir = None,
     vocoder: Vocoder = "wavernn",
     emotion: EmotionOption = None,
@@ -272,8 +278,8 @@ def clone(
 @app.command()
 def speak(
     voice: Annotated[str, typer.Option("--voice", "-v", help="An enrolled voice.")],
-    text: Annotated[str | None, typer.Option("--text", "-t", help="Text to speak.")] = None,
-    text_file: Annotated[Path | None, typer.Option("--text-file", help="UTF-8 text file.")] = None,
+    text: Text = None,
+    text_file: TextFile = None,
     out: Annotated[
         str | None,
         typer.Option(
@@ -287,18 +293,9 @@ def speak(
         bool,
         typer.Option("--play", help="Play as it is made (needs the sounddevice package)."),
     ] = False,
-    speed: Annotated[float, typer.Option("--speed", help="0.5-2.0, relative to the voice.")] = 1.0,
-    language: Annotated[
-        str,
-        typer.Option(
-            "--language",
-            "-l",
-            help="en-us (default), en-gb, es, fr, it, pt-br, hi, ja or zh (kokoro engine).",
-        ),
-    ] = "en-us",
-    no_watermark: Annotated[
-        bool, typer.Option("--no-watermark", help="Research use: skip the watermark (recorded).")
-    ] = False,
+    speed: Speed = 1.0,
+    language: Language = "en-us",
+    no_watermark: NoWatermark = False,
     emotion: EmotionOption = None,
     emotion_strength: EmotionStrength = None,
     data_dir: DataDir = None,
