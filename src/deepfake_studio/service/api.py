@@ -810,6 +810,38 @@ def _enroll_options(quality: str | None, reference_text: str | None) -> dict[str
     return {key: value for key, value in given.items() if value is not None}
 
 
+def _checked_speech(
+    studio: Studio, req: SynthesisRequest | StreamRequest
+) -> tuple[str, str, str | None, float | None]:
+    """(text, language, emotion, emotion strength) of a speech request, each checked; the
+    speed too (one-line errors, answered 422)."""
+    text = check_text(req.text)
+    language = check_language(req.language)
+    emotion, emotion_strength = check_emotion(req.emotion, req.emotion_strength)
+    low, high = studio.config.min_speed, studio.config.max_speed
+    if not low <= req.speed <= high:
+        raise EngineError(f"speed {req.speed} is out of range ({low}-{high})")
+    return text, language, emotion, emotion_strength
+
+
+async def _enrolled_voice(
+    studio: Studio,
+    voice_id: str,
+    engine: str | None,
+    language: str,
+    emotion: str | None,
+    emotion_strength: float | None,
+) -> Voice:
+    """The enrolled voice (404 if there is none), loaded now so a corrupt voice or an engine
+    that cannot speak the language or emotion is a 4xx before any job starts."""
+    if not studio.has_voice(voice_id):
+        raise HTTPException(404, f"unknown voice {voice_id!r}")
+    voice = await run_in_threadpool(studio.resolve_voice, voice_id, None, engine)
+    check_engine_language(voice.engine, language)
+    check_engine_emotion(voice.engine, emotion, emotion_strength)
+    return voice
+
+
 def _check_engine(engine: str | None) -> None:
     if engine is not None and engine not in ENGINES:
         raise EngineError(f"unknown engine {engine!r} (available: {', '.join(ENGINES)})")
@@ -1089,17 +1121,12 @@ def create_app(
         else:
             raise HTTPException(415, "send application/json or a form (multipart/form-data)")
         try:
-            text = check_text(req.text)
-            language = check_language(req.language)
-            emotion, emotion_strength = check_emotion(req.emotion, req.emotion_strength)
+            text, language, emotion, emotion_strength = _checked_speech(studio, req)
             if (req.voice_id is None) == (upload is None):
                 raise VoiceError("give exactly one of voice_id or a reference upload")
             consent = None
             if upload is not None:
                 consent = check_consent(req.consent, "cloning from a recording")
-            low, high = studio.config.min_speed, studio.config.max_speed
-            if not low <= req.speed <= high:
-                raise EngineError(f"speed {req.speed} is out of range ({low}-{high})")
             if req.format == "mp3" and audio_io.ffmpeg_path() is None:
                 raise AudioError("mp3 output needs ffmpeg on the server; ask for wav or flac")
             inputs: dict[str, Path] = {}
@@ -1109,14 +1136,9 @@ def create_app(
                         "quality and reference_text go with a reference upload "
                         "(an enrolled voice is already fitted)"
                     )
-                if not studio.has_voice(req.voice_id):
-                    raise HTTPException(404, f"unknown voice {req.voice_id!r}")
-                # Loads the voice: catches a corrupt voice or an engine mismatch now.
-                voice = await run_in_threadpool(
-                    studio.resolve_voice, req.voice_id, None, req.engine
+                voice = await _enrolled_voice(
+                    studio, req.voice_id, req.engine, language, emotion, emotion_strength
                 )
-                check_engine_language(voice.engine, language)
-                check_engine_emotion(voice.engine, emotion, emotion_strength)
                 chosen: str | None = voice.id
                 reference = None
             else:
@@ -1179,17 +1201,10 @@ def create_app(
             raise HTTPException(415, "send application/json")
         body = await _read_limited(request, MAX_JSON_BYTES, "json")
         req = _validated(StreamRequest, body)
-        text = check_text(req.text)
-        language = check_language(req.language)
-        emotion, emotion_strength = check_emotion(req.emotion, req.emotion_strength)
-        low, high = studio.config.min_speed, studio.config.max_speed
-        if not low <= req.speed <= high:
-            raise EngineError(f"speed {req.speed} is out of range ({low}-{high})")
-        if not studio.has_voice(req.voice_id):
-            raise HTTPException(404, f"unknown voice {req.voice_id!r}")
-        voice = await run_in_threadpool(studio.resolve_voice, req.voice_id)
-        check_engine_language(voice.engine, language)
-        check_engine_emotion(voice.engine, emotion, emotion_strength)
+        text, language, emotion, emotion_strength = _checked_speech(studio, req)
+        voice = await _enrolled_voice(
+            studio, req.voice_id, None, language, emotion, emotion_strength
+        )
         stream_id = uuid.uuid4().hex
         pieces = studio.speak_stream(
             text,
