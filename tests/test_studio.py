@@ -135,6 +135,17 @@ def test_models_load_once_under_concurrent_first_use(tmp_path: Path) -> None:
     assert not fresh.has_voice("nobody")
 
 
+
+def test_consent_checks_and_kokoro_enrollment_share_one_whisper(tmp_path: Path) -> None:
+    # Whisper-base is ~300 MB: a studio that checks a spoken consent and fits a voice in one
+    # process must not hold two copies.
+    fresh = Studio(StudioConfig(data_dir=tmp_path))
+    kokoro = fresh.engine("kokoro")
+    assert "whisper" not in fresh.loaded_models()
+    whisper = fresh.transcriber  # loads it, as a consent check would
+    assert "whisper" in fresh.loaded_models()
+    assert kokoro.transcriber.model is whisper  # type: ignore[attr-defined]
+
 # -- saving: every generated file is signed, whatever the path --------------------------------
 def test_every_way_of_saving_a_clone_signs_it_and_no_stale_record_survives(
     studio: Studio, example_reference: Path, tmp_path: Path

@@ -40,6 +40,8 @@ from deepfake_studio.synthesizer.base import Conditioning, ProgressCallback
 from deepfake_studio.synthesizer.emotion import check_emotion, with_emotion
 from deepfake_studio.synthesizer.kokoro.emotion import sentence_pause_scale
 from deepfake_studio.synthesizer.kokoro.engine import QUALITIES as KOKORO_QUALITIES
+from deepfake_studio.synthesizer.kokoro.engine import KokoroEngine
+from deepfake_studio.synthesizer.kokoro.reconstruct import TranscriberHolder
 from deepfake_studio.synthesizer.languages import (
     DEFAULT_LANGUAGE,
     check_engine_language,
@@ -189,7 +191,7 @@ class Studio:
         self._face_models: FaceModels | None = None
         self._image_watermarker: ImageWatermarker | None = None
         self._detector: Detector | None = None
-        self._transcriber: Transcriber | None = None
+        self._whisper = TranscriberHolder()
         self._kokoro_streamer: KokoroStreamer | None = None
         self.challenges = ChallengeStore(self.data_dir, self.config.consent)
 
@@ -229,14 +231,9 @@ class Studio:
 
     @property
     def transcriber(self) -> Transcriber:
-        """Whisper-base (consent phrases; loaded on first use)."""
-        if self._transcriber is None:
-            with self._load_lock:
-                if self._transcriber is None:
-                    from deepfake_studio.evaluation.asr import Transcriber
-
-                    self._transcriber = Transcriber()
-        return self._transcriber
+        """Whisper-base (consent phrases, and the Kokoro engine's enrollments: one model for
+        both; loaded on first use)."""
+        return self._whisper.model
 
     def detect(self, audio: str | Path | Audio) -> DetectionResult:
         """How likely a file or clip is synthetic speech (any length; AudioError if unreadable)."""
@@ -270,7 +267,10 @@ class Studio:
         if name not in self._engines:
             with self._load_lock:
                 if name not in self._engines:
-                    self._engines[name] = create_engine(name, self.config.engines)
+                    engine = create_engine(name, self.config.engines)
+                    if isinstance(engine, KokoroEngine):
+                        engine.transcriber = self._whisper  # one Whisper per studio
+                    self._engines[name] = engine
         return self._engines[name]
 
     def loaded_models(self) -> list[str]:
@@ -278,7 +278,7 @@ class Studio:
         loaded = ["encoder"] if self._encoder is not None else []
         loaded += ["watermark"] if self._watermarker is not None else []
         loaded += ["detector"] if self._detector is not None else []
-        loaded += ["whisper"] if self._transcriber is not None else []
+        loaded += ["whisper"] if self._whisper.loaded else []
         loaded += ["faces"] if self._face_models is not None else []
         return loaded + sorted(self._engines)
 

@@ -674,7 +674,7 @@ def test_standard_enrollment_fits_a_style_of_its_own(
     assert info["steps"] == 2
     engine = enroll_studio.engine("kokoro")
     # The words were given, so Whisper was never needed (it loads on first use).
-    assert engine._transcriber._model is None
+    assert engine.transcriber._model is None
     style = voice.conditioning.arrays["style"]
     gaps = {name: float(np.abs(style - pack).max()) for name, pack in engine.style_packs.items()}
     # The engine keeps a fit only if a held-out sentence sounds closer to the speaker than with

@@ -195,7 +195,7 @@ def test_a_spanish_reference_is_heard_as_spanish_and_fitted_with_spanish_phoneme
         kokoro_engine.synthesize(text, kokoro_engine.default_conditioning(), 1.0, language="es"),
         kokoro_engine.sample_rate,
     )
-    holder = kokoro_engine._transcriber
+    holder = kokoro_engine.transcriber
     assert holder.language(reference) == "en-us"  # the English VCC reference
     assert holder.language(spanish) == "es"
     words = holder.transcribe(spanish, "es").lower()
@@ -241,7 +241,7 @@ def test_a_reference_longer_than_a_piece_is_transcribed_and_fitted_piece_by_piec
     # The 7 s reference with 4 s pieces stands for a 60 s one with 30 s pieces.
     fit = rc.StyleFitConfig(steps=2, crop_seconds=1.0, segment_seconds=4.0)
     engine = KokoroEngine(KokoroConfig(style_fit=fit))
-    engine.torch_path, engine._transcriber = kokoro_engine.torch_path, kokoro_engine._transcriber
+    engine.torch_path, engine.transcriber = kokoro_engine.torch_path, kokoro_engine.transcriber
     voice = engine.condition(reference, studio.encoder, quality="standard")
     assert voice.info["reference_segments"] == 2
     assert voice.info["reference_language"] == "en-us"

@@ -143,7 +143,8 @@ class KokoroEngine:
         # Float PyTorch copy, loaded on first use: only voices with adapted decoder weights
         # or requests with edited prosody need it (the int8 ONNX is faster otherwise).
         self.torch_path = TorchKokoro()
-        self._transcriber = TranscriberHolder()  # Whisper-base for `standard` enrollment
+        # Whisper-base for `standard` enrollment (a Studio replaces it with its own).
+        self.transcriber = TranscriberHolder()
 
     # -- conditioning ---------------------------------------------------------------------
     def default_conditioning(self) -> Conditioning:
@@ -211,10 +212,10 @@ class KokoroEngine:
         # phonemes (a voice enrolled from Spanish speech then speaks any language).
         if progress:
             progress(0.01, "listening to the reference's language")
-        language = self._transcriber.language(pieces[0])
+        language = self.transcriber.language(pieces[0])
         if progress:
             progress(0.02, "transcribing the reference")
-        texts = [self._transcriber.transcribe(piece, language) for piece in pieces]
+        texts = [self.transcriber.transcribe(piece, language) for piece in pieces]
         # A piece Whisper heard no words in (noise, a cough) has nothing to align.
         segments = [(a, t) for a, t in zip(pieces, texts, strict=True) if t.strip()]
         return language, segments or [(pieces[0], texts[0])]
@@ -303,7 +304,7 @@ class KokoroEngine:
             row = table[len(sentence_ids) - 1] + (style - start_style)
             params = {n: decoder[n] + d for n, d in deltas.items()}
             audio = self.torch_path.render(sentence_ids, row, 1.0, params)
-            return self._transcriber.transcribe(Audio(audio, self.sample_rate))
+            return self.transcriber.transcribe(Audio(audio, self.sample_rate))
 
         adapted = DecoderAdapter(model, fitter, speak_and_transcribe, cfg).adapt(
             start_style, progress

@@ -32,6 +32,7 @@ A probe of this method on four shared speakers is in `../shared/FACTS.md`.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -107,17 +108,26 @@ def spoken_language(probabilities: dict[str, float]) -> str:
 
 
 class TranscriberHolder:
-    """Whisper-base, loaded on first use (only enrollments that fit a style need it)."""
+    """Whisper-base, loaded on first use (only enrollments that fit a style need it). A
+    `Studio` hands its own holder to its Kokoro engine, so consent checks and enrollments
+    share one model in a process."""
 
     def __init__(self) -> None:
         self._model: Transcriber | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
 
     @property
     def model(self) -> Transcriber:
         if self._model is None:
-            from deepfake_studio.evaluation.asr import Transcriber
+            with self._lock:
+                if self._model is None:  # another thread may have loaded it meanwhile
+                    from deepfake_studio.evaluation.asr import Transcriber
 
-            self._model = Transcriber()
+                    self._model = Transcriber()
         return self._model
 
     def transcribe(self, audio: Audio, language: str = DEFAULT_LANGUAGE) -> str:
