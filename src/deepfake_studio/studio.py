@@ -213,9 +213,13 @@ class Studio:
         if self._watermarker is None:
             with self._load_lock:
                 if self._watermarker is None:
-                    from deepfake_studio.provenance import AudioWatermarker
+                    from deepfake_studio.provenance import AudioWatermarker, load_or_create_key
+                    from deepfake_studio.provenance.spread_watermark import layer_key
 
-                    self._watermarker = AudioWatermarker()
+                    # Both layers: PerthNet, and the spread-spectrum layer keyed from this
+                    # studio's signing key (the key that also signs its provenance records).
+                    key = layer_key(load_or_create_key(self.data_dir))
+                    self._watermarker = AudioWatermarker(key=key)
         return self._watermarker
 
     @property

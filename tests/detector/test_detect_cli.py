@@ -42,9 +42,10 @@ def test_detect_json_with_segments_and_a_corrupt_file(
     assert report["label"] == "real" and report["probability_synthetic"] < report["threshold"]
     assert synthetic["label"] == "synthetic"
     assert synthetic["probability_synthetic"] >= synthetic["threshold"]
-    assert set(report["watermark"]) == {"present", "score", "threshold", "confidence"}
+    assert set(report["watermark"]) == {"present", "score", "threshold", "confidence", "found_by"}
     assert report["watermark"]["threshold"] == 0.85  # the score's scale, beside it
     assert report["watermark"]["present"] is False  # a public-domain recording, never marked
+    assert report["watermark"]["found_by"] == []  # neither layer
     assert len(report["segments"]) >= 2
     assert set(report["segments"][0]) == {"start", "end", "probability", "speech"}
 

@@ -1,4 +1,16 @@
-"""Neural audio watermark (PerthNet, from the resemble-perth package) for generated audio.
+"""Audio watermark of generated clips: PerthNet, plus a keyed spread-spectrum layer.
+
+Two layers, because each fails differently (issue 22, benchmarks/watermark_layers.md):
+
+* **PerthNet** (below, from the resemble-perth package): public and payload-less ("made by a
+  watermarking generator"); survives codecs and resampling, but is lost on short clips under
+  noise at 20 dB SNR and under any speed change.
+* **Spread spectrum** (``spread_watermark.py``): keyed from the studio's signing key, so only
+  the studio holding that key embeds or reads it; its detector integrates over the whole file
+  and searches speed and tempo changes of up to 7 %.
+
+``detect`` says which layer found the mark (``WatermarkResult.layers`` / ``found_by``);
+``present`` is true when either did. Without a key only PerthNet is embedded and read.
 
 PerthNet works on 32 kHz audio: an encoder adds a learned residual to the 0-2 kHz log-magnitude
 STFT bins of the loud frames, and a decoder averages a per-frame score over those frames
@@ -35,6 +47,13 @@ import soxr
 
 from deepfake_studio.audio import Audio
 from deepfake_studio.provenance.errors import ProvenanceError
+from deepfake_studio.provenance.spread_watermark import (
+    LAYER as SPREAD_LAYER,
+)
+from deepfake_studio.provenance.spread_watermark import (
+    SpreadSpectrumConfig,
+    SpreadSpectrumWatermark,
+)
 
 if TYPE_CHECKING:
     from deepfake_studio.provenance._perthnet import PerthNet
@@ -54,9 +73,23 @@ speakers (the 166 of the test split, max 0.808, and 407 EmoDB clips) reach it.""
 
 WATERMARK_RATE = 32_000  # PerthNet's training rate (hparams.yaml); it is not rate-agnostic.
 METHOD = "perthnet-implicit"  # recorded in provenance records
+PERTHNET_LAYER = "perthnet"
 _CHUNK_S = 30.0
 _OVERLAP_S = 1.0
 _MIN_SAMPLES = 2048  # torch.stft's reflect padding needs more than n_fft / 2 samples
+
+
+@dataclass(frozen=True)
+class LayerResult:
+    """One watermark layer's verdict: its own statistic and threshold.
+
+    PerthNet: the decoder score in [0, 1] (threshold 0.85). Spread spectrum: a standard-normal
+    score (about 0-4 for unmarked audio; threshold in ``spread_watermark.DETECTION_Z``)."""
+
+    name: str
+    present: bool
+    score: float
+    threshold: float
 
 
 @dataclass(frozen=True)
@@ -71,11 +104,21 @@ class WatermarkResult:
     unmarked files do not reach it.
     Audio: PerthNet's decoder score clipped to [0, 1] (0.0 for silence). Images and video:
     the 48-bit payload's agreement above chance, ``1 - 2 * wrong bits / 48``.
+
+    Audio has two layers (``layers``, one entry each): ``present`` is true when *either* found
+    the mark, so it can be true while ``score`` (PerthNet's) is below ``threshold``;
+    ``found_by`` names the layers that did. Images and video have one mark and no ``layers``.
     """
 
     present: bool
     score: float
     threshold: float
+    layers: tuple[LayerResult, ...] = ()
+
+    @property
+    def found_by(self) -> tuple[str, ...]:
+        """Names of the layers that found the mark ("perthnet", "spread-spectrum")."""
+        return tuple(layer.name for layer in self.layers if layer.present)
 
     @property
     def confidence(self) -> float:
@@ -92,7 +135,10 @@ def model_version() -> str:
 
 
 class AudioWatermarker:
-    """Embed and detect the PerthNet watermark; the model loads once, on first use.
+    """Embed and detect the watermark layers; PerthNet's model loads once, on first use.
+
+    ``key`` (``spread_watermark.layer_key(signing_key)``) adds the keyed spread-spectrum layer;
+    without it only PerthNet is embedded and read.
 
     Thread-safe: loading is guarded by a lock and inference does not mutate the model.
     """
@@ -100,11 +146,16 @@ class AudioWatermarker:
     chunk_seconds: float = _CHUNK_S  # per instance, so tests can exercise chunking cheaply
 
     def __init__(
-        self, threshold: float = DETECTION_THRESHOLD, checkpoint: Path | None = None
+        self,
+        threshold: float = DETECTION_THRESHOLD,
+        checkpoint: Path | None = None,
+        key: bytes | None = None,
+        spread_config: SpreadSpectrumConfig | None = None,
     ) -> None:
         if not 0.0 < threshold < 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
         self.threshold = threshold
+        self.spread = None if key is None else SpreadSpectrumWatermark(key, spread_config)
         self._checkpoint = checkpoint
         self._net: PerthNet | None = None
         self._lock = threading.Lock()
@@ -135,10 +186,25 @@ class AudioWatermarker:
                 weight[-fade_out:] = np.linspace(1.0, 0.0, fade_out, dtype=np.float32)
             delta32[start:end] += delta * weight
         delta = _fit(_to_rate(delta32, WATERMARK_RATE, audio.sample_rate), len(x))
-        return audio.with_samples(x + delta)
+        marked = x + delta
+        if self.spread is not None:  # after PerthNet, so its exact pattern is what is saved
+            marked = self.spread.embed(marked, audio.sample_rate)
+        return audio.with_samples(marked)
 
     def detect(self, audio: Audio) -> WatermarkResult:
-        """Whether ``audio`` carries the watermark, with the decoder's confidence."""
+        """Whether ``audio`` carries the watermark (either layer), each layer's verdict, and
+        PerthNet's confidence as ``score``."""
+        perth = self._detect_perthnet(audio)
+        layers = [perth]
+        if self.spread is not None:
+            found = self.spread.score(_checked(audio), audio.sample_rate)
+            threshold = self.spread.threshold
+            layers.append(LayerResult(SPREAD_LAYER, found.z >= threshold, found.z, threshold))
+        return WatermarkResult(
+            any(layer.present for layer in layers), perth.score, self.threshold, tuple(layers)
+        )
+
+    def _detect_perthnet(self, audio: Audio) -> LayerResult:
         x = _checked(audio)
         x32 = _to_rate(x, audio.sample_rate, WATERMARK_RATE)
         total, frames = 0.0, 0
@@ -146,7 +212,7 @@ class AudioWatermarker:
             score, n = self._score_chunk(x32[start:end])
             total, frames = total + score * n, frames + n  # weight by frames the score covers
         confidence = min(1.0, max(0.0, total / frames)) if frames else 0.0
-        return WatermarkResult(confidence >= self.threshold, confidence, self.threshold)
+        return LayerResult(PERTHNET_LAYER, confidence >= self.threshold, confidence, self.threshold)
 
     @property
     def _chunk_samples(self) -> int:

@@ -207,13 +207,15 @@ def store_enroll(studio: Studio, request: Mapping[str, Any], voice: Voice) -> di
 
 def watermark_summary(mark: WatermarkResult) -> dict[str, Any]:
     """The watermark verdict as JSON: `score` and its `threshold` (one meaning for every
-    medium); `confidence` is the deprecated 0.1 name of the score (removed in 0.3)."""
+    medium; for audio, PerthNet's); `found_by` names the audio layers that found the mark
+    (`present` when either did); `confidence` is the deprecated 0.1 name of the score."""
     score = round(mark.score, 4)
     return {
         "present": mark.present,
         "score": score,
         "threshold": round(mark.threshold, 4),
         "confidence": score,
+        "found_by": list(mark.found_by),  # audio: "perthnet", "spread-spectrum" (either counts)
     }
 
 
