@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from deepfake_studio.errors import StudioError
-from deepfake_studio.evaluation.language_eval import LanguageEvalConfig, run_language_eval
+from deepfake_studio.evaluation.asr import character_error_rate
+from deepfake_studio.evaluation.language_eval import (
+    SENTENCES,
+    URDU_SCRIPT,
+    LanguageEvalConfig,
+    run_language_eval,
+    urdu_error,
+)
 from deepfake_studio.synthesizer.kokoro.fit import PROBE_SENTENCES, FitConfig
 from tests.test_cli import assert_one_line_error, run
 
@@ -90,3 +97,13 @@ def test_cli_unknown_language_is_one_line(tmp_path: Path) -> None:
     )
     assert_one_line_error(result, "unknown language 'de'")
     assert not (tmp_path / "e.json").exists()
+
+
+def test_hindi_is_also_scored_against_its_urdu_spelling() -> None:
+    # Whisper-base writes Hindi speech in Urdu script: a perfect Urdu transcript scores 0 there
+    # and > 100 % against the Devanagari text.
+    sentence = SENTENCES["hi"][1]
+    heard = URDU_SCRIPT[sentence]
+    assert urdu_error((sentence,), heard) == {"error_urdu": 0.0}
+    assert character_error_rate(sentence, heard) > 0.9
+    assert urdu_error(SENTENCES["es"][:1], "¿Dónde está la biblioteca?") == {}
