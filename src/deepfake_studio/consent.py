@@ -264,6 +264,7 @@ class ConsentEvidence:
     checks: dict[str, bool]  # phrase, speaker, not_synthetic
     accepted: bool
     checked: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+    watermark_found_by: list[str] = field(default_factory=list)  # the audio layers that did
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -285,8 +286,12 @@ class ConsentEvidence:
             )
         if not self.checks["not_synthetic"]:
             why = []
-            if self.watermark_score >= self.watermark_threshold:
-                why.append(f"it carries the studio watermark (score {self.watermark_score:.2f})")
+            if self.watermark_found_by or self.watermark_score >= self.watermark_threshold:
+                layers = " and ".join(self.watermark_found_by) or "perthnet"
+                why.append(
+                    f"it carries the studio watermark (found by {layers}; PerthNet score "
+                    f"{self.watermark_score:.2f})"
+                )
             if self.detector_probability >= self.detector_threshold:
                 why.append(
                     f"the detector calls it synthetic (probability "
@@ -387,6 +392,7 @@ class ConsentChecker:
             speaker_threshold=self.config.speaker_threshold,
             watermark_score=round(float(mark.score), 4),
             watermark_threshold=float(mark.threshold),
+            watermark_found_by=list(mark.found_by),
             detector_probability=round(float(detection.probability), 4),
             detector_threshold=float(detection.threshold),
             checks=checks,
