@@ -1,6 +1,6 @@
 """Both audio watermark layers, measured: PerthNet, the keyed spread-spectrum layer, and either.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/watermark_layers.py [--overwrite]  (~25 min)
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/watermark_layers.py [--overwrite]  (~30 min)
 
 Issue 22 items 1-2. In one process, with fixed seeds:
 
@@ -138,7 +138,7 @@ def wer_clips(count: int) -> list[tuple[str, Audio]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--real", type=int, default=80)
-    parser.add_argument("--synthetic", type=int, default=30)
+    parser.add_argument("--synthetic", type=int, default=50)
     parser.add_argument("--wer-clips", type=int, default=12)
     parser.add_argument("--seed", type=int, default=22)
     parser.add_argument("--out", type=Path, default=OUT)
