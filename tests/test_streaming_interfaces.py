@@ -46,6 +46,24 @@ def test_speak_stream_yields_short_pieces_that_join_into_a_marked_clip(
     assert studio.watermarker.detect(load_audio(path)).present
 
 
+def test_only_the_newest_streams_are_kept_with_their_records(
+    studio: Studio, stream_voice: Voice, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    small = Studio(replace(studio.config, data_dir=tmp_path, streams_kept=2))
+    small._engines = studio._engines  # the loaded models, not a second copy
+    clip = studio.join_stream(list(studio.speak_stream("Hi.", stream_voice)), "Hi.")
+    kept = []
+    for n in range(3):
+        path, record = small.keep_stream(clip, f"s{n}")
+        os.utime(path, (n + 1.0, n + 1.0))  # distinct ages whatever the clock's resolution
+        kept.append(path)
+        assert record == sidecar_path(path) and record.exists()
+    left = sorted(p.name for p in (tmp_path / "streams").iterdir())
+    assert left == ["s1.wav", "s1.wav.provenance.json", "s2.wav", "s2.wav.provenance.json"]
+
+
 def test_speak_stream_without_watermark_is_unmarked(studio: Studio, stream_voice: Voice) -> None:
     pieces = list(studio.speak_stream("Hello there, friend.", stream_voice, watermark=False))
     joined = studio.join_stream(pieces, "Hello there, friend.")
@@ -57,6 +75,8 @@ def test_cli_speak_streams_wav_to_stdout_and_writes_a_record_to_a_file(
     studio: Studio, stream_voice: Voice, tmp_path
 ) -> None:  # type: ignore[no-untyped-def]
     env = {**os.environ, "DEEPFAKE_STUDIO_HOME": str(studio.data_dir)}
+    streams = studio.data_dir / "streams"
+    before = set(streams.glob("*.wav")) if streams.exists() else set()
     piped = subprocess.run(
         [*CLI, "speak", "--voice", stream_voice.name, "--text", TEXT, "--out", "-"],
         capture_output=True,
@@ -69,6 +89,12 @@ def test_cli_speak_streams_wav_to_stdout_and_writes_a_record_to_a_file(
     assert 3.0 < len(samples) / rate < 9.0
     assert studio.watermarker.detect(Audio(samples, rate)).present
     assert "first audio" in piped.stderr.decode()
+    # What went down the pipe is kept in the data folder with its signed record.
+    (kept,) = set(streams.glob("*.wav")) - before
+    assert f"kept={kept}" in piped.stderr.decode()
+    assert json.loads(sidecar_path(kept).read_text())["parameters"]["streamed"] is True
+    # The same speech, without the pause that ended the stream.
+    assert len(samples) / rate - 1.0 < load_audio(kept).duration <= len(samples) / rate
 
     out = tmp_path / "speak.wav"
     made = run(

@@ -353,8 +353,10 @@ def speak(
         f"  first audio {first_audio or 0.0:.2f} s"
     )
     if out in (None, "-"):
-        # stdout carries the audio; no file, so no provenance record (use --out FILE for one)
-        typer.echo(f"{'played' if play else 'stdout'}  {summary}  no record", err=True)
+        # The audio went to stdout or the speaker: a copy with its record is kept in the data
+        # folder, as the server does for streams, so every clip made has a record.
+        kept, _ = studio.keep_stream(clip)
+        typer.echo(f"{'played' if play else 'stdout'}  {summary}  kept={kept}", err=True)
         return
     path, record = studio.save(clip, Path(out))  # the record, once the stream has ended
     typer.echo(f"{path}  {summary}  record={record.name}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,6 +88,7 @@ class StudioConfig:
     watermark: bool = True  # every generated clip carries the studio's watermark by default
     faceswap: FaceSwapConfig = field(default_factory=FaceSwapConfig)
     consent: ConsentConfig = field(default_factory=ConsentConfig)  # consent proven by voice
+    streams_kept: int = 100  # streamed clips kept in DATA/streams/ (the newest; with records)
 
 
 @dataclass(frozen=True, eq=False)
@@ -685,6 +687,20 @@ class Studio:
             first.watermarked,
             first.parameters,
         )
+
+    def keep_stream(self, clip: GeneratedAudio, stream_id: str | None = None) -> tuple[Path, Path]:
+        """Save a streamed clip (`join_stream`) as DATA/streams/ID.wav with its signed record,
+        so speech that went to a speaker, a pipe or an HTTP client has a record too. Only the
+        newest `config.streams_kept` streams are kept: older ones go with their records."""
+        from deepfake_studio.provenance import sidecar_path
+
+        folder = self.data_dir / "streams"
+        path, record = self.save(clip, folder / f"{stream_id or uuid.uuid4().hex}.wav")
+        streams = sorted(folder.glob("*.wav"), key=lambda f: f.stat().st_mtime, reverse=True)
+        for old in streams[max(1, self.config.streams_kept) :]:
+            old.unlink(missing_ok=True)
+            sidecar_path(old).unlink(missing_ok=True)
+        return path, record
 
     def _generated(
         self,

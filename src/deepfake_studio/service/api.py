@@ -362,8 +362,7 @@ async def _stream_wav(
             made.append(piece)
             yield pcm16(piece.samples)
         clip = studio.join_stream(made, text)
-        out = studio.data_dir / "streams" / f"{stream_id}.wav"
-        await run_in_threadpool(studio.save, clip, out)
+        await run_in_threadpool(studio.keep_stream, clip, stream_id)
     finally:
         active.discard(stream_id)
         await run_in_threadpool(stop)
