@@ -143,8 +143,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=22)
     parser.add_argument("--out", type=Path, default=OUT)
     add_overwrite_flag(parser)
+    parser.add_argument(
+        "--markdown-only", action="store_true", help="rewrite the .md from the existing .json"
+    )
     args = parser.parse_args()
     outputs = [args.out / "watermark_layers.json", args.out / "watermark_layers.md"]
+    if args.markdown_only:
+        res = json.loads(outputs[0].read_text(encoding="utf-8"))
+        outputs[1].write_text(markdown(res), encoding="utf-8")
+        return
     refuse_to_overwrite(outputs, args.overwrite)
     started, load_start = time.time(), os.getloadavg()
     keys = benchmark_keys()
@@ -360,14 +367,25 @@ def markdown(r: dict) -> str:
         d = fp[name]
         per = ", ".join(str(x) for x in d["flagged_per_key"])
         lines.append(f"| {names[name]} | {d['flagged']}/{d['clips']} | {per} | {d['max']:.2f} |")
-    distinct = fp["crops"]["clips"] + fp["emodb"]["clips"]
+    pairs = fp["crops"]["clips"] + fp["emodb"]["clips"]
     flagged = fp["crops"]["flagged"] + fp["emodb"]["flagged"]
-    lo, hi = wilson(flagged, distinct)
+    distinct = pairs // r["keys"]
+    flagged_clips = max(
+        a + b
+        for a, b in zip(fp["crops"]["flagged_per_key"], fp["emodb"]["flagged_per_key"], strict=True)
+    )
+    lo, hi = wilson(flagged, pairs)
+    clo, chi = wilson(flagged_clips, distinct)
     wk, us = r["wrong_key_on_marked"], r["unmarked_synthetic"]
     lines += [
         "",
-        f"Distinct held-out clips (crops + EmoDB) x keys: {flagged}/{distinct} flagged "
-        f"(95 % CI {100 * lo:.2f}-{100 * hi:.2f} %). A wrong key (another studio's) on the "
+        f"Distinct held-out clips: {distinct} ({fp['crops']['clips'] // r['keys']} crops + "
+        f"{fp['emodb']['clips'] // r['keys']} EmoDB; the {fp['whole']['clips'] // r['keys']} "
+        f"recordings whole come on top, but the crops are cut from them). Per key at most "
+        f"{flagged_clips}/{distinct} flagged (95 % CI {100 * clo:.2f}-{100 * chi:.2f} %: fewer "
+        f"than 1,000 distinct clips cannot show 0.1 %); counted per clip and key {flagged}/"
+        f"{pairs} ({100 * lo:.2f}-{100 * hi:.2f} %, but a clip's four keys are not "
+        "independent draws). A wrong key (another studio's) on the "
         f"marked clips below: {wk['flagged']}/{wk['clips']} (highest {wk['max']:.2f}). Unmarked "
         f"Kokoro/Piper outputs: {us['flagged']}/{us['clips']} (highest {us['max']:.2f}).",
         "",
