@@ -596,12 +596,15 @@ app.add_typer(provenance_app, name="provenance")
 def watermark_verify(
     files: Annotated[list[Path], typer.Argument(help="Audio, image or video files to check.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    data_dir: DataDir = None,
 ) -> None:
     """Report whether each file carries the watermark: a score (1 = the mark reads back
     perfectly, near 0 for unmarked files; not a probability) and the threshold it is judged at.
 
-    Audio: PerthNet (threshold 0.85). Images: the invisible-watermark payload; videos: the
-    same payload, each bit by majority over the frames (threshold 0.79).
+    Audio: PerthNet (score, threshold 0.85) and, when the data directory holds a signing key,
+    the spread-spectrum layer keyed from it; "present" when either finds it, and the line says
+    which did. Images: the invisible-watermark payload; videos: the same payload, each bit by
+    majority over the frames (threshold 0.79).
     """
     from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 
@@ -618,8 +621,9 @@ def watermark_verify(
         else:
             from deepfake_studio.audio import load_audio
 
-            result = _audio_checker(checkers).detect(load_audio(file))
+            result = _audio_checker(checkers, data_dir).detect(load_audio(file))
             kind = "audio"
+            extra = f"\tfound by {', '.join(result.found_by)}" if result.found_by else ""
         verdict = "present" if result.present else "absent"
         if as_json:
             from deepfake_studio.service.runner import watermark_summary
@@ -643,11 +647,16 @@ def _image_checker(cache: dict[str, object]):  # type: ignore[no-untyped-def]
     return cache["image"]
 
 
-def _audio_checker(cache: dict[str, object]):  # type: ignore[no-untyped-def]
+def _audio_checker(cache: dict[str, object], data_dir: Path | None):  # type: ignore[no-untyped-def]
+    """Both audio layers when `data_dir` holds this studio's signing key (never creates one:
+    without it nothing here was marked with the keyed layer), else PerthNet alone."""
     if "audio" not in cache:
-        from deepfake_studio.provenance import AudioWatermarker
+        from deepfake_studio.provenance import AudioWatermarker, key_path, load_or_create_key
+        from deepfake_studio.provenance.spread_watermark import layer_key
 
-        cache["audio"] = AudioWatermarker()
+        has_key = key_path(data_dir).exists()
+        key = layer_key(load_or_create_key(data_dir)) if has_key else None
+        cache["audio"] = AudioWatermarker(key=key)
     return cache["audio"]
 
 

@@ -35,6 +35,9 @@ def test_audio_image_and_video_scores_share_one_scale(
     assert audio_clean.threshold == 0.85 and round(image_clean.threshold, 2) == 0.79
 
 
+CLI = [sys.executable, "-m", "deepfake_studio.cli"]
+
+
 def test_watermark_verify_prints_the_score_and_its_threshold(
     studio: Studio, example_reference: Path, tmp_path: Path
 ) -> None:
@@ -43,7 +46,8 @@ def test_watermark_verify_prints_the_score_and_its_threshold(
     )
     clean = EXAMPLES / "faces" / "astronaut.jpg"
     checked = subprocess.run(
-        [sys.executable, "-m", "deepfake_studio.cli", "watermark", "verify", marked, clean],
+        # The studio's data dir: its signing key keys the second audio layer.
+        [*CLI, "watermark", "verify", marked, clean, "--data-dir", str(studio.data_dir)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -51,6 +55,7 @@ def test_watermark_verify_prints_the_score_and_its_threshold(
     assert checked.returncode == 0, checked.stderr
     audio_line, image_line = checked.stdout.splitlines()
     assert audio_line.startswith(f"{marked}\tpresent\tscore 1.00 (threshold 0.85)"), audio_line
+    assert audio_line.endswith("\tfound by perthnet, spread-spectrum"), audio_line
     name, verdict, score = image_line.split("\t")
     assert name == str(clean) and verdict == "absent" and score.endswith("(threshold 0.79)")
     assert 0.0 <= float(score.split()[1]) < 0.5
