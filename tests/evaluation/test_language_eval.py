@@ -22,7 +22,7 @@ from deepfake_studio.synthesizer.kokoro.fit import PROBE_SENTENCES, FitConfig
 from tests.test_cli import assert_one_line_error, run
 
 
-def _one_speaker_manifest(speech_dir: Path, tmp_path: Path, speaker: str = "LJ") -> Path:
+def _one_speaker_manifest(speech_dir: Path, tmp_path: Path, speaker: str) -> Path:
     with open(speech_dir / "manifest.csv", newline="", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r["speaker"] == speaker][:4]
     for row in rows:
@@ -45,7 +45,11 @@ def test_one_speaker_in_two_languages(speech_dir: Path, tmp_path: Path) -> None:
         match_speed=False,
     )
     config = LanguageEvalConfig(
-        manifest=_one_speaker_manifest(speech_dir, tmp_path),
+        # A male speaker and the male pack: both read these sentences well (11-20 % WER here,
+        # one split word), so the bound below is far from their usual error; told the wrong
+        # language Whisper translates and scores 100 %.
+        manifest=_one_speaker_manifest(speech_dir, tmp_path, "VCC16_SM1"),
+        pack="jm_kumo",
         split=None,
         speakers=1,
         sentences=1,
@@ -59,14 +63,13 @@ def test_one_speaker_in_two_languages(speech_dir: Path, tmp_path: Path) -> None:
     data = run_language_eval(config, out)
 
     assert set(data["summary"]) == {"en-us", "es"}
-    row = data["speakers"]["LJ"]
+    row = data["speakers"]["VCC16_SM1"]
     assert row["same"] > row["stranger"]  # two recordings of one speaker vs Piper
     for code in ("en-us", "es"):
         spoken = row["languages"][code]
         assert spoken["measure"] == "WER"
-        # Heard as words of the sentence: jf_alpha-like voices reach 0-44 % on these here.
-        assert 0.0 <= spoken["error"] <= 0.6, spoken
-        assert 0.0 <= data["pack"][code]["error"] <= 0.6, data["pack"][code]
+        assert 0.0 <= spoken["error"] <= 0.5, spoken
+        assert 0.0 <= data["pack"][code]["error"] <= 0.5, data["pack"][code]
         assert math.isfinite(spoken["sim"]) and -1.0 <= spoken["sim"] <= 1.0
         assert math.isfinite(spoken["norm"])
     assert row["languages"]["en-us"]["norm"] == pytest.approx(
@@ -76,9 +79,12 @@ def test_one_speaker_in_two_languages(speech_dir: Path, tmp_path: Path) -> None:
     assert data["pack"]["en-us"]["pack_vs_english"] == pytest.approx(1.0)
     assert data["pack"]["es"]["pack_vs_english"] < 1.0
     table = out.with_suffix(".md").read_text(encoding="utf-8")
-    assert "| es | WER |" in table and "| LJ | ljspeech |" in table
+    assert "| es | WER |" in table and "| VCC16_SM1 | vcc2016 |" in table
     saved = json.loads(out.read_text(encoding="utf-8"))
-    assert saved["speakers"]["LJ"]["languages"]["es"]["heard"] == row["languages"]["es"]["heard"]
+    assert (
+        saved["speakers"]["VCC16_SM1"]["languages"]["es"]["heard"]
+        == row["languages"]["es"]["heard"]
+    )
     assert "_dvec" not in saved["pack"]["es"]
 
 
