@@ -131,9 +131,18 @@ def test_the_guard_keeps_a_real_fit_and_rejects_one_that_left_the_speaker(
     start = packs[fitted.start_pack]
     fit_table = rc.style_table(packs, fitted)
     real = rc.keep_the_closer(
-        speak, kokoro_engine.sample_rate, encoder, reference, start, fit_table
+        speak,
+        kokoro_engine.sample_rate,
+        encoder,
+        reference,
+        start,
+        fit_table,
+        transcribe=kokoro_engine.transcriber.transcribe,
     )
     assert real.keep_fit, real
+    # Whisper heard the held-out sentences in both voices (31 words: at most 2 wrong).
+    assert real.start_wer is not None and real.start_wer <= 0.07, real
+    assert real.fit_wer is not None and real.fit_wer <= 0.07 and real.intelligible, real
     kept = rc.guarded_conditioning(packs, fitted, real)
     assert np.array_equal(kept.arrays["style"], fit_table) and kept.info["guard"]["kept"] == "fit"
     # A "fit" that went to the other sex (the male pack for this female speaker): start kept.
@@ -148,6 +157,30 @@ def test_the_guard_keeps_a_real_fit_and_rejects_one_that_left_the_speaker(
     assert (
         np.array_equal(back.arrays["style"], start) and back.info["guard"]["kept"] == "start pack"
     )
+
+
+def test_the_guard_keeps_the_start_when_the_fit_is_harder_to_understand() -> None:
+    # Closer by GE2E but 4 more words wrong of 31: the start pack is kept.
+    garbled = rc.GuardVerdict(start_score=0.5, fit_score=0.7, start_wer=0.0, fit_wer=0.14)
+    assert not garbled.intelligible and not garbled.keep_fit
+    two_words = rc.GuardVerdict(start_score=0.5, fit_score=0.7, start_wer=0.03, fit_wer=0.1)
+    assert two_words.intelligible and two_words.keep_fit  # 2 more words: within the noise
+    unheard = rc.GuardVerdict(start_score=0.5, fit_score=0.7)  # no Whisper: GE2E decides
+    assert unheard.keep_fit
+    info = rc.guarded_conditioning(
+        {"jf_alpha": np.zeros((510, 256), np.float32)},
+        rc.StyleFitResult(
+            style=np.ones(256, np.float32),
+            start_row=np.zeros(256, np.float32),
+            start_pack="jf_alpha",
+            losses=[1.0],
+            alignment=rc.Alignment(ids=[1], durations=np.array([1, 1, 1]), frames=3),
+            seconds=1.0,
+        ),
+        garbled,
+    )
+    assert info.info["guard"]["kept"] == "start pack" and info.info["guard"]["wer_fit"] == 0.14
+    assert not info.arrays["style"].any()  # the start pack's table, not the fit's
 
 
 def test_an_empty_reference_text_is_one_line_error(kokoro_engine) -> None:  # type: ignore[no-untyped-def]

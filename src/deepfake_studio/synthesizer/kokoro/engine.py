@@ -255,8 +255,8 @@ class KokoroEngine:
         result: StyleFitResult,
         progress: ProgressCallback | None = None,
     ) -> Conditioning:
-        """The `standard` voice: the fitted table, or the start pack if the guard heard it
-        closer to the reference on a held-out sentence."""
+        """The `standard` voice: the fitted table, or the start pack if the guard heard that
+        closer to the reference, or easier to understand, on a held-out sentence."""
         if progress:
             progress(0.99, "checking the fit on a sentence it never saw")
         verdict = keep_the_closer(
@@ -266,8 +266,17 @@ class KokoroEngine:
             reference,
             self.style_packs[result.start_pack],
             style_table(self.style_packs, result),
+            transcribe=self.transcriber.transcribe,
         )
-        if not verdict.keep_fit:
+        if not verdict.intelligible:
+            log.warning(
+                "the style fit is harder to understand (Whisper: %.0f %% vs %.0f %% word errors "
+                "on a held-out sentence): keeping the start pack %s",
+                100 * (verdict.fit_wer or 0.0),
+                100 * (verdict.start_wer or 0.0),
+                result.start_pack,
+            )
+        elif not verdict.keep_fit:
             log.warning(
                 "the style fit moved away from the reference (score %.3f vs start %.3f on a "
                 "held-out sentence): keeping the start pack %s",
