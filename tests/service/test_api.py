@@ -544,6 +544,9 @@ def test_detect_scores_a_clip_and_reports_the_watermark(
     made_body, real_body = made.json(), real.json()
     assert made_body["watermark"]["present"] is True
     assert real_body["watermark"]["present"] is False
+    # Both layers read the studio's own clone: the keyed one with the studio's signing key.
+    assert made_body["watermark"]["found_by"] == ["perthnet", "spread-spectrum"]
+    assert real_body["watermark"]["found_by"] == []
     # Known answers: a Piper clone (p 0.99 when measured) and the LJ Speech recording (0.006).
     for body, seconds, label in ((made_body, clip.duration, "synthetic"), (real_body, 7.6, "real")):
         assert body["label"] == label, body

@@ -252,13 +252,20 @@ class DetectedSegment(BaseModel):
 
 
 class WatermarkVerdict(BaseModel):
-    present: bool = Field(description="score >= threshold.")
+    present: bool = Field(
+        description="Either audio layer found the mark (images and video: score >= threshold)."
+    )
     score: float = Field(
         description="How clearly the mark reads back: 1 a perfect read, near 0 for unmarked "
         "files; the same scale for audio, images and video; not a probability."
     )
     threshold: float = Field(description="The detector's threshold for this medium.")
     confidence: float = Field(description=f"{DEPRECATED_NOTE} score.", deprecated=True)
+    found_by: list[str] = Field(
+        default_factory=list,
+        description='Audio: the layers that found the mark ("perthnet", "spread-spectrum": '
+        "the layer keyed from this studio's signing key); score and threshold are PerthNet's.",
+    )
 
 
 class Detection(BaseModel):
@@ -267,7 +274,9 @@ class Detection(BaseModel):
     threshold: float = Field(description="The shipped threshold the label is taken at.")
     duration: float
     segments: list[DetectedSegment]
-    watermark: WatermarkVerdict = Field(description="The Deepfake Studio watermark (PerthNet).")
+    watermark: WatermarkVerdict = Field(
+        description="The Deepfake Studio watermark (PerthNet and the studio's keyed layer)."
+    )
 
 
 class SynthesisRequest(BaseModel):
