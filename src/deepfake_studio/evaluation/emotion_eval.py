@@ -35,6 +35,7 @@ from deepfake_studio.evaluation.emotion_features import (
     EmotionFeatures,
     read_emotion_corpus,
 )
+from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.evaluation.speakers import data_root
 
 Progress = Callable[[str], None]
@@ -255,7 +256,7 @@ def _write(
 ) -> dict:
     data = {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(config).items()},
-        "cpu": _cpu(),
+        "cpu": cpu_model(),
         "load": os.getloadavg(),
         "classifier_real": real,
         "synthetic": synthetic,
@@ -302,16 +303,6 @@ def _summary(voices: dict[str, dict]) -> dict[str, dict[str, float | None]]:
             "time_vs_neutral": float(np.median(times)),
         }
     return out
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def _pct(x: float | None) -> str:

@@ -44,6 +44,7 @@ from deepfake_studio.errors import StudioError
 from deepfake_studio.evaluation.asr import Transcriber, character_error_rate, word_error_rate
 from deepfake_studio.evaluation.clone_eval import SENTENCES as ENGLISH_SENTENCES
 from deepfake_studio.evaluation.judge import SpeakerJudge, cosine
+from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.evaluation.speakers import (
     RATE,
     Clip,
@@ -499,7 +500,7 @@ def _summary(data: dict, languages: tuple[str, ...]) -> dict:
 
 
 def _write(out_json: Path, data: dict, config: LanguageEvalConfig) -> dict:
-    data["cpu"] = _cpu()
+    data["cpu"] = cpu_model()
     data["machine"] = platform.platform()
     data["load_average"] = [round(x, 2) for x in os.getloadavg()]  # at this write
     data["summary"] = _summary(data, config.languages)
@@ -509,16 +510,6 @@ def _write(out_json: Path, data: dict, config: LanguageEvalConfig) -> dict:
     tmp.replace(out_json)
     out_json.with_suffix(".md").write_text(report(data), encoding="utf-8")
     return data
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _pct(x: float) -> str:
