@@ -32,6 +32,7 @@ import torch
 
 from deepfake_studio.evaluation.asr import Transcriber, word_error_rate
 from deepfake_studio.evaluation.judge import SpeakerJudge, cosine
+from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.studio import Studio, StudioConfig
 from deepfake_studio.synthesizer import EngineOptions
 from deepfake_studio.synthesizer.base import Conditioning
@@ -40,7 +41,7 @@ from deepfake_studio.synthesizer.kokoro.adapt import AdaptConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _output import add_overwrite_flag, refuse_to_overwrite
-from style_fit_dev import HELD_OUT, _voice, cpu_model, speaker_anchors
+from style_fit_dev import HELD_OUT, _voice, speaker_anchors
 
 HERE = Path(__file__).parent
 SETTINGS = {

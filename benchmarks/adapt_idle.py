@@ -26,7 +26,8 @@ from deepfake_studio.evaluation.speakers import load_manifest, speaker_case
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _output import add_overwrite_flag, refuse_to_overwrite
 from bench_clone import SHORT_TEXT
-from style_fit_dev import cpu_model
+
+from deepfake_studio.evaluation.machine import cpu_model
 
 HERE = Path(__file__).parent
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from _output import add_overwrite_flag, refuse_to_overwrite
 
 from deepfake_studio import Studio, StudioConfig
+from deepfake_studio.evaluation.machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "examples" / "lj_reference.flac"
@@ -51,14 +52,7 @@ HEADERS = {"kokoro-standard": "kokoro standard (default)"}
 
 
 def machine() -> dict[str, str | int]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import onnxruntime
     import torch
 

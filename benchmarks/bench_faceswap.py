@@ -27,6 +27,7 @@ import numpy as np
 from _output import add_overwrite_flag, refuse_to_overwrite
 
 from deepfake_studio import Studio, StudioConfig
+from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.faceswap import FaceSwapConfig
 from deepfake_studio.faceswap.image import prepare_source, read_image, swap_faces
 
@@ -36,14 +37,7 @@ OUT = Path(__file__).resolve().parent
 
 
 def machine() -> dict[str, object]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import dlib
 
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30

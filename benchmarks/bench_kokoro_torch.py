@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from deepfake_studio.evaluation.machine import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _output import add_overwrite_flag, refuse_to_overwrite  # noqa: E402
@@ -56,13 +58,6 @@ VARIANTS: dict[str, dict[str, object]] = {
     # the load from other processes drifts during a run: the ONNX again brackets it
     "onnx (again, last)": {"path": "onnx"},
 }
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def cpu_flags() -> list[str]:

@@ -17,10 +17,11 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from deepfake_studio.evaluation.machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -175,8 +176,7 @@ def main() -> None:
         ]
         return float(np.mean(errors)) if errors else float("nan")
 
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if "Model name" in ln), "")
+    model = cpu_model()
     lines = [
         "# Kokoro per language: Whisper-base error on three sentences per language",
         "",

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import socket
 import statistics
 import sys
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from deepfake_studio.evaluation.machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,13 +52,6 @@ FIDELITY_SENTENCES = [
     "Ships passed safely through the narrow channel all winter long, and nobody knew his name.",
     "Please call me back after lunch.",
 ]
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def load() -> str:
@@ -405,7 +399,7 @@ def main() -> None:
     studio.library.save(voice, overwrite=True)
     voice = studio.voice(voice.name)
     result: dict[str, Any] = {
-        "cpu": cpu_name(),
+        "cpu": cpu_model(),
         "load_start": load(),
         "runs": args.runs,
         "pack": conditioning.info.get("pack"),

@@ -26,6 +26,7 @@ import torch
 from _output import add_overwrite_flag, refuse_to_overwrite
 
 from deepfake_studio.encoder import SpeakerEncoderModel
+from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.synthesizer.sv2tts import SV2TTSConfig, SV2TTSEngine, limit_torch_threads
 from deepfake_studio.synthesizer.tacotron import Tacotron
 from deepfake_studio.vocoder.griffin_lim import GriffinLimVocoder
@@ -34,16 +35,6 @@ from deepfake_studio.vocoder.wavernn import WaveRNN
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "The old lighthouse keeper climbed the stairs at dusk."
 FRAMES = 240  # 240 × 12.5 ms = 3.0 s of speech, about what this sentence takes
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def write_random_rtvc_folder(folder: Path) -> None:

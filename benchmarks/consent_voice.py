@@ -34,7 +34,6 @@ import json
 import os
 import platform
 import random
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -51,6 +50,7 @@ from deepfake_studio.consent import (
     new_challenge,
     words_heard_in_order,
 )
+from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.evaluation.speakers import (
     SPLIT_FILE,
     Clip,
@@ -64,11 +64,6 @@ CONSENT_MAX_S = 6.0
 MIN_S = 2.0  # the studio needs 2 s of speech in a reference
 REPLAYS_PER_CLIP = 50
 TTS_SENTENCES = 60
-
-
-def cpu_name() -> str:
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    return next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if "Model name" in ln), "")
 
 
 def split_of() -> dict[str, str]:
@@ -353,7 +348,7 @@ def main() -> None:
 
     result = {
         "about": "benchmarks/consent_voice.py (issue 22 item 3)",
-        "cpu": cpu_name(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "load_at_start": load_start,
         "python": platform.python_version(),

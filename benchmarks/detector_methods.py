@@ -46,6 +46,7 @@ from deepfake_studio.detector.evaluate import logo_groups, score_rows
 from deepfake_studio.detector.infer import Detector, DetectorConfig
 from deepfake_studio.detector.metrics import equal_error_rate, rates_at
 from deepfake_studio.detector.train import TrainConfig, config_of, train
+from deepfake_studio.evaluation.machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).resolve().parent
@@ -189,10 +190,7 @@ def report(args: argparse.Namespace) -> None:
     results = [json.loads(p.read_text()) for p in sorted(args.runs.glob("*/*/result.json"))]
     if not results:
         raise SystemExit(f"error: no finished runs in {args.runs}")
-    cpu = "unknown CPU"
-    if Path("/proc/cpuinfo").exists():
-        names = [x for x in Path("/proc/cpuinfo").read_text().splitlines() if "model name" in x]
-        cpu = names[0].split(":", 1)[1].strip() if names else cpu
+    cpu = cpu_model()
     methods = [m for m in METHODS if any(r["method"] == m for r in results)]
     by = {(r["method"], r["family"]): r for r in results}
     # Means only over the families every method has finished, so the columns compare.

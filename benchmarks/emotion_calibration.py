@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,6 +31,7 @@ from deepfake_studio.evaluation.emotion_features import (
     read_emotion_corpus,
     relative_to_neutral,
 )
+from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.evaluation.speakers import data_root
 
 # (measure, unit, what it means) in the order of the table.
@@ -91,7 +90,7 @@ def main() -> None:
         "clips": counts,
         "speakers": len({r["speaker"] for r in rows}),
         "extract_seconds": round(seconds, 1),
-        "cpu": _cpu(),
+        "cpu": cpu_model(),
         "neutral_means": neutral,
         "relative_to_neutral": table,
         "same_sign_speakers": agreement,
@@ -121,14 +120,6 @@ def _sign_agreement(rows: list[dict[str, object]], names: list[str]) -> dict[str
             ]
             result[emotion][name] = int(sum(1 for d in per_speaker if np.sign(d) == sign))
     return result
-
-
-def _cpu() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-        return next(x.split(":", 1)[1].strip() for x in lines if x.startswith("Model name"))
-    except (OSError, StopIteration):
-        return platform.processor()
 
 
 def _markdown(report: dict) -> str:  # type: ignore[type-arg]

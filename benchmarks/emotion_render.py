@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -28,6 +27,7 @@ from _output import add_overwrite_flag, refuse_to_overwrite
 
 from deepfake_studio.audio import Audio
 from deepfake_studio.evaluation.emotion_features import EmotionFeatures
+from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.synthesizer.emotion import EMOTIONS, with_emotion
 from deepfake_studio.synthesizer.kokoro import KokoroEngine
 from deepfake_studio.synthesizer.kokoro.emotion import EMOTION_TABLE, KokoroEmotion
@@ -82,7 +82,7 @@ def main() -> None:
         results[voice] = per_voice
     report = {
         "sentences": SENTENCES,
-        "cpu": _cpu(),
+        "cpu": cpu_model(),
         "load_start": load_start,
         "load_end": os.getloadavg(),
         "tilt_db": {e: EMOTION_TABLE[e].tilt_db for e in EMOTIONS[1:]},
@@ -108,11 +108,6 @@ def _speak(engine: KokoroEngine, features: EmotionFeatures, cond, speed: float =
 
 def _delta(a: dict, b: dict) -> dict[str, float]:  # type: ignore[type-arg]
     return {m: a[m] - b[m] for m in MEASURES}
-
-
-def _cpu() -> str:
-    lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-    return next((x.split(":", 1)[1].strip() for x in lines if x.startswith("Model name")), "?")
 
 
 def _markdown(report: dict) -> str:  # type: ignore[type-arg]

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from deepfake_studio.evaluation.judge import SpeakerJudge, cosine
+from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.evaluation.speakers import split_speakers
 from deepfake_studio.studio import Studio, StudioConfig
 from deepfake_studio.synthesizer.base import Conditioning
@@ -35,7 +36,7 @@ from deepfake_studio.synthesizer.kokoro.style_encoder import PACK_BY_CLASS, Styl
 from deepfake_studio.synthesizer.kokoro.train_style_encoder import build_encoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from style_fit_dev import HELD_OUT, _voice, cpu_model, speaker_anchors
+from style_fit_dev import HELD_OUT, _voice, speaker_anchors
 
 HERE = Path(__file__).parent
 METHODS = ("base_pack", "encoder", "class_mean", "guarded")

@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +38,7 @@ from deepfake_studio.audio import Audio
 from deepfake_studio.evaluation.asr import Transcriber, word_error_rate
 from deepfake_studio.evaluation.clone_eval import SENTENCES
 from deepfake_studio.evaluation.judge import SpeakerJudge, cosine
+from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.evaluation.speakers import load_manifest, speaker_case, split_speakers
 from deepfake_studio.studio import Studio, StudioConfig
 from deepfake_studio.synthesizer import EngineOptions
@@ -146,12 +146,6 @@ def run_speaker(
         }
     row["load_average_end"] = round(os.getloadavg()[0], 2)
     return row
-
-
-def cpu_model() -> str:
-    """The CPU's model name as lscpu gives it ("?" if it cannot tell)."""
-    cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    return next((ln.split(":", 1)[1].strip() for ln in cpu.splitlines() if "Model name" in ln), "?")
 
 
 def merge(split: str, threads: int) -> dict:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -30,6 +29,7 @@ import numpy as np
 from deepfake_studio.evaluation.asr import Transcriber
 from deepfake_studio.evaluation.clone_eval import SENTENCES
 from deepfake_studio.evaluation.judge import SpeakerJudge, cosine
+from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.evaluation.speakers import load_manifest, speaker_case, split_speakers
 from deepfake_studio.studio import Studio, StudioConfig
 from deepfake_studio.synthesizer.kokoro import KokoroEngine
@@ -153,14 +153,7 @@ def main() -> None:
                 part.write_text(json.dumps(row, indent=1) + "\n")
                 print(speaker, json.dumps(row), flush=True)
     rows = {s: json.loads((PARTS / f"{s}.json").read_text()) for s in args.speakers}
-    cpu = next(
-        (
-            ln.split(":", 1)[1].strip()
-            for ln in Path("/proc/cpuinfo").read_text().splitlines()
-            if ln.startswith("model name")
-        ),
-        platform.processor(),
-    )
+    cpu = cpu_model()
     out_json.write_text(json.dumps({"cpu": cpu, "speakers": rows}, indent=1) + "\n")
     out_md.write_text(report(rows, cpu))
     print(report(rows, cpu))

@@ -50,6 +50,7 @@ from deepfake_studio.audio import (
     resample,
     save_audio,
 )
+from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.provenance import AudioWatermarker
 from deepfake_studio.provenance.watermark import model_version
 
@@ -252,14 +253,7 @@ def summarize(confidences: list[float], threshold: float) -> dict[str, object]:
 
 
 def machine() -> dict[str, object]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     import torch
 
     return {
