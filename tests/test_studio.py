@@ -135,7 +135,6 @@ def test_models_load_once_under_concurrent_first_use(tmp_path: Path) -> None:
     assert not fresh.has_voice("nobody")
 
 
-
 def test_consent_checks_and_kokoro_enrollment_share_one_whisper(tmp_path: Path) -> None:
     # Whisper-base is ~300 MB: a studio that checks a spoken consent and fits a voice in one
     # process must not hold two copies.
@@ -145,6 +144,7 @@ def test_consent_checks_and_kokoro_enrollment_share_one_whisper(tmp_path: Path) 
     whisper = fresh.transcriber  # loads it, as a consent check would
     assert "whisper" in fresh.loaded_models()
     assert kokoro.transcriber.model is whisper  # type: ignore[attr-defined]
+
 
 # -- saving: every generated file is signed, whatever the path --------------------------------
 def test_every_way_of_saving_a_clone_signs_it_and_no_stale_record_survives(
@@ -165,6 +165,12 @@ def test_every_way_of_saving_a_clone_signs_it_and_no_stale_record_survives(
         signed = json.loads(record.read_text())
         assert signed["consent"]["statement"] == consent and signed["engine"] == "piper"
         assert signed["watermark"]["applied"] is True
+        # The studio embeds both layers and its record names both.
+        assert signed["watermark"]["layers"] == list(studio.watermarker.methods)
+        assert signed["watermark"]["layers"] == [
+            "perthnet-implicit",
+            "keyed-spectral-modulation-v1",
+        ]
     plain = save_audio(clip, tmp_path / "plain.wav")  # the low-level writer signs it too
     assert verify(plain, data_dir=studio.data_dir).ok
     # Overwriting with audio the studio does not vouch for removes the old record.

@@ -133,6 +133,7 @@ def sign_audio_file(
 ) -> Path:
     """Write the signed provenance record of the audio file `path` (sidecar, and inside FLAC)."""
     from deepfake_studio import provenance
+    from deepfake_studio.provenance.watermark import layer_methods
 
     key = provenance.load_or_create_key(key_dir)
     record = provenance.make_record(
@@ -143,6 +144,7 @@ def sign_audio_file(
         voice=voice,
         watermarked=watermarked,
         parameters=dict(parameters or {}),
+        watermark_layers=layer_methods(keyed=True),  # `Studio.watermarker` always has a key
     )
     if path.suffix.lower() == ".flac":
         provenance.embed_in_flac(path, record)
@@ -1053,6 +1055,7 @@ class Studio:
                 "applied": mark,
                 "method": watermark.METHOD if mark else None,
                 "model": watermark.model_version() if mark else None,
+                "layers": list(watermark.layer_methods(keyed=True)) if mark else [],
             }
         key = provenance.load_or_create_key(self.data_dir)
         record = provenance.make_media_record(

@@ -203,4 +203,5 @@ def test_soundtrack_replaced_by_a_cloned_voice(
     record = json.loads(result.record.read_text())
     assert record["voice"]["id"] == voice.id and record["consent"]["statement"]
     assert record["watermark"]["audio"]["applied"] is True
+    assert record["watermark"]["audio"]["layers"] == list(studio.watermarker.methods)
     assert record["text_sha256"] is not None

@@ -99,6 +99,7 @@ def test_record_verifies_and_carries_the_documented_fields(output: Path, data_di
     assert record["text_sha256"] == text_sha256(TEXT)
     assert record["audio"]["sample_rate"] == 24_000 and record["audio"]["frames"] == 24_000
     assert record["watermark"]["applied"] is True
+    assert record["watermark"]["layers"] == ["perthnet-implicit"]  # a plain AudioWatermarker's
     assert record["parameters"] == {"speed": 1.0, "seed": 7}
     assert record["created"].endswith("+00:00")
     assert record["signer"]["key_id"] == load_or_create_key(data_dir).key_id
@@ -159,7 +160,7 @@ def test_record_for_an_ad_hoc_reference_has_no_consent(output: Path, data_dir: P
     voice = FakeVoice(name="reference", consent="")
     record = _signed(output, data_dir, voice=voice, watermarked=False)
     assert record["consent"] is None
-    assert record["watermark"] == {"applied": False, "method": None, "model": None}
+    assert record["watermark"] == {"applied": False, "method": None, "model": None, "layers": []}
     assert verify(output, data_dir=data_dir).ok
 
 

@@ -18,7 +18,8 @@ Typical use after writing an output file::
     audio = watermarker.embed(audio)
     save_audio(audio, out)
     record = make_record(out, key=load_or_create_key(data_dir), text=text, engine="kokoro",
-                         voice=voice, watermarked=True, parameters={"speed": 1.0, "seed": 0})
+                         voice=voice, watermarked=True, parameters={"speed": 1.0, "seed": 0},
+                         watermark_layers=watermarker.methods)
     write_sidecar(out, record)
     verify(out, data_dir=data_dir).ok  # True
 

@@ -35,7 +35,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -195,6 +195,7 @@ def make_record(
     watermarked: bool,
     parameters: Mapping[str, Any] | None = None,
     created: datetime | None = None,
+    watermark_layers: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """A signed record for the output file at ``audio_path`` (hash it after it is written).
 
@@ -203,11 +204,15 @@ def make_record(
     reference_sha256[, evidence]} or null when the voice carries no consent statement (an
     ad-hoc reference; ``evidence``: consent proven by voice, see consent.py);
     ``text_sha256``; ``audio`` (:func:`audio_fingerprint`); ``watermark`` {applied, method,
-    model}; ``parameters`` (free-form JSON, e.g. speed and seed);
+    model, layers}: ``method`` is PerthNet's, ``layers`` every layer embedded
+    (``watermark_layers``, default PerthNet alone; `AudioWatermarker.methods`);
+    ``parameters`` (free-form JSON, e.g. speed and seed);
     ``signer`` {algorithm, public_key (base64 raw), key_id}; ``signature`` (base64).
     ``consent.time`` is the voice's creation time, i.e. when the consent was recorded.
     """
-    from deepfake_studio.provenance.watermark import METHOD, model_version
+    from deepfake_studio.provenance.watermark import METHOD, layer_methods, model_version
+
+    layers = list(layer_methods(keyed=False) if watermark_layers is None else watermark_layers)
 
     when = (created or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="seconds")
     consent = consent_block(voice)
@@ -227,6 +232,7 @@ def make_record(
             "applied": bool(watermarked),
             "method": METHOD if watermarked else None,
             "model": model_version() if watermarked else None,
+            "layers": layers if watermarked else [],
         },
         "parameters": dict(parameters or {}),
     }

@@ -126,6 +126,14 @@ class WatermarkResult:
         return self.score
 
 
+def layer_methods(keyed: bool) -> tuple[str, ...]:
+    """What provenance records call the layers an `AudioWatermarker` embeds: PerthNet, and the
+    spread-spectrum layer when it has a key (a `Studio` always gives it one)."""
+    from deepfake_studio.provenance import spread_watermark
+
+    return (METHOD, spread_watermark.METHOD) if keyed else (METHOD,)
+
+
 def model_version() -> str:
     """``resemble-perth <version>``: which weights made a mark, for the provenance record."""
     try:
@@ -159,6 +167,11 @@ class AudioWatermarker:
         self._checkpoint = checkpoint
         self._net: PerthNet | None = None
         self._lock = threading.Lock()
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The layers `embed` writes, as provenance records name them."""
+        return layer_methods(keyed=self.spread is not None)
 
     @property
     def net(self) -> PerthNet:
