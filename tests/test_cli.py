@@ -1,4 +1,8 @@
-"""The installed `deepfake-studio` command: real processes, exit codes, one-line errors."""
+"""The installed `deepfake-studio` command: exit codes, one-line errors, real processes.
+
+End-to-end runs (and a few refusals) start the real command. The other refusals call its entry
+point `main()` in the test process (`run_here`): the same code from argv to exit code and
+stderr, without ~3-6 s of interpreter start-up and imports per call."""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +29,29 @@ def run(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, *map(str, args)], capture_output=True, text=True, env=env, timeout=600
     )
+
+
+@pytest.fixture
+def run_here(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`run`, but through `cli.main()` in this process: its exit code, stdout and stderr."""
+    from deepfake_studio import cli
+
+    def invoke(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
+        argv = ["deepfake-studio", *map(str, args)]
+        monkeypatch.setenv("DEEPFAKE_STUDIO_HOME", str(home))
+        monkeypatch.setattr(sys, "argv", argv)
+        capsys.readouterr()  # this call's output only
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, code, out, err)
+
+    return invoke
 
 
 STATUS_LINE = re.compile(r"^\[ *\d+\.\d s\] ")  # "[  1.2 s] analysing the reference ..."
@@ -65,14 +93,18 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], pattern: str
     ],
 )
 def test_bad_input_gives_one_line_and_exit_1(
-    args: list[str], message: str, tmp_path: Path, example_reference: Path
+    args: list[str],
+    message: str,
+    tmp_path: Path,
+    example_reference: Path,
+    run_here: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_text("this is not audio")
     filled = [a.format(ref=example_reference, bad=bad) for a in args]
     if "--reference" in filled:  # a one-off clone needs consent (checked in its own test)
         filled += ["--consent", "The test speaker consents."]
-    result = run(*filled, home=tmp_path)
+    result = run_here(*filled, home=tmp_path)
     assert_one_line_error(result, message)
     assert not (tmp_path / "o.wav").exists()
 
@@ -127,24 +159,26 @@ def test_clone_from_a_reference_needs_consent(tmp_path: Path, example_reference:
 
 
 def test_clone_from_a_reference_takes_the_quality_options_of_enroll(
-    tmp_path: Path, example_reference: Path
+    tmp_path: Path,
+    example_reference: Path,
+    run_here: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     out = tmp_path / "o.wav"
     args = ["clone", "-r", example_reference, "-t", "Hi.", "-o", out]
     args += ["--consent", "The test speaker consents."]
-    bad = run(*args, "--quality", "finest", home=tmp_path)
+    bad = run_here(*args, "--quality", "finest", home=tmp_path)
     assert_one_line_error(bad, "--quality must be quick, standard or best, not 'finest'")
-    enrolled = run("clone", "--voice", "x", "-t", "Hi.", "-o", out, "--quality", "quick",
-                   home=tmp_path)  # fmt: skip
+    enrolled = run_here("clone", "--voice", "x", "-t", "Hi.", "-o", out, "--quality", "quick",
+                        home=tmp_path)  # fmt: skip
     assert_one_line_error(enrolled, "--quality and --reference-text go with --reference")
-    piper = run(*args, "-e", "piper", "--quality", "quick", home=tmp_path)
+    piper = run_here(*args, "-e", "piper", "--quality", "quick", home=tmp_path)
     assert_one_line_error(piper, "go with the kokoro engine, not piper")
     # Both options reach the engine: a standard fit checks its words before any work; a quick
     # one refuses words (dropping either option on the way would give the other error or a fit).
-    empty = run(*args, "--quality", "standard", "--reference-text", "", home=tmp_path)
+    empty = run_here(*args, "--quality", "standard", "--reference-text", "", home=tmp_path)
     assert_one_line_error(empty, "the reference text is empty")
     assert "(models load on first use; a standard kokoro fit takes 1-2 minutes)" in empty.stderr
-    quick = run(*args, "--quality", "quick", "--reference-text", "Printing.", home=tmp_path)
+    quick = run_here(*args, "--quality", "quick", "--reference-text", "Printing.", home=tmp_path)
     assert_one_line_error(quick, "a reference text is only used by the standard and best qualities")
     assert not out.exists()
 
@@ -268,34 +302,40 @@ def test_enroll_at_the_default_quality_fits_a_standard_voice_that_speaks(
 
 
 def test_sv2tts_engine_reports_missing_and_lfs_pointer_checkpoints(
-    tmp_path: Path, example_reference: Path
+    tmp_path: Path,
+    example_reference: Path,
+    run_here: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     models = tmp_path / "rtvc"
     models.mkdir()
     args = ["clone", "-r", example_reference, "--text", "Hi.", "--out", tmp_path / "o.wav"]
     args += ["--consent", "The test speaker consents."]
-    no_dir = run(*args, "-e", "sv2tts", home=tmp_path)
+    no_dir = run_here(*args, "-e", "sv2tts", home=tmp_path)
     assert_one_line_error(no_dir, "--models-dir")
-    missing = run(*args, "-e", "sv2tts", "--models-dir", models, home=tmp_path)
+    missing = run_here(*args, "-e", "sv2tts", "--models-dir", models, home=tmp_path)
     assert_one_line_error(missing, "encoder.pt")
     for name in ("encoder.pt", "synthesizer.pt", "vocoder.pt"):
         (models / name).write_text("version https://git-lfs.github.com/spec/v1\nsize 17090379\n")
-    pointer = run(*args, "-e", "sv2tts", "--models-dir", models, home=tmp_path)
+    pointer = run_here(*args, "-e", "sv2tts", "--models-dir", models, home=tmp_path)
     assert_one_line_error(pointer, "Git LFS pointer")
 
 
 FACES = Path(__file__).resolve().parents[1] / "examples" / "faces"
 
 
-def test_faceswap_errors_are_one_line(tmp_path: Path) -> None:
+def test_faceswap_errors_are_one_line(
+    tmp_path: Path, run_here: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
     args = ["--source", FACES / "obama.jpg", "--target", FACES / "astronaut.jpg", "--face", "2"]
-    result = run("faceswap", *args, "--out", tmp_path / "o.png", home=tmp_path)
+    result = run_here("faceswap", *args, "--out", tmp_path / "o.png", home=tmp_path)
     assert_one_line_error(result, "--face 2 is out")
     assert not (tmp_path / "o.png").exists()
     # The cloned soundtrack's enrollment options: checked before any model loads.
-    bogus = run("faceswap", *args[:4], "--out", tmp_path / "o.png", "--quality", "x", home=tmp_path)
+    bogus = run_here(
+        "faceswap", *args[:4], "--out", tmp_path / "o.png", "--quality", "x", home=tmp_path
+    )
     assert_one_line_error(bogus, "--quality must be quick, standard or best")
-    video = run(
+    video = run_here(
         "faceswap", "--source", FACES / "obama.jpg", "--target", tmp_path / "in.mp4",
         "--out", tmp_path / "o.mp4", "--voice", "someone", "--text", "Hi.", "--quality", "best",
         home=tmp_path,
