@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
@@ -31,6 +34,32 @@ def import_or_fail_in_ci(module: str, why: str) -> ModuleType:
         return importlib.import_module(module)
     except ImportError:
         skip_or_fail_in_ci(f"{module} is not installed ({why})")
+
+
+RunHere = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+@pytest.fixture
+def run_here(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> RunHere:
+    """The `deepfake-studio` command through its entry point `cli.main()` in this process: exit
+    code, stdout and stderr, as `subprocess.run` would give them, without the 3-6 s of
+    interpreter start-up and imports a real process costs (tests/test_cli.py starts those)."""
+    from deepfake_studio import cli
+
+    def invoke(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
+        argv = ["deepfake-studio", *map(str, args)]
+        monkeypatch.setenv("DEEPFAKE_STUDIO_HOME", str(home))
+        monkeypatch.setattr(sys, "argv", argv)
+        capsys.readouterr()  # this call's output only
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(argv, code, out, err)
+
+    return invoke
 
 
 @pytest.fixture(scope="session")

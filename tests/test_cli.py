@@ -11,7 +11,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import pytest
 import soundfile as sf
 
 from deepfake_studio.evaluation.asr import word_error_rate
+from tests.conftest import RunHere
 
 CLI = [sys.executable, "-m", "deepfake_studio.cli"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,29 +29,6 @@ def run(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*CLI, *map(str, args)], capture_output=True, text=True, env=env, timeout=600
     )
-
-
-@pytest.fixture
-def run_here(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """`run`, but through `cli.main()` in this process: its exit code, stdout and stderr."""
-    from deepfake_studio import cli
-
-    def invoke(*args: str | Path, home: Path) -> subprocess.CompletedProcess[str]:
-        argv = ["deepfake-studio", *map(str, args)]
-        monkeypatch.setenv("DEEPFAKE_STUDIO_HOME", str(home))
-        monkeypatch.setattr(sys, "argv", argv)
-        capsys.readouterr()  # this call's output only
-        try:
-            cli.main()
-            code = 0
-        except SystemExit as exit_:
-            code = exit_.code if isinstance(exit_.code, int) else int(exit_.code is not None)
-        out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(argv, code, out, err)
-
-    return invoke
 
 
 STATUS_LINE = re.compile(r"^\[ *\d+\.\d s\] ")  # "[  1.2 s] analysing the reference ..."
@@ -97,7 +74,7 @@ def test_bad_input_gives_one_line_and_exit_1(
     message: str,
     tmp_path: Path,
     example_reference: Path,
-    run_here: Callable[..., subprocess.CompletedProcess[str]],
+    run_here: RunHere,
 ) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_text("this is not audio")
@@ -161,7 +138,7 @@ def test_clone_from_a_reference_needs_consent(tmp_path: Path, example_reference:
 def test_clone_from_a_reference_takes_the_quality_options_of_enroll(
     tmp_path: Path,
     example_reference: Path,
-    run_here: Callable[..., subprocess.CompletedProcess[str]],
+    run_here: RunHere,
 ) -> None:
     out = tmp_path / "o.wav"
     args = ["clone", "-r", example_reference, "-t", "Hi.", "-o", out]
@@ -304,7 +281,7 @@ def test_enroll_at_the_default_quality_fits_a_standard_voice_that_speaks(
 def test_sv2tts_engine_reports_missing_and_lfs_pointer_checkpoints(
     tmp_path: Path,
     example_reference: Path,
-    run_here: Callable[..., subprocess.CompletedProcess[str]],
+    run_here: RunHere,
 ) -> None:
     models = tmp_path / "rtvc"
     models.mkdir()
@@ -323,9 +300,7 @@ def test_sv2tts_engine_reports_missing_and_lfs_pointer_checkpoints(
 FACES = Path(__file__).resolve().parents[1] / "examples" / "faces"
 
 
-def test_faceswap_errors_are_one_line(
-    tmp_path: Path, run_here: Callable[..., subprocess.CompletedProcess[str]]
-) -> None:
+def test_faceswap_errors_are_one_line(tmp_path: Path, run_here: RunHere) -> None:
     args = ["--source", FACES / "obama.jpg", "--target", FACES / "astronaut.jpg", "--face", "2"]
     result = run_here("faceswap", *args, "--out", tmp_path / "o.png", home=tmp_path)
     assert_one_line_error(result, "--face 2 is out")

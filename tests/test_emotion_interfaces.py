@@ -18,6 +18,7 @@ from deepfake_studio.errors import EngineError
 from deepfake_studio.provenance import sidecar_path
 from deepfake_studio.synthesizer.base import Conditioning
 from deepfake_studio.voices import Voice
+from tests.conftest import RunHere
 from tests.test_cli import assert_one_line_error, run
 
 TWO_SENTENCES = "The river was calm. Then the rain came."
@@ -79,12 +80,15 @@ def test_python_api_strength_zero_is_neutral_and_sad_is_slower(
         studio.clone("Hi.", voice=kokoro_voice, emotion="sad", emotion_strength=1.2)
 
 
-def test_cli_clone_records_the_emotion_and_refuses_bad_ones(tmp_path: Path) -> None:
+def test_cli_clone_records_the_emotion_and_refuses_bad_ones(
+    tmp_path: Path, run_here: RunHere
+) -> None:
     home_studio = Studio(StudioConfig(data_dir=tmp_path))
     _stock_voice(home_studio, "Stock")
     _stock_voice(home_studio, "Piper Voice", "piper")
     out = tmp_path / "angry.wav"
     args = ["clone", "--voice", "stock", "--text", "Hello there.", "--out", out]
+    # A real process for the run that speaks; the refusals below through main() in-process.
     done = run(*args, "--emotion", "angry", "--emotion-strength", "0.5", home=tmp_path)
     assert done.returncode == 0, done.stderr
     record = json.loads(sidecar_path(out).read_text())
@@ -94,15 +98,19 @@ def test_cli_clone_records_the_emotion_and_refuses_bad_ones(tmp_path: Path) -> N
         (["--emotion", "bored"], "unknown --emotion 'bored'"),
         (["--emotion", "sad", "--emotion-strength", "1.5"], "from 0 to 1"),
     ):
-        assert_one_line_error(run(*args, *extra, home=tmp_path), message)
+        assert_one_line_error(run_here(*args, *extra, home=tmp_path), message)
     piper = ["clone", "--voice", "piper-voice", "--text", "Hi.", "--out", tmp_path / "p.wav"]
     assert_one_line_error(
-        run(*piper, "--emotion", "sad", home=tmp_path), "piper engine has no emotion control"
+        run_here(*piper, "--emotion", "sad", home=tmp_path), "piper engine has no emotion control"
     )
     assert not (tmp_path / "p.wav").exists()
     report = ["eval", "emotion", "--out", tmp_path / "e.json"]
-    assert_one_line_error(run(*report, "--sentences", "1", home=tmp_path), "sentences must be 2")
-    assert_one_line_error(run(*report, "--strength", "0", home=tmp_path), "strength must be above")
+    assert_one_line_error(
+        run_here(*report, "--sentences", "1", home=tmp_path), "sentences must be 2"
+    )
+    assert_one_line_error(
+        run_here(*report, "--strength", "0", home=tmp_path), "strength must be above"
+    )
 
 
 def test_batch_rows_take_emotion_columns(

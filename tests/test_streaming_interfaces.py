@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from deepfake_studio.audio import Audio, load_audio
 from deepfake_studio.provenance import sidecar_path
 from deepfake_studio.voices import Voice
 from deepfake_studio.wav_stream import read_stream_wav
+from tests.conftest import RunHere
 from tests.test_cli import CLI, assert_one_line_error, run
 from tests.test_emotion_interfaces import _stock_voice
 
@@ -117,7 +119,9 @@ def test_cli_speak_streams_wav_to_stdout_and_writes_a_record_to_a_file(
         (["--text", "Hi.", "--play"], "--play"),  # no sounddevice here (or no device)
     ],
 )
-def test_cli_speak_bad_input_is_one_line(tmp_path, args: list[str], message: str) -> None:  # type: ignore[no-untyped-def]
-    result = run("speak", "--voice", "nobody", *args, home=tmp_path)
+def test_cli_speak_bad_input_is_one_line(
+    tmp_path: Path, args: list[str], message: str, run_here: RunHere
+) -> None:
+    result = run_here("speak", "--voice", "nobody", *args, home=tmp_path)
     assert_one_line_error(result, message)
     assert result.stdout == ""
