@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from tests.conftest import RunHere
+
 CLI = [sys.executable, "-m", "deepfake_studio.cli"]
 
 
@@ -95,9 +97,9 @@ def test_train_without_data_is_a_one_line_error(
     assert code == 1 and len(lines) == 1 and "no clips" in lines[0], err
 
 
-def test_build_data_refuses_an_unknown_codec_in_one_line(tmp_path: Path) -> None:
+def test_build_data_refuses_an_unknown_codec_in_one_line(tmp_path: Path, run_here: RunHere) -> None:
     out = tmp_path / "set"
-    result = run("detector", "build-data", "--out", out, "--codecs", "mp3,flac", home=tmp_path)
+    result = run_here("detector", "build-data", "--out", out, "--codecs", "mp3,flac", home=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip() == "error: unknown codec 'flac' (known: mp3, opus, aac)"
     assert not out.exists()  # refused before anything was written

@@ -17,6 +17,7 @@ from deepfake_studio.synthesizer.tacotron import HIFIGAN_AUDIO, RTVC_AUDIO
 from deepfake_studio.training.common import TrainingError
 from deepfake_studio.training.dataset import SPLITS, PreparedData
 from deepfake_studio.training.prepare import PrepareConfig, prepare
+from tests.conftest import RunHere
 
 SPLIT_3_1_1 = PrepareConfig(val_fraction=0.2, test_fraction=0.2)
 
@@ -133,7 +134,7 @@ def test_prepare_errors_are_one_line(tiny_manifest: Path, tmp_path: Path) -> Non
         prepare(two, tmp_path / "o2", workers=1)
 
 
-def test_prepare_cli(tiny_manifest: Path, tmp_path: Path) -> None:
+def test_prepare_cli(tiny_manifest: Path, tmp_path: Path, run_here: RunHere) -> None:
     config = tmp_path / "prepare.json"
     config.write_text(json.dumps({"val_fraction": 0.2, "test_fraction": 0.2, "max_per_speaker": 1}))
     cli = [sys.executable, "-m", "deepfake_studio.cli", "prepare"]
@@ -142,7 +143,7 @@ def test_prepare_cli(tiny_manifest: Path, tmp_path: Path) -> None:
                         capture_output=True, text=True, timeout=300)  # fmt: skip
     assert ok.returncode == 0, ok.stderr
     assert "train 3 utterances / 3 speakers" in ok.stdout
-    missing = subprocess.run([*cli, str(tmp_path / "none.csv"), "--out", str(tmp_path / "e")],
-                             capture_output=True, text=True, timeout=300)  # fmt: skip
+    # The refusal through main() in-process (no interpreter start-up for a one-line error).
+    missing = run_here("prepare", tmp_path / "none.csv", "--out", tmp_path / "e", home=tmp_path)
     assert missing.returncode == 1
     assert missing.stderr.strip().count("\n") == 0 and "corpus not found" in missing.stderr

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from deepfake_studio.training.common import load_checkpoint
+from tests.conftest import RunHere
 
 CLI = [sys.executable, "-m", "deepfake_studio.cli", "train"]
 
@@ -16,7 +17,9 @@ def run(*args: object) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=300)
 
 
-def test_train_cli_runs_resumes_and_reports_errors(prepared_data, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_train_cli_runs_resumes_and_reports_errors(  # type: ignore[no-untyped-def]
+    prepared_data, tmp_path: Path, run_here: RunHere
+) -> None:
     data = prepared_data(22_050)
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"model": {"d_model": 32, "heads": 2, "encoder_layers": 1,
@@ -33,9 +36,13 @@ def test_train_cli_runs_resumes_and_reports_errors(prepared_data, tmp_path: Path
     assert load_checkpoint(run_dir / "transformer.pt")["step"] == 3
     assert len(list((run_dir / "checkpoints").glob("transformer-step*.pt"))) == 3
 
-    unknown = run("vocoder", "--model", "melgan", "--data", data, "--out", tmp_path / "x")
+    # The refusals through main() in-process (no interpreter start-up for a one-line error).
+    x, y = tmp_path / "x", tmp_path / "y"
+    unknown = run_here("train", "vocoder", "--model", "melgan", "--data", data, "--out", x,
+                       home=tmp_path)  # fmt: skip
     assert unknown.returncode == 1 and "unknown vocoder model 'melgan'" in unknown.stderr
-    missing = run("encoder", "--data", tmp_path / "nothing", "--out", tmp_path / "y")
+    missing = run_here("train", "encoder", "--data", tmp_path / "nothing", "--out", y,
+                       home=tmp_path)  # fmt: skip
     assert missing.returncode == 1 and "run 'deepfake-studio prepare' first" in missing.stderr
     assert missing.stderr.strip().count("\n") == 0
 
