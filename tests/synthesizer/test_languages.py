@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from difflib import SequenceMatcher
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ from deepfake_studio.synthesizer.languages import (
     split_sentences,
     unknown_symbols,
 )
+from tests.conftest import RunHere
 
 SENTENCES = {
     "en-us": "The quick brown fox jumps over the lazy dog at 5 o'clock.",
@@ -91,19 +91,12 @@ def test_full_width_punctuation_becomes_kokoros_marks(vocab: dict[str, int]) -> 
     assert "," in zh and zh.endswith("!") and ja.endswith("?")
 
 
-def test_unknown_language_is_a_one_line_error() -> None:
+def test_unknown_language_is_a_one_line_error(tmp_path: Path, run_here: RunHere) -> None:
     with pytest.raises(TextError, match="unknown language 'xx'"):
         check_language("xx")
     assert check_language("PT_BR") == "pt-br"
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "deepfake_studio.cli", "clone", "-o", "x.wav", "-t", "hola"),
-            *("-v", "someone", "--language", "klingon"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    clone = ["clone", "-o", tmp_path / "x.wav", "-t", "hola", "-v", "someone"]
+    result = run_here(*clone, "--language", "klingon", home=tmp_path)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         "error: unknown language 'klingon' (available: en-us, en-gb, es, fr, it, pt-br, hi, ja, zh)"
