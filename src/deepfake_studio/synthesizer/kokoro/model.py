@@ -70,11 +70,110 @@ class KokoroModelConfig:
     sample_rate: int = 24_000
     albert: AlbertConfig = field(default_factory=AlbertConfig)
     vocoder: VocoderConfig = field(default_factory=VocoderConfig)
+    # Round the inputs of every layer the int8 ONNX quantises at run time (its Conv and
+    # Linear layers but `conv_post` and the harmonic source's merge, and its LSTMs) as the ONNX
+    # does, so this model renders like the ONNX the engine speaks through.
+    emulate_onnx_int8: bool = False
 
     @property
     def samples_per_frame(self) -> int:
         """Waveform samples per F0/energy frame (the decoder upsamples the text frames ×2)."""
         return math.prod(self.vocoder.upsample_rates) * self.vocoder.hop
+
+
+# ----------------------------------------------------------------------------------------
+# The int8 ONNX's run-time activation quantisation, emulated on request
+# ----------------------------------------------------------------------------------------
+
+
+def fake_quantize_uint8(x: Tensor) -> Tensor:
+    """x rounded as onnxruntime's DynamicQuantizeLinear and dequantised, per batch item.
+
+    uint8, one scale per tensor: scale = (max(0, max x) − min(0, min x)) / 255, zero point
+    round(−min / scale), values round(x / scale) + zero point clipped to 0..255, all rounding
+    half to even (torch.round). The ONNX runs one utterance, so one scale per batch item here.
+    Straight-through: the value is the rounded one, the gradient that of the identity.
+    """
+    x32 = x.detach().float()
+    dims = tuple(range(1, x.dim()))
+    low = x32.amin(dim=dims, keepdim=True).clamp(max=0.0)
+    high = x32.amax(dim=dims, keepdim=True).clamp(min=0.0)
+    scale = (high - low) / 255.0
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))  # all zero: ORT uses 1
+    zero_point = torch.round(-low / scale).clamp(0.0, 255.0)
+    q = (torch.round(x32 / scale) + zero_point).clamp(0.0, 255.0)
+    rounded = ((q - zero_point) * scale).to(x.dtype)
+    if not x.requires_grad:
+        return rounded
+    return rounded + (x - x.detach())
+
+
+class Int8Linear(nn.Linear):
+    """A Linear the ONNX runs as MatMulInteger: its input is quantised to uint8 at run time."""
+
+    emulate_onnx_int8: bool = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(fake_quantize_uint8(x) if self.emulate_onnx_int8 else x)
+
+
+class Int8Conv1d(nn.Conv1d):
+    """A Conv1d the ONNX runs as ConvInteger: its input is quantised to uint8 at run time.
+
+    (The ONNX also rounds the bias down to a multiple of input scale × weight scale: at most
+    one step of the integer accumulator, not emulated.)"""
+
+    emulate_onnx_int8: bool = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(fake_quantize_uint8(x) if self.emulate_onnx_int8 else x)
+
+
+class Int8LSTM(nn.LSTM):
+    """A bidirectional one-layer LSTM the ONNX runs as DynamicQuantizeLSTM.
+
+    onnxruntime's kernel quantises the matrix of each GEMM to uint8 (per tensor, as
+    DynamicQuantizeLinear): the whole input sequence once per direction, and the previous
+    hidden state at every step; gates and cell stay float. Emulated with an explicit loop over
+    the steps (slower than the fused float LSTM, so only when asked).
+    """
+
+    emulate_onnx_int8: bool = False
+
+    def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None):  # type: ignore[override]
+        if not self.emulate_onnx_int8 or hx is not None:
+            return super().forward(x, hx)
+        if not (self.batch_first and self.bidirectional and self.num_layers == 1):
+            raise ValueError("Int8LSTM emulates only the one-layer bidirectional batch-first LSTM")
+        x_q = fake_quantize_uint8(x)
+        outputs = [
+            self._direction(
+                x_q,
+                getattr(self, f"weight_ih_l0{s}"),
+                getattr(self, f"weight_hh_l0{s}"),
+                getattr(self, f"bias_ih_l0{s}") + getattr(self, f"bias_hh_l0{s}"),
+                reverse,
+            )
+            for s, reverse in (("", False), ("_reverse", True))
+        ]
+        return torch.cat(outputs, dim=-1), None
+
+    @staticmethod
+    def _direction(x_q: Tensor, w_ih: Tensor, w_hh: Tensor, bias: Tensor, reverse: bool) -> Tensor:
+        input_gates = F.linear(x_q, w_ih, bias)  # [B, T, 4h], every step at once
+        batch, steps = x_q.shape[0], x_q.shape[1]
+        hidden = w_hh.shape[1]
+        h = input_gates.new_zeros(batch, hidden)
+        c = input_gates.new_zeros(batch, hidden)
+        order = range(steps - 1, -1, -1) if reverse else range(steps)
+        out: list[Tensor] = [h] * steps
+        for t in order:
+            gates = input_gates[:, t] + F.linear(fake_quantize_uint8(h), w_hh)
+            i, f, g, o = gates.chunk(4, dim=-1)  # PyTorch's gate order
+            c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+            h = torch.sigmoid(o) * torch.tanh(c)
+            out[t] = h
+        return torch.stack(out, dim=1)
 
 
 # ----------------------------------------------------------------------------------------
@@ -101,7 +200,7 @@ class AdaLayerNorm(nn.Module):
 
     def __init__(self, style_dim: int, channels: int) -> None:
         super().__init__()
-        self.fc = nn.Linear(style_dim, 2 * channels)
+        self.fc = Int8Linear(style_dim, 2 * channels)
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
         gamma, beta = self.fc(style).unsqueeze(1).chunk(2, dim=-1)
@@ -117,7 +216,7 @@ class AdaIN1d(nn.Module):
 
     def __init__(self, style_dim: int, channels: int) -> None:
         super().__init__()
-        self.fc = nn.Linear(style_dim, 2 * channels)
+        self.fc = Int8Linear(style_dim, 2 * channels)
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
         gamma, beta = self.fc(style).unsqueeze(-1).chunk(2, dim=1)
@@ -131,9 +230,9 @@ class AdainResBlock(nn.Module):
         super().__init__()
         self.upsample = upsample
         self.norm1 = AdaIN1d(style_dim, dim_in)
-        self.conv1 = nn.Conv1d(dim_in, dim_out, 3, padding=1)
+        self.conv1 = Int8Conv1d(dim_in, dim_out, 3, padding=1)
         self.norm2 = AdaIN1d(style_dim, dim_out)
-        self.conv2 = nn.Conv1d(dim_out, dim_out, 3, padding=1)
+        self.conv2 = Int8Conv1d(dim_out, dim_out, 3, padding=1)
         # depthwise learned ×2 upsampling on the residual path
         self.pool = (
             nn.ConvTranspose1d(
@@ -142,7 +241,7 @@ class AdainResBlock(nn.Module):
             if upsample
             else None
         )
-        self.conv1x1 = nn.Conv1d(dim_in, dim_out, 1, bias=False) if dim_in != dim_out else None
+        self.conv1x1 = Int8Conv1d(dim_in, dim_out, 1, bias=False) if dim_in != dim_out else None
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
         h = F.leaky_relu(self.norm1(x, style), 0.2)
@@ -170,11 +269,11 @@ class SnakeResBlock(nn.Module):
         super().__init__()
         n = len(dilations)
         self.convs1 = nn.ModuleList(
-            nn.Conv1d(channels, channels, kernel, dilation=d, padding=d * (kernel - 1) // 2)
+            Int8Conv1d(channels, channels, kernel, dilation=d, padding=d * (kernel - 1) // 2)
             for d in dilations
         )
         self.convs2 = nn.ModuleList(
-            nn.Conv1d(channels, channels, kernel, padding=(kernel - 1) // 2) for _ in dilations
+            Int8Conv1d(channels, channels, kernel, padding=(kernel - 1) // 2) for _ in dilations
         )
         self.adain1 = nn.ModuleList(AdaIN1d(style_dim, channels) for _ in range(n))
         self.adain2 = nn.ModuleList(AdaIN1d(style_dim, channels) for _ in range(n))
@@ -196,8 +295,8 @@ class SnakeResBlock(nn.Module):
         return x
 
 
-def bidirectional_lstm(input_size: int, hidden_size: int) -> nn.LSTM:
-    return nn.LSTM(input_size, hidden_size // 2, batch_first=True, bidirectional=True)
+def bidirectional_lstm(input_size: int, hidden_size: int) -> Int8LSTM:
+    return Int8LSTM(input_size, hidden_size // 2, batch_first=True, bidirectional=True)
 
 
 # ----------------------------------------------------------------------------------------
@@ -228,8 +327,8 @@ class AlbertAttention(nn.Module):
         super().__init__()
         d = cfg.hidden_dim
         self.heads = cfg.heads
-        self.query, self.key, self.value = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d)
-        self.dense = nn.Linear(d, d)
+        self.query, self.key, self.value = Int8Linear(d, d), Int8Linear(d, d), Int8Linear(d, d)
+        self.dense = Int8Linear(d, d)
         self.LayerNorm = nn.LayerNorm(d, eps=1e-12)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -249,8 +348,8 @@ class AlbertLayer(nn.Module):
     def __init__(self, cfg: AlbertConfig) -> None:
         super().__init__()
         self.attention = AlbertAttention(cfg)
-        self.ffn = nn.Linear(cfg.hidden_dim, cfg.intermediate_dim)
-        self.ffn_output = nn.Linear(cfg.intermediate_dim, cfg.hidden_dim)
+        self.ffn = Int8Linear(cfg.hidden_dim, cfg.intermediate_dim)
+        self.ffn_output = Int8Linear(cfg.intermediate_dim, cfg.hidden_dim)
         self.full_layer_layer_norm = nn.LayerNorm(cfg.hidden_dim, eps=1e-12)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -266,7 +365,7 @@ class Albert(nn.Module):
         super().__init__()
         self.repeats = cfg.layers
         self.embeddings = AlbertEmbeddings(n_token, cfg)
-        self.embedding_hidden_mapping_in = nn.Linear(cfg.embedding_dim, cfg.hidden_dim)
+        self.embedding_hidden_mapping_in = Int8Linear(cfg.embedding_dim, cfg.hidden_dim)
         self.layer = AlbertLayer(cfg)
 
     def forward(self, tokens: Tensor) -> Tensor:
@@ -286,7 +385,7 @@ class TextEncoder(nn.Module):
         self.cnn = nn.ModuleList(
             nn.ModuleList(
                 [
-                    nn.Conv1d(c, c, cfg.text_kernel, padding=cfg.text_kernel // 2),
+                    Int8Conv1d(c, c, cfg.text_kernel, padding=cfg.text_kernel // 2),
                     ChannelLayerNorm(c),
                 ]
             )
@@ -336,7 +435,7 @@ class ProsodyPredictor(nn.Module):
         d, s = cfg.hidden_dim, cfg.style_dim
         self.text_encoder = DurationEncoder(cfg)
         self.lstm = bidirectional_lstm(d + s, d)
-        self.duration_proj = nn.ModuleDict({"linear_layer": nn.Linear(d, cfg.max_duration)})
+        self.duration_proj = nn.ModuleDict({"linear_layer": Int8Linear(d, cfg.max_duration)})
         self.shared = bidirectional_lstm(d + s, d)
         self.F0 = nn.ModuleList(
             [
@@ -352,8 +451,8 @@ class ProsodyPredictor(nn.Module):
                 AdainResBlock(d // 2, d // 2, s),
             ]
         )
-        self.F0_proj = nn.Conv1d(d // 2, 1, 1)
-        self.N_proj = nn.Conv1d(d // 2, 1, 1)
+        self.F0_proj = Int8Conv1d(d // 2, 1, 1)
+        self.N_proj = Int8Conv1d(d // 2, 1, 1)
 
     def duration_features(self, bert_features: Tensor, style: Tensor) -> Tensor:
         return self.text_encoder(bert_features.transpose(1, 2), style)  # [B, T, 640]
@@ -378,6 +477,17 @@ class ProsodyPredictor(nn.Module):
 # ----------------------------------------------------------------------------------------
 # Stage 3: (aligned features, F0, energy, style) → waveform
 # ----------------------------------------------------------------------------------------
+
+
+PI_FLOAT32 = float(np.float32(math.pi))
+
+
+def float32_cumsum(x: Tensor) -> Tensor:
+    """Cumulative sum over the last axis accumulated in float32, step by step (as
+    onnxruntime's CumSum); the gradient is that of the exact sum."""
+    exact = torch.cumsum(x, dim=-1)
+    sequential = np.cumsum(x.detach().float().cpu().numpy(), axis=-1, dtype=np.float32)
+    return exact + (torch.from_numpy(sequential).to(exact) - exact).detach()
 
 
 class HarmonicSource(nn.Module):
@@ -407,7 +517,12 @@ class HarmonicSource(nn.Module):
         per_frame = F.interpolate(
             cycles.transpose(1, 2), scale_factor=1 / self.upsample, mode="linear"
         )
-        phase = torch.cumsum(per_frame, dim=-1) * (2 * math.pi * self.upsample)
+        # The running phase as the ONNX computes it: summed in float32 one frame after the
+        # other (torch.cumsum on CPU sums float32 in double), then × 2, × π, × 300 in float32.
+        # The float32 drift is what the export's harmonic bins carry above ~4 kHz, where the
+        # source has almost no energy; the generator turns their phases into a 3-6 dB band
+        # shape (benchmarks/onnx_int8_emulation.md).
+        phase = float32_cumsum(per_frame) * 2.0 * PI_FLOAT32 * float(self.upsample)
         phase = F.interpolate(phase, scale_factor=float(self.upsample), mode="linear")
         voiced = (f0_samples > self.voiced_threshold).float()
         sines = torch.sin(phase.transpose(1, 2)) * self.amplitude * voiced  # [B, L, 9]
@@ -469,13 +584,13 @@ class Generator(nn.Module):
                 self.resblocks.append(SnakeResBlock(c_out, k, dil, s))
             if i + 1 < len(v.upsample_rates):  # bring the source's STFT frames to this rate
                 stride = math.prod(v.upsample_rates[i + 1 :])
-                conv = nn.Conv1d(
+                conv = Int8Conv1d(
                     spec_channels, c_out, 2 * stride, stride, padding=(stride + 1) // 2
                 )
                 self.noise_convs.append(conv)
                 self.noise_res.append(SnakeResBlock(c_out, 7, (1, 3, 5), s))
             else:
-                self.noise_convs.append(nn.Conv1d(spec_channels, c_out, 1))
+                self.noise_convs.append(Int8Conv1d(spec_channels, c_out, 1))
                 self.noise_res.append(SnakeResBlock(c_out, 11, (1, 3, 5), s))
         self.conv_post = nn.Conv1d(
             v.initial_channels >> len(v.upsample_rates), spec_channels, 7, padding=3
@@ -489,8 +604,14 @@ class Generator(nn.Module):
             excitation, self.n_fft, self.hop, window=self.stft_window, return_complex=True
         )
         phase = torch.angle(spec)
-        # The export computes the angle with atan(im/re): a real negative value gets −π.
-        phase = torch.where((spec.real < 0) & (spec.imag == 0), -math.pi, phase)
+        # A real negative value gets the sign onnxruntime's STFT gives it (its rounding leaves
+        # a tiny imaginary part): +π in the DC bin, −π in the Nyquist bin. The generator reads
+        # the phase as a number: −π in the DC bin (as this model had it) was the fixed 3-6 dB
+        # band shape against the ONNX, −5 dB at 2-4 kHz, +5 dB at 4-6 kHz
+        # (benchmarks/onnx_int8_emulation.md).
+        sign = torch.ones(spec.shape[1], 1, device=spec.device)
+        sign[-1] = -1.0
+        phase = torch.where((spec.real < 0) & (spec.imag == 0), math.pi * sign, phase)
         return torch.cat([spec.abs(), phase], dim=1)
 
     def forward(self, x: Tensor, style: Tensor, f0: Tensor) -> Tensor:
@@ -513,9 +634,9 @@ class Decoder(nn.Module):
     def __init__(self, cfg: KokoroModelConfig) -> None:
         super().__init__()
         d, s = cfg.hidden_dim, cfg.style_dim
-        self.F0_conv = nn.Conv1d(1, 1, 3, stride=2, padding=1)
-        self.N_conv = nn.Conv1d(1, 1, 3, stride=2, padding=1)
-        self.asr_res = nn.Sequential(nn.Conv1d(d, 64, 1))
+        self.F0_conv = Int8Conv1d(1, 1, 3, stride=2, padding=1)
+        self.N_conv = Int8Conv1d(1, 1, 3, stride=2, padding=1)
+        self.asr_res = nn.Sequential(Int8Conv1d(d, 64, 1))
         self.encode = AdainResBlock(d + 2, 1024, s)
         skip = 1024 + 2 + 64  # each decode block also sees the F0, energy and text features
         self.decode = nn.ModuleList(
@@ -578,10 +699,23 @@ class KokoroModel(nn.Module):
         self.config = config or KokoroModelConfig()
         cfg = self.config
         self.bert = Albert(cfg.n_token, cfg.albert)
-        self.bert_encoder = nn.Linear(cfg.albert.hidden_dim, cfg.hidden_dim)
+        self.bert_encoder = Int8Linear(cfg.albert.hidden_dim, cfg.hidden_dim)
         self.predictor = ProsodyPredictor(cfg)
         self.text_encoder = TextEncoder(cfg)
         self.decoder = Decoder(cfg)
+        self.set_onnx_int8_emulation(cfg.emulate_onnx_int8)
+
+    def set_onnx_int8_emulation(self, enabled: bool) -> None:
+        """Round layer inputs as the int8 ONNX does (True) or run them in float (False).
+
+        Changes this model for every caller that shares it."""
+        for module in self.modules():
+            if isinstance(module, Int8Linear | Int8Conv1d | Int8LSTM):
+                module.emulate_onnx_int8 = enabled
+
+    @property
+    def emulates_onnx_int8(self) -> bool:
+        return bool(self.decoder.generator.noise_convs[0].emulate_onnx_int8)
 
     def split_style(self, style: Tensor) -> tuple[Tensor, Tensor]:
         """[1, 256] style → (decoder half, prosody half)."""

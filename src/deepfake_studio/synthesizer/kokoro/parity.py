@@ -8,6 +8,7 @@ few tokens, which shifts the audio and makes a waveform comparison meaningless).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,3 +129,22 @@ def aligned_log_mel_l1(a: np.ndarray, b: np.ndarray, sample_rate: int = 24_000) 
             total[i, j] = cost[i - 1, j - 1] + options[k]
             steps[i, j] = steps[prev] + 1
     return float(total[n, m] / steps[n, m])
+
+
+BAND_EDGES_HZ = (0, 250, 500, 1000, 2000, 4000, 6000, 8000, 12000)
+
+
+def band_levels_db(wave: np.ndarray, sample_rate: int = 24_000) -> list[float]:
+    """Mean power (dB) in each band of `BAND_EDGES_HZ` over the louder 70 % of frames
+    (1024-point FFT, hop 256): the table `benchmarks/path_similarity.py --bands` prints."""
+    with torch.no_grad():
+        x = torch.as_tensor(np.asarray(wave, np.float32))
+        window = torch.hann_window(1024)
+        power = torch.stft(x, 1024, 256, window=window, return_complex=True).abs().numpy() ** 2
+    freqs = np.linspace(0.0, sample_rate / 2, power.shape[0])
+    frames = power.sum(0)
+    loud = frames > np.percentile(frames, 30)
+    return [
+        float(10 * np.log10(power[(freqs >= lo) & (freqs < hi)][:, loud].mean() + 1e-12))
+        for lo, hi in itertools.pairwise(BAND_EDGES_HZ)
+    ]

@@ -37,7 +37,11 @@ import torch
 from torch import nn
 
 from deepfake_studio.errors import EngineError
-from deepfake_studio.synthesizer.kokoro.model import ChannelLayerNorm, KokoroModel
+from deepfake_studio.synthesizer.kokoro.model import (
+    ChannelLayerNorm,
+    KokoroModel,
+    KokoroModelConfig,
+)
 
 CACHE_FORMAT = 1  # bump when the mapping changes, so old caches are not reused
 LSTM_GATES_ONNX_TO_TORCH = [0, 2, 3, 1]  # ONNX i,o,f,c → PyTorch i,f,g,o
@@ -372,10 +376,12 @@ def bundled_onnx_path() -> Path:
 
 
 def load_kokoro_model(
-    onnx_path: Path | None = None, cache_dir: Path | None = None
+    onnx_path: Path | None = None,
+    cache_dir: Path | None = None,
+    config: KokoroModelConfig | None = None,
 ) -> tuple[KokoroModel, ConversionReport]:
     """A float Kokoro in eval mode, filled from the bundled (or the given) int8 ONNX."""
-    model = KokoroModel()
+    model = KokoroModel(config)
     state, report = load_state_dict(model, onnx_path or bundled_onnx_path(), cache_dir)
     model.load_state_dict(state, strict=True)
     return model.eval(), report
