@@ -346,11 +346,11 @@ def test_faceswap_face_n_of_a_group_then_verify_its_marks(tmp_path: Path) -> Non
     # (provenance verify of face-swap outputs: tests/faceswap; it is the same command)
 
 
-def test_results_are_never_overwritten_without_asking(tmp_path: Path) -> None:
+def test_results_are_never_overwritten_without_asking(tmp_path: Path, run_here: RunHere) -> None:
     earlier = tmp_path / "mine" / "detector_eval.md"
     earlier.parent.mkdir()
     earlier.write_text("my earlier results")
-    refused = run("eval", "detect", "--data", tmp_path, "--out", earlier.parent, home=tmp_path)
+    refused = run_here("eval", "detect", "--data", tmp_path, "--out", earlier.parent, home=tmp_path)
     assert_one_line_error(refused, "detector_eval.md already exists: pass --overwrite")
     assert earlier.read_text() == "my earlier results"
     # The benchmark scripts guard the committed tables in benchmarks/ the same way.
@@ -366,7 +366,9 @@ def test_results_are_never_overwritten_without_asking(tmp_path: Path) -> None:
     assert committed.read_bytes() == before
 
 
-def test_detect_uses_the_model_folder_it_is_given(tmp_path: Path, example_reference: Path) -> None:
+def test_detect_uses_the_model_folder_it_is_given(
+    tmp_path: Path, example_reference: Path, run_here: RunHere
+) -> None:
     import json
     import shutil
 
@@ -383,7 +385,7 @@ def test_detect_uses_the_model_folder_it_is_given(tmp_path: Path, example_refere
     verdict = json.loads(custom.stdout)
     assert verdict["label"] == "synthetic" and verdict["threshold"] == 0.001
     assert verdict["probability_synthetic"] == shipped["probability_synthetic"]  # same network
-    missing = run("detect", example_reference, "--model", tmp_path / "nothing", home=tmp_path)
+    missing = run_here("detect", example_reference, "--model", tmp_path / "nothing", home=tmp_path)
     assert_one_line_error(missing, "no detector model in")
 
 
