@@ -238,13 +238,7 @@ def main() -> None:
         "machine": machine(),
         "load_at_start": load_start,
         "threshold": DETECTION_THRESHOLD,
-        "clips": {src: sum(c[0] == src for c in clips) for src in ("real", "kokoro", "piper")},
-        "clip_seconds": {
-            "min": min(c[2].duration for c in clips),
-            "max": max(c[2].duration for c in clips),
-            "median": statistics.median(c[2].duration for c in clips),
-        },
-        "attacks": {k: v[0] for k, v in ATTACKS.items()},
+        **clip_summary(clips),
         "detection": results,
         "false_positives_unmarked_real": false_pos,
         "loudness_change_lu": {
@@ -257,9 +251,27 @@ def main() -> None:
         },
         "minutes": (time.time() - started) / 60,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    outputs[0].write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
-    outputs[1].write_text(markdown(res), encoding="utf-8")
+    write_report(outputs, res, markdown(res))
+
+
+def clip_summary(clips: list[tuple[str, str, Audio]]) -> dict[str, object]:
+    """How many marked clips of each source, how long, and the attacks' names (for the JSON)."""
+    return {
+        "clips": {src: sum(c[0] == src for c in clips) for src in ("real", "kokoro", "piper")},
+        "clip_seconds": {
+            "min": min(c[2].duration for c in clips),
+            "max": max(c[2].duration for c in clips),
+            "median": statistics.median(c[2].duration for c in clips),
+        },
+        "attacks": {k: v[0] for k, v in ATTACKS.items()},
+    }
+
+
+def write_report(outputs: list[Path], result: dict, markdown_text: str) -> None:  # type: ignore[type-arg]
+    """`outputs` = [JSON path, markdown path]."""
+    outputs[0].parent.mkdir(parents=True, exist_ok=True)
+    outputs[0].write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    outputs[1].write_text(markdown_text, encoding="utf-8")
     print(f"wrote {outputs[0]} and {outputs[1]}")
 
 

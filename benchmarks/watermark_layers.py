@@ -5,9 +5,9 @@
 Issue 22 items 1-2. In one process, with fixed seeds:
 
 1. Threshold of the spread-spectrum layer, chosen on real clips of the **train** speakers of
-   `evaluation/speaker_split.json` (every recording whole, plus consecutive 2-4 s crops): the
+   `evaluation/speaker_split.json` (every recording whole, plus consecutive 1.5-3 s crops): the
    highest unmarked score seen there, rounded up to the next 0.25.
-2. False positives at that threshold on clips of **other** speakers: consecutive 2-4 s crops
+2. False positives at that threshold on clips of **other** speakers: consecutive 1.5-3 s crops
    of every dev- and test-speaker recording and the 407 EmoDB clips (2 s each), plus the same
    recordings whole (long integration) and white noise at 20 dB on the crops. No speaker of
    this set was seen by step 1. A wrong key on the marked clips of step 3 is counted too.
@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 from _output import add_overwrite_flag, refuse_to_overwrite
-from watermark_attacks import ATTACKS, real_crops, synthetic
+from watermark_attacks import ATTACKS, clip_summary, real_crops, synthetic, write_report
 from watermark_robustness import lufs, machine, wilson
 
 from deepfake_studio.audio import Audio, load_audio, normalize_loudness
@@ -64,12 +64,13 @@ def benchmark_keys() -> list[bytes]:
 
 
 def consecutive_crops(audio: Audio, rng: random.Random) -> list[Audio]:
-    """Non-overlapping crops of 2-4 s (seeded lengths); a clip shorter than 2 s stays whole."""
-    if audio.duration < 2.0:
+    """Non-overlapping crops of 1.5-3 s (seeded lengths: as short as voice messages, and enough
+    of them for >= 1,000 held-out clips); a clip shorter than 1.5 s stays whole."""
+    if audio.duration < 1.5:
         return [audio]
     out, start = [], 0
     while True:
-        length = int(rng.uniform(2.0, 4.0) * audio.sample_rate)
+        length = int(rng.uniform(1.5, 3.0) * audio.sample_rate)
         if start + length > len(audio.samples):
             break
         out.append(audio.with_samples(audio.samples[start : start + length]))
@@ -273,6 +274,7 @@ def main() -> None:
         "about": "benchmarks/watermark_layers.py (issue 22 items 1-2)",
         "machine": machine(),
         "load_at_start": load_start,
+        "spread_method": spread.METHOD,
         "spread_config": spread.SpreadSpectrumConfig().__dict__,
         "perthnet_threshold": DETECTION_THRESHOLD,
         "spread_threshold_shipped": spread.DETECTION_Z,
@@ -299,13 +301,7 @@ def main() -> None:
             "clips": len(unmarked_synthetic),
             "max": max(unmarked_synthetic),
         },
-        "clips": {src: sum(c[0] == src for c in clips) for src in ("real", "kokoro", "piper")},
-        "clip_seconds": {
-            "min": min(c[2].duration for c in clips),
-            "max": max(c[2].duration for c in clips),
-            "median": statistics.median(c[2].duration for c in clips),
-        },
-        "attacks": {k: v[0] for k, v in ATTACKS.items()},
+        **clip_summary(clips),
         "detection": results,
         "loudness_change_lu": {
             "both_median_abs": statistics.median(abs(x) for x in loudness),
@@ -326,10 +322,7 @@ def main() -> None:
         },
         "minutes": (time.time() - started) / 60,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    outputs[0].write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
-    outputs[1].write_text(markdown(res), encoding="utf-8")
-    print(f"wrote {outputs[0]} and {outputs[1]}")
+    write_report(outputs, res, markdown(res))
 
 
 def long_files(out: Path, overwrite: bool) -> None:
@@ -405,12 +398,16 @@ def markdown(r: dict) -> str:
         "",
         f"`benchmarks/watermark_layers.py` on {m['cpu']} ({m['cores']} cores, shared with other "
         f"agents: load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at start), "
-        f"{r['minutes']:.1f} min, {m['watermark_model']}.",
+        f"{r['minutes']:.1f} min, {m['watermark_model']}. Spread-spectrum layer "
+        f"{r.get('spread_method', 'keyed-spectral-modulation-v1')}: "
+        f"{r['spread_config']['chip_hz']:g} Hz chips of {r['spread_config']['low_hz']:g}-"
+        f"{r['spread_config']['high_hz']:g} Hz, +-{r['spread_config']['depth_db']:g} dB at "
+        f"{r['spread_config']['modulation_hz']:g} Hz.",
         "",
         "**Threshold of the spread-spectrum layer**: z >= "
         f"{r['spread_threshold_measured']} (shipped `spread_watermark.DETECTION_Z` = "
         f"{r['spread_threshold_shipped']}). Chosen on {tu['clips']} unmarked real clips of the "
-        f"train speakers ({tu['whole']} recordings whole and {tu['crops']} consecutive 2-4 s "
+        f"train speakers ({tu['whole']} recordings whole and {tu['crops']} consecutive 1.5-3 s "
         f"crops), each scored with {r['keys']} different keys (unmarked scores depend on the "
         f"key's pattern: highest per key {', '.join(f'{x:.2f}' for x in tu['max_per_key'])}): "
         f"above the highest, rounded up to 0.25. 99th percentile {tu['p99']:.2f}, median "
@@ -423,7 +420,7 @@ def markdown(r: dict) -> str:
         "|---|---|---|---|",
     ]
     names = {
-        "crops": "2-4 s crops of every dev- and test-speaker recording",
+        "crops": "1.5-3 s crops of every dev- and test-speaker recording",
         "emodb": "EmoDB clips (2 s, German, 10 actors)",
         "whole": "the same dev/test recordings whole",
         "noisy_crops": "the crops with white noise at 20 dB SNR",
@@ -447,8 +444,9 @@ def markdown(r: dict) -> str:
         f"Distinct held-out clips: {distinct} ({fp['crops']['clips'] // r['keys']} crops + "
         f"{fp['emodb']['clips'] // r['keys']} EmoDB; the {fp['whole']['clips'] // r['keys']} "
         f"recordings whole come on top, but the crops are cut from them). Per key at most "
-        f"{flagged_clips}/{distinct} flagged (95 % CI {100 * clo:.2f}-{100 * chi:.2f} %: fewer "
-        f"than 1,000 distinct clips cannot show 0.1 %); counted per clip and key {flagged}/"
+        f"{flagged_clips}/{distinct} flagged (95 % CI {100 * clo:.2f}-{100 * chi:.2f} %; an "
+        "upper bound of 0.1 % at 95 % would take about 3,000 clips with none flagged); "
+        f"counted per clip and key {flagged}/"
         f"{pairs} ({100 * lo:.2f}-{100 * hi:.2f} %, but a clip's four keys are not "
         "independent draws). A wrong key (another studio's) on the "
         f"marked clips below: {wk['flagged']}/{wk['clips']} (highest {wk['max']:.2f}). Unmarked "

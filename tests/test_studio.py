@@ -169,7 +169,7 @@ def test_every_way_of_saving_a_clone_signs_it_and_no_stale_record_survives(
         assert signed["watermark"]["layers"] == list(studio.watermarker.methods)
         assert signed["watermark"]["layers"] == [
             "perthnet-implicit",
-            "keyed-spectral-modulation-v1",
+            "keyed-spectral-modulation-v2",
         ]
     plain = save_audio(clip, tmp_path / "plain.wav")  # the low-level writer signs it too
     assert verify(plain, data_dir=studio.data_dir).ok

@@ -60,7 +60,7 @@ def test_embedding_is_small_and_keeps_the_clip(short_clip: Audio, marked: Audio)
     assert len(marked.samples) == len(short_clip.samples)
     x, y = short_clip.samples.astype(np.float64), marked.samples.astype(np.float64)
     level_change_db = 10 * np.log10(np.sum(y**2) / np.sum(x**2))
-    assert abs(level_change_db) < 0.1  # measured 0.02 dB
+    assert abs(level_change_db) < 0.2  # measured 0.13 dB (v1's shallower 3 dB: 0.02 dB)
     # Nothing outside the 300-3800 Hz band moves (measured: below 1e-4 of the change's power).
     change = np.abs(np.fft.rfft(y - x)) ** 2
     freqs = np.fft.rfftfreq(len(x), 1 / marked.sample_rate)
