@@ -47,9 +47,8 @@ import soxr
 
 from deepfake_studio.audio import Audio
 from deepfake_studio.provenance.errors import ProvenanceError
-from deepfake_studio.provenance.spread_watermark import (
-    LAYER as SPREAD_LAYER,
-)
+from deepfake_studio.provenance.spread_watermark import LAYER as SPREAD_LAYER
+from deepfake_studio.provenance.spread_watermark import METHOD as SPREAD_METHOD
 from deepfake_studio.provenance.spread_watermark import (
     SpreadSpectrumConfig,
     SpreadSpectrumWatermark,
@@ -129,9 +128,7 @@ class WatermarkResult:
 def layer_methods(keyed: bool) -> tuple[str, ...]:
     """What provenance records call the layers an `AudioWatermarker` embeds: PerthNet, and the
     spread-spectrum layer when it has a key (a `Studio` always gives it one)."""
-    from deepfake_studio.provenance import spread_watermark
-
-    return (METHOD, spread_watermark.METHOD) if keyed else (METHOD,)
+    return (METHOD, SPREAD_METHOD) if keyed else (METHOD,)
 
 
 def model_version() -> str:
