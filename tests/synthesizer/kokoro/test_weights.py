@@ -10,7 +10,13 @@ import pytest
 from onnx import numpy_helper
 
 from deepfake_studio.errors import EngineError
-from deepfake_studio.synthesizer.kokoro.model import KokoroModel
+from deepfake_studio.synthesizer.kokoro.model import (
+    Int8Conv1d,
+    Int8Linear,
+    Int8LSTM,
+    KokoroModel,
+    KokoroModelConfig,
+)
 from deepfake_studio.synthesizer.kokoro.weights import (
     bundled_onnx_path,
     load_state_dict,
@@ -26,6 +32,28 @@ def test_node_names_map_to_module_paths() -> None:
     )
     layer = "/encoder/bert/encoder/albert_layer_groups.0/albert_layers.0"
     assert module_path(f"{layer}/attention/query_3/MatMul_quant") == "bert.layer.attention.query"
+
+
+def test_the_layers_that_emulate_int8_are_those_the_onnx_quantises() -> None:
+    """Int8Conv1d / Int8Linear / Int8LSTM sit exactly where the graph has ConvInteger,
+    MatMulInteger and DynamicQuantizeLSTM (and the config switches all of them)."""
+    graph = onnx.load(str(bundled_onnx_path())).graph
+    quantised = {
+        module_path(n.name)
+        for n in graph.node
+        if n.op_type in ("ConvInteger", "MatMulInteger", "DynamicQuantizeLSTM")
+    }
+    model = KokoroModel(KokoroModelConfig(emulate_onnx_int8=True))
+    emulating = {
+        name: m
+        for name, m in model.named_modules()
+        if isinstance(m, Int8Conv1d | Int8Linear | Int8LSTM)
+    }
+    assert set(emulating) == quantised
+    assert len(quantised) == 87 + 82 + 6
+    assert all(m.emulate_onnx_int8 for m in emulating.values()) and model.emulates_onnx_int8
+    model.set_onnx_int8_emulation(False)
+    assert not any(m.emulate_onnx_int8 for m in emulating.values())
 
 
 def test_conversion_is_complete_cached_and_reused(
