@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from deepfake_studio.evaluation.clone_eval import METHODS, CloneEvalConfig, run_
 from deepfake_studio.evaluation.speakers import load_manifest
 from deepfake_studio.synthesizer.kokoro.fit import PROBE_SENTENCES, FitConfig
 from deepfake_studio.synthesizer.kokoro.reconstruct import StyleFitConfig
+from tests.evaluation.conftest import SubsetManifest
 
 # Two short LJ Speech clips (5.1 s reference, 5.7 s ground truth; sorted by path, the first is
 # the reference): the harness pays for the reference's length in every method (transcription,
@@ -20,24 +20,11 @@ from deepfake_studio.synthesizer.kokoro.reconstruct import StyleFitConfig
 SHORT_LJ_CLIPS = ("LJ001-0004.flac", "LJ001-0006.flac")
 
 
-def _one_speaker_manifest(speech_dir: Path, tmp_path: Path, clips: tuple[str, ...]) -> Path:
-    """A manifest holding the named clips of the shared corpus (absolute paths)."""
-    with open(speech_dir / "manifest.csv", newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if Path(r["path"]).name in clips]
-    assert len(rows) == len(clips), f"the shared data lacks some of {clips}"
-    for row in rows:
-        row["path"] = str(speech_dir / row["path"])
-    out = tmp_path / "manifest.csv"
-    with open(out, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return out
-
-
 @pytest.mark.slow
-def test_harness_measures_every_method_and_resumes(speech_dir: Path, tmp_path: Path) -> None:
-    manifest = _one_speaker_manifest(speech_dir, tmp_path, SHORT_LJ_CLIPS)
+def test_harness_measures_every_method_and_resumes(
+    subset_manifest: SubsetManifest, tmp_path: Path
+) -> None:
+    manifest = subset_manifest(lambda row: Path(row["path"]).name in SHORT_LJ_CLIPS, 2)
     # No search generations, one probe sentence (the pitch-moved packs are still screened, so
     # pitch_pack has a shift to rebuild), no rate matching in the fit (best_pack still matches
     # its rate) and a 2-step style fit on 0.5 s crops: the test is about the harness, not

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from pathlib import Path
@@ -19,24 +18,12 @@ from deepfake_studio.evaluation.language_eval import (
     urdu_error,
 )
 from deepfake_studio.synthesizer.kokoro.fit import PROBE_SENTENCES, FitConfig
+from tests.evaluation.conftest import SubsetManifest
 from tests.test_cli import assert_one_line_error, run
 
 
-def _one_speaker_manifest(speech_dir: Path, tmp_path: Path, speaker: str) -> Path:
-    with open(speech_dir / "manifest.csv", newline="", encoding="utf-8") as f:
-        rows = [r for r in csv.DictReader(f) if r["speaker"] == speaker][:4]
-    for row in rows:
-        row["path"] = str(speech_dir / row["path"])
-    out = tmp_path / "manifest.csv"
-    with open(out, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return out
-
-
 @pytest.mark.slow
-def test_one_speaker_in_two_languages(speech_dir: Path, tmp_path: Path) -> None:
+def test_one_speaker_in_two_languages(subset_manifest: SubsetManifest, tmp_path: Path) -> None:
     # The quick fit cut to one probe and no pitch-moved packs: the test is about the harness.
     fit = FitConfig(
         probe_sentences=PROBE_SENTENCES[:1],
@@ -48,7 +35,7 @@ def test_one_speaker_in_two_languages(speech_dir: Path, tmp_path: Path) -> None:
         # A male speaker and the male pack: both read these sentences well (11-20 % WER here,
         # one split word), so the bound below is far from their usual error; told the wrong
         # language Whisper translates and scores 100 %.
-        manifest=_one_speaker_manifest(speech_dir, tmp_path, "VCC16_SM1"),
+        manifest=subset_manifest(lambda row: row["speaker"] == "VCC16_SM1", 4),
         pack="jm_kumo",
         split=None,
         speakers=1,
