@@ -26,7 +26,10 @@ REFERENCE = (
     ("100121.flac", "But the very sight of the island had relaxed the cores of discipline."),
 )
 GROUND_TRUTH = ("100084.flac", "100087.flac", "100091.flac", "100099.flac", "100101.flac")
-FIT = rc.StyleFitConfig(steps=10, crop_seconds=1.5)
+# 20 steps: with the PyTorch path's source phase fixed (session 11) the start pack is judged
+# 0.615 and 10 steps had not yet moved past it (0.597); 20 steps 0.693, the default 30 0.702
+# (one run each, held-out sentence through the ONNX).
+FIT = rc.StyleFitConfig(steps=20, crop_seconds=1.5)
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +86,7 @@ def test_the_gradient_fit_lowers_its_own_loss(
     with torch.no_grad():  # the whole reference as one crop: the same loss for both styles
         before = fitter.losses(torch.from_numpy(fitted.start_row)[None], 0, fitter.frames)
         after = fitter.losses(torch.from_numpy(fitted.style)[None], 0, fitter.frames)
-    # 10 steps lowered it by 14.6 % in one full-suite run (4.21 → 3.60) and by more alone; a fit
+    # 10 steps lowered it by 14.6 % in one full-suite run (4.21 → 3.60), 20 steps more; a fit
     # that does not move lowers it by 0 %.
     assert after["total"] < 0.9 * before["total"], (before, after)
     assert after["mel"] < before["mel"]
@@ -113,7 +116,7 @@ def test_the_fitted_style_spoken_by_onnx_is_closer_to_the_speaker(
 
 
 # On 3 dev speakers the full fit (30 steps, 5-7 s references) gained +0.19 to +0.35 in raw
-# judge similarity over its start pack (benchmarks/style_fit_dev.md); 10 steps here get less,
+# judge similarity over its start pack (benchmarks/style_fit_dev.md); 20 steps here +0.08,
 # and a 2.8 s reference with 10-12 steps came out below its start (0.571 -> 0.525): keep 7 s.
 MARGIN = 0.03
 
