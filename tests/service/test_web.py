@@ -450,6 +450,22 @@ def test_a_token_puts_the_web_ui_behind_a_login(studio: Studio, context: Any) ->
         assert scope == running.url + "/"
         # The REST API still wants its Bearer header, not the UI's cookie.
         assert page.request.get(running.url + "/api/v1/voices").status == 401
+        # The page's live player streams with a key it got at load: that route only.
+        page.wait_for_function(
+            "document.querySelector('#clone-stream-key textarea').value.length > 20"
+        )
+        key = page.locator("#clone-stream-key textarea").input_value()
+        stream = running.url + "/api/v1/synthesize/stream"
+        for given, status in ((key, 422), ("s3cret", 422), ("wrong", 401)):
+            answer = page.request.post(
+                stream, data={"text": " ", "voice_id": "x"}, headers=_bearer(given)
+            )
+            assert answer.status == status, answer.text()  # 422: past auth, the text is empty
+        assert page.request.get(running.url + "/api/v1/voices", headers=_bearer(key)).status == 401
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 # -- without a browser --------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +54,13 @@ from deepfake_studio.errors import (
     VoiceError,
 )
 from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from deepfake_studio.service.runner import EmbeddedRunner, JobRunner, detection_summary
-from deepfake_studio.service.shared import API_PREFIX, check_faceswap
+from deepfake_studio.service.runner import (
+    EmbeddedRunner,
+    JobRunner,
+    detection_summary,
+    stream_clone,
+)
+from deepfake_studio.service.shared import API_PREFIX, StreamKeys, check_faceswap
 from deepfake_studio.service.store import Job, JobKind, JobState, JobStore, UnknownJobError
 from deepfake_studio.studio import (
     ENROLL_QUALITIES,
@@ -339,19 +344,25 @@ class StreamRequest(BaseModel):
     emotion_strength: float = Field(
         1.0, allow_inf_nan=False, description="0-1; 0 is exactly the neutral speech."
     )
+    job: bool = Field(
+        False,
+        description="Keep the stream as a clone job (id in `X-Job-Id`): when it ends, its WAV "
+        "and signed record are at /jobs/{id}/audio and /jobs/{id}/provenance, as a queued "
+        "job's; a stream stopped early fails the job. Without it: DATA/streams/ID.wav.",
+    )
 
 
 async def _stream_wav(
-    studio: Studio,
     first: GeneratedAudio,
     pieces: Iterator[GeneratedAudio],
-    text: str,
+    keep: Callable[[list[GeneratedAudio]], object] | None,
     stream_id: str,
     active: set[str],
 ) -> AsyncIterator[bytes]:
     """The WAV bytes of a `speak_stream`, each piece synthesised in a worker thread. The
-    clip and its record are written only once the last piece is sent; if the client goes
-    away (the server cancels this generator), synthesis stops and nothing is written."""
+    clip and its record are written only once the last piece is sent (by `keep`, or by
+    `pieces` itself when it is a job's stream); if the client goes away (the server cancels
+    this generator), synthesis stops and nothing is written."""
     active.add(stream_id)
     made: list[GeneratedAudio] = [first]
     # A cancelled await leaves its thread running `next`: closing must wait for it.
@@ -370,8 +381,8 @@ async def _stream_wav(
         while (piece := await run_in_threadpool(next_piece)) is not None:
             made.append(piece)
             yield pcm16(piece.samples)
-        clip = studio.join_stream(made, text)
-        await run_in_threadpool(studio.keep_stream, clip, stream_id)
+        if keep is not None:
+            await run_in_threadpool(keep, made)
     finally:
         active.discard(stream_id)
         await run_in_threadpool(stop)
@@ -923,6 +934,8 @@ def create_app(
     app.state.studio, app.state.store, app.state.runner = studio, store, jobs
     active_streams: set[str] = set()  # ids of streams being synthesised (cleanup is tested)
     app.state.active_streams = active_streams
+    stream_keys = StreamKeys()  # the web studio's page streams with these, not the token
+    app.state.stream_keys = stream_keys
     _install_error_handlers(app)
     _install_offline_docs(app)
 
@@ -938,6 +951,14 @@ def create_app(
                 headers={"WWW-Authenticate": "Bearer"},
             )
 
+    async def require_stream_access(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        # The token, or a key the web studio gave its (logged-in) page for this route only.
+        if credentials and stream_keys.valid(credentials.credentials):
+            return
+        await require_token(credentials)
+
     def count_submission(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -951,6 +972,8 @@ def create_app(
     # Auth runs before any body is read: these routes parse their bodies themselves.
     guarded = [Depends(require_token)] if token else []
     api = APIRouter(prefix=API_PREFIX, dependencies=guarded, responses=_ERRORS)
+    stream_guard = [Depends(require_stream_access)] if token else []
+    streaming = APIRouter(prefix=API_PREFIX, dependencies=stream_guard, responses=_ERRORS)
     public = APIRouter(prefix=API_PREFIX)
 
     @public.get("/health", response_model=Health, tags=["service"])
@@ -1182,7 +1205,7 @@ def create_app(
         jobs.submit(job.id)
         return _accepted(job)
 
-    @api.post(
+    @streaming.post(
         "/synthesize/stream",
         dependencies=submission,
         tags=["synthesis"],
@@ -1202,8 +1225,9 @@ def create_app(
         read it as it arrives, with the same token and validation (422 JSON) as /synthesize.
         The WAV header's sizes are 0xFFFFFFFF (unknown length). Each piece is watermarked;
         when the stream ends the clip and its signed provenance record are written under
-        DATA/streams/ID.wav (ID in the `X-Stream-Id` header); a client that disconnects
-        first stops the synthesis and leaves no file.
+        DATA/streams/ID.wav (ID in the `X-Stream-Id` header), or with `job` as a clone job's
+        (`X-Job-Id`); a client that disconnects first stops the synthesis and leaves no file.
+        Besides the token, a key the web studio gave its page opens this route (and no other).
         """
         if _content_type(request) != "application/json":
             raise HTTPException(415, "send application/json")
@@ -1213,15 +1237,38 @@ def create_app(
         voice = await _enrolled_voice(
             studio, req.voice_id, None, language, emotion, emotion_strength
         )
-        stream_id = uuid.uuid4().hex
-        pieces = studio.speak_stream(
-            text,
-            voice,
-            speed=req.speed,
-            language=language,
-            emotion=emotion,
-            emotion_strength=emotion_strength,
-        )
+        keep: Callable[[list[GeneratedAudio]], object] | None
+        if req.job:  # a clone job run here instead of by the runner; it writes its own file
+            request_json = {
+                "text": text,
+                "voice": voice.id,
+                "reference": None,
+                "engine": None,
+                "speed": req.speed,
+                "seed": 0,
+                "format": "wav",
+                **({"language": language} if language != DEFAULT_LANGUAGE else {}),
+                **emotion_fields(emotion, emotion_strength),
+            }
+            job = await run_in_threadpool(store.create, "clone", request_json)
+            stream_id, keep = job.id, None
+            headers = {"X-Job-Id": job.id}
+            pieces = stream_clone(studio, store, job)
+        else:
+            stream_id = uuid.uuid4().hex
+            headers = {"X-Stream-Id": stream_id}
+
+            def keep(made: list[GeneratedAudio]) -> object:
+                return studio.keep_stream(studio.join_stream(made, text), stream_id)
+
+            pieces = studio.speak_stream(
+                text,
+                voice,
+                speed=req.speed,
+                language=language,
+                emotion=emotion,
+                emotion_strength=emotion_strength,
+            )
         try:  # the first piece before the 200: its errors (e.g. nothing to say) are still 422
             first = await run_in_threadpool(next, pieces, None)
         except BaseException:
@@ -1230,9 +1277,9 @@ def create_app(
         if first is None:
             raise TextError("the text has nothing to speak")
         return StreamingResponse(
-            _stream_wav(studio, first, pieces, text, stream_id, active_streams),
+            _stream_wav(first, pieces, keep, stream_id, active_streams),
             media_type="audio/wav",
-            headers={"X-Stream-Id": stream_id, "Cache-Control": "no-store"},
+            headers={**headers, "Cache-Control": "no-store"},
         )
 
     # -- face swap --------------------------------------------------------------------------
@@ -1469,6 +1516,7 @@ def create_app(
 
     app.include_router(public)
     app.include_router(api)
+    app.include_router(streaming)
     app.add_middleware(ErrorShapeMiddleware)
     if web:  # web studio (issue 7): Gradio at "/", mounted last so the API routes win
         from deepfake_studio.service.web import mount_web
@@ -1479,6 +1527,7 @@ def create_app(
             store,
             jobs,
             token,
+            stream_keys=stream_keys,
             max_upload_bytes=limits.max_upload_bytes,
             voice_consent=voice_consent,
         )

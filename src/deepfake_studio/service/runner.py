@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from deepfake_studio.audio import Audio
 from deepfake_studio.errors import StudioError, VoiceError
 from deepfake_studio.service.store import Job, JobStore
-from deepfake_studio.studio import Studio, enrollment_quality
+from deepfake_studio.studio import GeneratedAudio, Studio, enrollment_quality
 from deepfake_studio.voices import Voice, check_name, voice_id
 
 if TYPE_CHECKING:
@@ -175,6 +175,58 @@ def store_clone(studio: Studio, store: JobStore, job: Job, output: CloneOutput) 
     fmt = job.request.get("format", "wav")
     path = store.output_path(job.id, fmt)
     return save_clone(studio, output, path, job.request, {"job": job.id})
+
+
+STOPPED_EARLY = "stopped before the clip was finished (the listener left or pressed Stop)"
+
+
+def stream_clone(studio: Studio, store: JobStore, job: Job) -> Iterator[GeneratedAudio]:
+    """Run a queued clone job for an enrolled voice here and now instead of in a runner,
+    yielding the pieces of `Studio.speak_stream` as they are made (each watermarked). After
+    the last one, the joined clip and its signed record are written where the runner writes
+    a clone job's (same file, same record, plus `streamed`) and the job is done. A stream
+    closed early (the listener left) fails the job and writes nothing."""
+    claimed = store.claim(job.id)
+    if claimed is None:
+        raise StudioError(f"job {job.id} is not waiting to run")
+    request = claimed.request
+    text = request["text"]
+    try:
+        voice = studio.resolve_voice(request["voice"], None, request.get("engine"))
+        pieces = studio.speak_stream(
+            text,
+            voice,
+            speed=request.get("speed", 1.0),
+            language=request.get("language"),
+            emotion=request.get("emotion"),
+            emotion_strength=request.get("emotion_strength"),
+        )
+        made: list[GeneratedAudio] = []
+        spoken, sentence = 0, ""  # characters of the sentences before this one
+        try:
+            for piece in pieces:
+                if piece.text != sentence:
+                    spoken, sentence = spoken + len(sentence), piece.text
+                made.append(piece)
+                seconds = sum(len(p.samples) for p in made) / piece.sample_rate
+                store.set_progress(
+                    job.id, min(spoken / len(text), 0.99), f"streaming, {seconds:.1f} s made"
+                )
+                yield piece
+        finally:
+            pieces.close()  # type: ignore[attr-defined]  # a generator: stop synthesis
+        clip = studio.join_stream(made, text)
+        result = store_clone(studio, store, claimed, CloneOutput(clip, voice, clip.watermarked))
+    except StudioError as e:
+        store.fail(job.id, str(e))
+        raise
+    except GeneratorExit:
+        store.fail(job.id, STOPPED_EARLY)
+        raise
+    except Exception:
+        store.fail(job.id, INTERNAL_ERROR)
+        raise
+    store.finish(job.id, result)
 
 
 def compute_enroll(

@@ -6,6 +6,10 @@ API's prefix)."""
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +20,34 @@ if TYPE_CHECKING:
     from deepfake_studio.studio import Studio
 
 API_PREFIX = "/api/v1"
+
+
+class StreamKeys:
+    """Keys the web studio gives its page (which is behind the login) so the page's own
+    player can call POST /api/v1/synthesize/stream without holding the server's token. A key
+    opens that route only, for `lifetime_s`; the newest `kept` keys stay valid. They live in
+    memory: after a restart the page must be reloaded for a new one."""
+
+    def __init__(self, lifetime_s: float = 12 * 3600, kept: int = 1000) -> None:
+        self.lifetime_s, self.kept = lifetime_s, kept
+        # sha256 of each key -> expiry (monotonic s): a lookup's timing tells nothing of a key
+        self._expiry: dict[bytes, float] = {}
+        self._lock = threading.Lock()
+
+    def issue(self) -> str:
+        key = secrets.token_urlsafe(32)
+        with self._lock:
+            now = time.monotonic()
+            self._expiry = {k: t for k, t in self._expiry.items() if t > now}
+            while len(self._expiry) >= self.kept:  # dicts keep insertion order: oldest first
+                del self._expiry[next(iter(self._expiry))]
+            self._expiry[hashlib.sha256(key.encode()).digest()] = now + self.lifetime_s
+        return key
+
+    def valid(self, key: str) -> bool:
+        digest = hashlib.sha256(key.encode()).digest()
+        with self._lock:
+            return self._expiry.get(digest, 0.0) > time.monotonic()
 
 
 def check_faceswap(

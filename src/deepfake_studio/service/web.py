@@ -3,8 +3,9 @@
 A thin layer over `Studio` and the job store. Generating and enrolling are jobs in the same
 store and runner as `/api/v1` (they appear in `GET /api/v1/jobs`); the page polls the job and
 shows its progress, then the result with plots of the audio and of the speaker embeddings.
-An enrolled voice's clone job runs in the page's handler instead, streamed to a live player
-(`StudioWeb.stream_clone`); its file and record are stored as the runner stores them.
+An enrolled voice's clone job is streamed instead: the page's own player (`_LIVE_PLAYER_JS`)
+posts it to /api/v1/synthesize/stream as a job and plays the chunked WAV through the Web
+Audio API as it arrives; its file and record are stored as the runner stores them.
 
 Tabs: Clone (enrolled voice or a reference upload/recording → speech), Voices (library with
 each voice's enrollment quality, enroll with a consent statement and a quality, delete),
@@ -17,18 +18,18 @@ installed app starts without the server; jobs and audio are never cached) and ic
 `/pwa/`, all public. Gradio serves a manifest but no service worker; ours replaces its manifest.
 
 Auth: with a token the UI is behind Gradio's login form: any user name, the token as the
-password (a session cookie follows). The REST API keeps its Bearer header.
+password (a session cookie follows). The REST API keeps its Bearer header; the page's player
+streams with a key the page gets at load (`StreamKeys`: that route only), not the token.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
+import json
 import re
 import secrets
 import shutil
 import time
-import wave
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,13 +53,12 @@ from deepfake_studio.encoder.features import mel_spectrogram
 from deepfake_studio.encoder.model import EncoderConfig
 from deepfake_studio.errors import AudioError, EngineError, MediaError, StudioError, VoiceError
 from deepfake_studio.faceswap.config import IMAGE_SUFFIXES, VIDEO_SUFFIXES
-from deepfake_studio.service.runner import INTERNAL_ERROR, CloneOutput, JobRunner, store_clone
-from deepfake_studio.service.shared import API_PREFIX, check_faceswap
+from deepfake_studio.service.runner import JobRunner
+from deepfake_studio.service.shared import API_PREFIX, StreamKeys, check_faceswap
 from deepfake_studio.service.store import Job, JobStore
 from deepfake_studio.studio import (
     ENROLL_QUALITIES,
     REFERENCE_RATE,
-    GeneratedAudio,
     Studio,
     check_consent,
     enrollment_quality,
@@ -79,7 +79,6 @@ from deepfake_studio.synthesizer.languages import (
 )
 from deepfake_studio.text import check_text
 from deepfake_studio.voices import Voice, check_name, voice_id
-from deepfake_studio.wav_stream import pcm16
 
 PWA_DIR = Path(__file__).with_name("pwa")
 THEME_COLOR = "#1e1b4b"
@@ -120,10 +119,173 @@ DETECTOR_NOTICE = (
     "mean a recording is real."
 )
 
-# In the page <head>: colour and icon for installed apps (the manifest link is Gradio's own).
+# The Clone tab's live player: markup (in a gr.HTML) and its script (in the page's <head>).
+_LIVE_PLAYER_HTML = (
+    '<div class="live-player">'
+    '<button type="button" id="clone-live-stop" disabled>Stop</button> '
+    '<span id="clone-live-state">Live: an enrolled voice plays here as it is made.</span>'
+    "</div>"
+)
+# `window.studioLive.start(body, key)` posts the request to the streaming route as a job and
+# resolves as soon as the answer's headers arrive ("job:ID", or "error:MESSAGE" from the
+# API's JSON); the body is then read as it comes, each chunk of 16-bit PCM scheduled on a Web
+# Audio clock right after the previous one. Stop aborts the fetch: the server stops the
+# synthesis and fails the job. `stats` is what the page measured (read by the tests).
+_LIVE_PLAYER_JS = """
+(() => {
+  const LEAD_S = 0.03;  // the first buffer starts this far ahead of the audio clock
+  const live = { ctx: null, controller: null, sources: [], next: 0, stats: null };
+  const el = (id) => document.getElementById(id);
+  const show = (text) => { const s = el("clone-live-state"); if (s) s.textContent = text; };
+  const stopButton = (enabled) => {
+    const button = el("clone-live-stop");
+    if (button) button.disabled = !enabled;
+  };
+
+  live.stop = () => {
+    if (live.controller) live.controller.abort();
+    live.controller = null;
+    for (const source of live.sources) { try { source.stop(); } catch (e) {} }
+    live.sources = [];
+    stopButton(false);
+  };
+
+  function schedule(samples, rate) {
+    const ctx = live.ctx, stats = live.stats;
+    const buffer = ctx.createBuffer(1, samples.length, rate);
+    buffer.copyToChannel(samples, 0);
+    const source = ctx.createBufferSource();
+    source.buffer = buffer;
+    source.connect(ctx.destination);
+    const now = ctx.currentTime;
+    if (live.next < now + 0.005) {  // the first buffer, or the stream fell behind
+      if (stats.samples > 0) stats.underruns += 1;
+      live.next = now + LEAD_S;
+    }
+    source.start(live.next);
+    if (stats.firstSoundAt === null) {
+      const latency = (ctx.baseLatency || 0) + (ctx.outputLatency || 0);
+      stats.firstSoundAt = performance.now() + (live.next - now + latency) * 1000;
+      show("Playing…");
+    }
+    source.onended = () => { live.sources = live.sources.filter((s) => s !== source); };
+    live.sources.push(source);
+    live.next += buffer.duration;
+    stats.samples += samples.length;
+    stats.buffers += 1;
+  }
+
+  async function play(response, controller) {
+    const stats = live.stats, reader = response.body.getReader();
+    let pending = new Uint8Array(0), rate = 0;
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        if (stats.firstChunkAt === null) stats.firstChunkAt = performance.now();
+        const bytes = new Uint8Array(pending.length + value.length);
+        bytes.set(pending); bytes.set(value, pending.length);
+        let at = 0;
+        if (!rate) {  // the 44-byte WAV header of the stream (sizes unknown)
+          if (bytes.length < 44) { pending = bytes; continue; }
+          const view = new DataView(bytes.buffer);
+          if (view.getUint32(0, false) !== 0x52494646) throw new Error("not a WAV stream");
+          rate = view.getUint32(24, true);
+          stats.sampleRate = rate;
+          at = 44;
+        }
+        const count = Math.floor((bytes.length - at) / 2);
+        pending = bytes.slice(at + 2 * count);  // an odd byte waits for the next chunk
+        if (count === 0) continue;
+        const view = new DataView(bytes.buffer, at, 2 * count);
+        const samples = new Float32Array(count);
+        for (let i = 0; i < count; i++) {
+          const x = view.getInt16(2 * i, true) / 32767;
+          samples[i] = x;
+          stats.sumSquares += x * x;
+        }
+        schedule(samples, rate);
+      }
+      stats.state = "done";
+      const left = Math.max(0, live.next - live.ctx.currentTime);
+      setTimeout(() => { if (live.stats === stats) show("Finished."); }, left * 1000);
+    } catch (error) {
+      stats.state = controller.signal.aborted ? "stopped" : "failed";
+      stats.error = controller.signal.aborted ? null : String(error);
+      show(controller.signal.aborted ? "Stopped." : "Error: " + error);
+    } finally {
+      if (live.controller === controller) { live.controller = null; stopButton(false); }
+    }
+  }
+
+  live.start = async (body, key) => {
+    live.stop();
+    live.stats = { startedAt: performance.now(), responseAt: null, firstChunkAt: null,
+      firstSoundAt: null, samples: 0, buffers: 0, sumSquares: 0, underruns: 0,
+      sampleRate: null, state: "waiting", error: null, job: null };
+    const stats = live.stats;
+    // Made (or resumed) inside the click's user activation, as autoplay rules ask.
+    if (!live.ctx) live.ctx = new AudioContext({ latencyHint: "interactive" });
+    if (live.ctx.state !== "running") live.ctx.resume();
+    live.next = 0;
+    const controller = new AbortController();
+    live.controller = controller;
+    stopButton(true);
+    show("Starting…");
+    const headers = { "Content-Type": "application/json" };
+    if (key) headers.Authorization = "Bearer " + key;
+    let response;
+    try {
+      response = await fetch("/api/v1/synthesize/stream", { method: "POST", headers,
+        body: JSON.stringify({ ...body, job: true }), signal: controller.signal });
+    } catch (error) {
+      stats.state = "failed"; stats.error = String(error); stopButton(false);
+      show("Error: " + error);
+      return "error:" + error;
+    }
+    stats.responseAt = performance.now();
+    if (!response.ok) {
+      let message = response.status + " " + response.statusText;
+      try { message = (await response.json()).error || message; } catch (e) {}
+      if (response.status === 401) message += " (reload the page)";
+      stats.state = "failed"; stats.error = message; stopButton(false);
+      show("Error: " + message);
+      return "error:" + message;
+    }
+    stats.state = "playing";
+    stats.job = response.headers.get("X-Job-Id");
+    play(response, controller);  // not awaited: Gradio follows the job meanwhile
+    return "job:" + stats.job;
+  };
+
+  window.studioLive = live;
+  document.addEventListener("click", (event) => {
+    if (event.target && event.target.id === "clone-live-stop") live.stop();
+  });
+})();
+"""
+# Generate's page side: an enrolled voice (engine auto) goes to the page's player first, and
+# run_clone gets what it answered in its last input; anything else reaches run_clone as is.
+_GENERATE_JS = f"""
+async (...args) => {{
+  const [text, source, voice, , engine, speed, , language, , , emotion, strength, key] = args;
+  let live = "";
+  if (source === {json.dumps(SOURCE_VOICE)} && voice && engine === {json.dumps(ENGINE_AUTO)}
+      && window.studioLive) {{
+    live = await window.studioLive.start({{ text, voice_id: voice, speed, language, emotion,
+      emotion_strength: strength }}, key);
+  }}
+  args[args.length - 1] = live;
+  return args;
+}}
+"""
+
+# In the page <head>: colour and icon for installed apps (the manifest link is Gradio's own),
+# and the live player's script.
 _HEAD = (
     f'<meta name="theme-color" content="{THEME_COLOR}">'
     '<link rel="apple-touch-icon" href="/pwa/apple-touch-icon.png">'
+    f"<script>{_LIVE_PLAYER_JS}</script>"
 )
 # Runs once the page has loaded: register the service worker, then hand it the URLs the page
 # loaded so far so lazily loaded script chunks are cached for offline start too.
@@ -162,10 +324,16 @@ class StudioWeb:
         runner: JobRunner,
         max_upload_bytes: int = 20 * 2**20,
         voice_consent: bool = False,
+        stream_keys: StreamKeys | None = None,
     ) -> None:
         self.studio, self.store, self.runner = studio, store, runner
         self.max_upload_bytes = max_upload_bytes
         self.voice_consent = voice_consent  # enrolling needs consent proven by voice
+        self.stream_keys = stream_keys  # None: the streaming route needs no key (no token)
+
+    def stream_key(self) -> str:
+        """A key for the page's player to stream with ("" when the server has no token)."""
+        return self.stream_keys.issue() if self.stream_keys is not None else ""
 
     # -- voices -------------------------------------------------------------------------------
     def voices(self) -> list[Voice]:
@@ -218,13 +386,11 @@ class StudioWeb:
         reference_text: str | None = None,
         emotion: str | None = None,
         emotion_strength: float | None = None,
-        stream: bool = False,
     ) -> Job:
         """Check the request now (like POST /synthesize), then queue a clone job. A reference
         recording needs the speaker's consent statement, as enrolling does; `quality` and
-        `reference_text` (kokoro's enrollment options) go with a recording only. With
-        `stream`, a job for an enrolled voice is created but not given to the runner: run it
-        with `stream_clone` (a recording is always queued: it must be fitted first)."""
+        `reference_text` (kokoro's enrollment options) go with a recording only. (An enrolled
+        voice is normally streamed by the page's player instead: see `_LIVE_PLAYER_JS`.)"""
         text = check_text(text or "")
         chosen_engine = _engine(engine)
         chosen_language = check_language(language)
@@ -270,59 +436,18 @@ class StudioWeb:
             **_enroll_options(chosen_quality, words),
             **emotion_fields(feeling, strength),
         }
-        if stream and chosen_voice is not None:
-            return self.store.create("clone", request)  # run by stream_clone, not the runner
         return self._queue("clone", request, inputs)
 
-    def stream_clone(self, job: Job) -> Iterator[GeneratedAudio]:
-        """Run a clone job from `submit_clone(..., stream=True)` here and now, yielding the
-        pieces of `Studio.speak_stream` as they are made (each watermarked). After the last
-        one, the joined clip and its signed record are written where the runner writes a
-        clone job's (same file, same record, plus `streamed`) and the job is done. A stream
-        stopped early (the page went away) fails the job and writes nothing."""
-        claimed = self.store.claim(job.id)
-        if claimed is None:
-            raise StudioError(f"job {job.id} is not waiting to run")
-        request = claimed.request
-        text = request["text"]
-        try:
-            voice = self.studio.resolve_voice(request["voice"], None, request.get("engine"))
-            pieces = self.studio.speak_stream(
-                text,
-                voice,
-                speed=request.get("speed", 1.0),
-                language=request.get("language"),
-                emotion=request.get("emotion"),
-                emotion_strength=request.get("emotion_strength"),
-            )
-            made: list[GeneratedAudio] = []
-            spoken, sentence = 0, ""  # characters of the sentences before this one
-            try:
-                for piece in pieces:
-                    if piece.text != sentence:
-                        spoken, sentence = spoken + len(sentence), piece.text
-                    made.append(piece)
-                    seconds = sum(len(p.samples) for p in made) / piece.sample_rate
-                    self.store.set_progress(
-                        job.id, min(spoken / len(text), 0.99), f"streaming, {seconds:.1f} s made"
-                    )
-                    yield piece
-            finally:
-                pieces.close()  # type: ignore[attr-defined]  # a generator: stop synthesis
-            clip = self.studio.join_stream(made, text)
-            result = store_clone(
-                self.studio, self.store, claimed, CloneOutput(clip, voice, clip.watermarked)
-            )
-        except StudioError as e:
-            self.store.fail(job.id, str(e))
-            raise
-        except GeneratorExit:
-            self.store.fail(job.id, "stopped before the clip was finished (the page went away)")
-            raise
-        except Exception:
-            self.store.fail(job.id, INTERNAL_ERROR)
-            raise
-        self.store.finish(job.id, result)
+    def streamed_job(self, marker: str) -> Job:
+        """The clone job the page's player started ("job:ID" from its JS), or its error
+        ("error:MESSAGE", the API's JSON message) as a StudioError."""
+        kind, _, value = marker.partition(":")
+        if kind == "error":
+            raise StudioError(value or "the stream failed")
+        job = self.store.get(value) if kind == "job" else None
+        if job is None or job.kind != "clone":
+            raise StudioError(f"no streamed clone job {value!r}")
+        return job
 
     def consent_phrase(self, name: str) -> tuple[str, str]:
         """A fresh consent challenge for `name`: (what to show, its id)."""
@@ -780,18 +905,6 @@ def _error_text(error: StudioError) -> str:
     return f"**Error**: {error}"
 
 
-def wav_bytes(piece: Audio) -> bytes:
-    """One streamed piece as a whole 16-bit WAV file: what a streaming gr.Audio decodes
-    without ffmpeg (a WAV of unknown length would go through an ffmpeg process per piece)."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(piece.sample_rate)
-        out.writeframes(pcm16(piece.samples))
-    return buffer.getvalue()
-
-
 def build_blocks(web: StudioWeb) -> gr.Blocks:
     """The page: Clone, Voices and Detect tabs wired to `web`."""
     config = web.studio.config
@@ -881,15 +994,13 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                     )
                     generate = gr.Button("Generate", variant="primary", elem_id="clone-generate")
             status = gr.Markdown("Ready.", elem_id="clone-status")
-            # An enrolled voice plays here while it is made; the file to keep is the Result.
-            live = gr.Audio(
-                streaming=True,
-                autoplay=True,
-                interactive=False,
-                buttons=[],
-                label="Live (an enrolled voice plays as it is made)",
-                elem_id="clone-live",
-            )
+            # An enrolled voice plays here while it is made (the page's own player: Gradio's
+            # streaming audio goes through AAC over HLS, 3-6 s late); the Result is the file.
+            gr.HTML(_LIVE_PLAYER_HTML, elem_id="clone-live")
+            # What the page's player hands run_clone ("job:ID" or "error:MESSAGE"), and the
+            # key it streams with: in the page, never shown.
+            live_job = gr.Textbox(visible="hidden", elem_id="clone-live-job")
+            stream_key = gr.Textbox(visible="hidden", elem_id="clone-stream-key")
             result = gr.Audio(
                 type="filepath",
                 label="Result",
@@ -1077,54 +1188,44 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
             words_in: str,
             emotion_in: str,
             strength_in: float,
+            _key_in: str,  # read by the page's player only
+            live_in: str,
             progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's injection idiom
         ) -> Iterator[tuple[Any, ...]]:
             skip = gr.skip()
             try:
-                queued = web.submit_clone(
-                    text_in,
-                    source_in,
-                    voice_in,
-                    reference_in,
-                    engine_in,
-                    speed_in,
-                    consent_in,
-                    language_in,
-                    quality_in,
-                    words_in,
-                    emotion_in,
-                    strength_in,
-                    stream=True,
-                )
+                if live_in:  # the page's player is streaming it: follow that job
+                    started = web.streamed_job(live_in)
+                else:  # a recording (or a page without its player): a queued job
+                    started = web.submit_clone(
+                        text_in,
+                        source_in,
+                        voice_in,
+                        reference_in,
+                        engine_in,
+                        speed_in,
+                        consent_in,
+                        language_in,
+                        quality_in,
+                        words_in,
+                        emotion_in,
+                        strength_in,
+                    )
             except StudioError as e:
-                yield _error_text(e), None, None, None, None, skip
+                yield _error_text(e), None, None, None, None
                 return
-            job = queued
-            if job.request.get("voice"):  # an enrolled voice: streamed here, not queued
-                # No yield before the stream starts: a page gone by then would leave the
-                # job queued for no one (stream_clone fails a stream stopped midway).
-                try:
-                    for count, piece in enumerate(web.stream_clone(queued)):
-                        job = web.store.get(queued.id)
-                        progress(job.progress, desc=job.message)
-                        earlier = skip if count else None  # the last result and plots go
-                        yield _status(job), earlier, earlier, earlier, earlier, wav_bytes(piece)
-                except StudioError:
-                    pass  # the job records the error; the status below shows it
-                job = web.store.get(queued.id)
-                yield _status(job), skip, skip, skip, skip, skip
-            else:
-                yield _status(job), None, None, None, None, gr.update(value=None)
-                for job in web.follow(queued.id):  # ends holding the finished job
-                    progress(job.progress, desc=job.message or job.state)
-                    yield _status(job), skip, skip, skip, skip, skip
+            job = started
+            yield _status(job), None, None, None, None
+            for job in web.follow(started.id):  # ends holding the finished job
+                progress(job.progress, desc=job.message or job.state)
+                yield _status(job), skip, skip, skip, skip
             if job.state != "done":
                 return
             try:
                 analysis = web.analyse(job, reference_in if source_in == SOURCE_REFERENCE else None)
             except StudioError as e:
                 audio = str(web.result_path(job))
-                yield f"{_status(job)}  \nPlots unavailable: {e}", audio, None, None, None, skip
+                yield f"{_status(job)}  \nPlots unavailable: {e}", audio, None, None, None
                 return
             yield (
                 f"{_status(job)}  \n{analysis.summary}",
@@ -1132,7 +1233,6 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                 analysis.signals,
                 analysis.embedding,
                 analysis.projection,
-                skip,
             )
 
         def run_enroll(
@@ -1242,10 +1342,14 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
                 clone_words,
                 emotion,
                 emotion_strength,
+                stream_key,
+                live_job,
             ],
-            [status, result, signals, embedding, projection, live],
+            [status, result, signals, embedding, projection],
+            js=_GENERATE_JS,
             **hidden,
         )
+        blocks.load(web.stream_key, None, [stream_key], **hidden)
         enroll.click(
             run_enroll,
             [
@@ -1314,11 +1418,15 @@ def mount_web(
     *,
     max_upload_bytes: int = 20 * 2**20,
     voice_consent: bool = False,
+    stream_keys: StreamKeys | None = None,
 ) -> FastAPI:
     """Mount the web studio at `/` of `app` (after its API routes, which keep precedence).
-    With `voice_consent`, enrolling needs consent proven by the speaker's voice."""
+    With `voice_consent`, enrolling needs consent proven by the speaker's voice. With a
+    `token`, the page's player streams with keys from `stream_keys` (the app's)."""
     add_pwa_routes(app)
-    blocks = build_blocks(StudioWeb(studio, store, runner, max_upload_bytes, voice_consent))
+    keys = stream_keys if token else None
+    web = StudioWeb(studio, store, runner, max_upload_bytes, voice_consent, keys)
+    blocks = build_blocks(web)
     gr.mount_gradio_app(
         app,
         blocks,
