@@ -107,8 +107,16 @@ def speaker_anchors(
 
 
 def run_speaker(
-    speaker: str, split: str, studio: Studio, judge: SpeakerJudge, asr: Transcriber
+    speaker: str,
+    split: str,
+    studio: Studio,
+    judge: SpeakerJudge,
+    asr: Transcriber,
+    earlier: dict | None = None,
 ) -> dict:
+    """One speaker's row. With `earlier` (a row of this speaker from an earlier run), only the
+    standard fit is run again (after a change to its settings): the quick fit does not depend
+    on them, nor does the start pack unless the standard fit now starts from another."""
     anchors = speaker_anchors(speaker, split, studio, judge)
     kokoro = studio.engine("kokoro")
     assert isinstance(kokoro, KokoroEngine)
@@ -116,21 +124,33 @@ def run_speaker(
 
     row: dict = {"corpus": anchors.corpus, "reference_s": round(clip.duration, 2), "same": same}
     row["stranger"] = stranger
-    t0 = time.perf_counter()
-    quick = kokoro.condition(clip, studio.encoder, seed=0, quality="quick")
-    quick_s = time.perf_counter() - t0
+    quick: Conditioning | None = None
+    if earlier is None:
+        t0 = time.perf_counter()
+        quick = kokoro.condition(clip, studio.encoder, seed=0, quality="quick")
+        quick_s = time.perf_counter() - t0
+        row["quick_info"] = {k: v for k, v in quick.info.items() if not isinstance(v, list)}
     t0 = time.perf_counter()
     standard = kokoro.condition(clip, studio.encoder, seed=0, quality="standard")
     standard_s = time.perf_counter() - t0
     start_name = str(standard.info["best_pack"])
     start = Conditioning(engine="kokoro", arrays={"style": kokoro.style_packs[start_name]})
     row["standard_info"] = dict(standard.info)
-    row["quick_info"] = {k: v for k, v in quick.info.items() if not isinstance(v, list)}
-    for method, cond, enroll_s in (
-        ("start_pack", start, None),
-        ("quick", quick, quick_s),
-        ("standard", standard, standard_s),
-    ):
+    todo: list[tuple[str, Conditioning, float | None]] = [("standard", standard, standard_s)]
+    if earlier is None:
+        assert quick is not None
+        todo = [("start_pack", start, None), ("quick", quick, quick_s), *todo]
+    else:
+        row["quick_info"], row["quick"] = earlier["quick_info"], earlier["quick"]
+        row["standard_before"] = {
+            k: earlier["standard"][k] for k in ("sim", "norm", "wer", "enroll_s")
+        } | {"settings": earlier.get("style_fit_settings", "as in the earlier report")}
+        if earlier["standard_info"]["best_pack"] == start_name:
+            row["start_pack"] = earlier["start_pack"]
+        else:
+            todo.insert(0, ("start_pack", start, None))
+    row["style_fit_settings"] = dict(StyleFitConfig().__dict__)
+    for method, cond, enroll_s in todo:
         t0 = time.perf_counter()
         audio = studio.clone(" ".join(HELD_OUT), voice=_voice(cond))
         rtf = (time.perf_counter() - t0) / audio.duration
@@ -228,7 +248,7 @@ def report(data: dict) -> str:
     return "\n".join(lines)
 
 
-def main(speakers: list[str], split: str, threads: int) -> None:
+def main(speakers: list[str], split: str, threads: int, refit_standard: bool = False) -> None:
     torch.set_num_threads(threads)
     parts, _ = outputs(split)
     parts.mkdir(exist_ok=True)
@@ -238,9 +258,12 @@ def main(speakers: list[str], split: str, threads: int) -> None:
         judge, asr = SpeakerJudge(), Transcriber()
         for speaker in speakers:
             part = parts / f"{speaker}.json"
-            if part.exists():
+            earlier = json.loads(part.read_text()) if part.exists() else None
+            if earlier is not None and not (
+                refit_standard and earlier.get("style_fit_settings") != StyleFitConfig().__dict__
+            ):
                 continue
-            row = run_speaker(speaker, split, studio, judge, asr)
+            row = run_speaker(speaker, split, studio, judge, asr, earlier)
             part.write_text(json.dumps(row, indent=1, default=float) + "\n")
             print(speaker, {m: row[m]["norm"] for m in METHODS}, flush=True)
     if any(parts.glob("*.json")):
@@ -254,8 +277,14 @@ if __name__ == "__main__":
         "--split", choices=("dev", "test"), default="dev", help="tune on dev; test only measures"
     )
     parser.add_argument("--threads", type=int, default=1, help="torch/onnxruntime threads")
+    parser.add_argument(
+        "--refit-standard",
+        action="store_true",
+        help="for speakers measured with other style-fit settings, run only the standard fit "
+        "again (keep their quick and start-pack rows)",
+    )
     add_overwrite_flag(parser)
     args = parser.parse_args()
     out = outputs(args.split)[1]
     refuse_to_overwrite([out, out.with_suffix(".md")], args.overwrite)
-    main(args.speakers, args.split, args.threads)
+    main(args.speakers, args.split, args.threads, args.refit_standard)

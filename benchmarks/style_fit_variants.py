@@ -43,6 +43,12 @@ VARIANTS = {
     "base": StyleFitConfig(),
     "s60": StyleFitConfig(steps=60),
     "lr06": StyleFitConfig(learning_rate=0.06),
+    # After the source-phase fix (session 11): the probe's 60 steps / 2.5 s crops and halfway.
+    "s45": StyleFitConfig(steps=45),
+    "c25": StyleFitConfig(crop_seconds=2.5),
+    "s60c25": StyleFitConfig(steps=60, crop_seconds=2.5),
+    # Log-mels clamped per band at the reference's 10th percentile (its noise floor).
+    "floor10": StyleFitConfig(noise_floor_percentile=10.0),
 }
 
 

@@ -72,6 +72,25 @@ def test_alignment_gives_one_duration_per_token_summing_to_the_reference(
     assert r > 0.4, r
 
 
+def test_the_noise_floor_hides_what_lies_below_the_references_floor_only() -> None:
+    """`noise_floor_percentile`: hiss below the reference's own floor costs nothing; speech
+    that differs above it still does."""
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * rc.RATE) / rc.RATE
+    tone = 0.1 * np.sin(2 * np.pi * 220 * t) * (t < 1.0)  # a note, then a pause
+    noisy_ref = torch.from_numpy((tone + 0.01 * rng.standard_normal(len(t))).astype(np.float32))
+    clean = torch.from_numpy(tone.astype(np.float32))
+    other = torch.from_numpy((0.1 * np.sin(2 * np.pi * 330 * t) * (t < 1.0)).astype(np.float32))
+    loss = rc.MultiResolutionLogMel()
+    floors = loss.floors(noisy_ref, 10.0, 6.0)
+    no_floor = float(loss(clean[None], noisy_ref[None]))
+    with_floor = float(loss(clean[None], noisy_ref[None], floors))
+    # Without a floor the clean tone is far from the noisy one (the pause's hiss, in log
+    # terms: 7.9); with it little is left (0.18), while another note still costs (0.76).
+    assert with_floor < 0.1 * no_floor, (with_floor, no_floor)
+    assert float(loss(other[None], noisy_ref[None], floors)) > 3 * with_floor
+
+
 @pytest.mark.slow
 def test_the_gradient_fit_lowers_its_own_loss(
     kokoro_torch, fitted: rc.StyleFitResult, reference: Audio

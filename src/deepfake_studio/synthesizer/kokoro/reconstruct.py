@@ -75,6 +75,13 @@ class StyleFitConfig:
     segment_seconds: float = 30.0
     max_reference_seconds: float = 60.0  # the rest is not used (more adds time, not likeness)
     mfcc: int = 20  # alignment features
+    # Per mel band, log-mels below the reference's noise floor (pauses, the hiss of a noisy
+    # audiobook) are clamped to it on both sides, so the style is not pulled toward
+    # reproducing the recording's noise. The floor: this percentile of the band's log-mels over
+    # the reference plus `noise_floor_margin_db` (a noise band's frames scatter by a few dB
+    # around its level). None: no floor.
+    noise_floor_percentile: float | None = None
+    noise_floor_margin_db: float = 6.0
 
 
 @dataclass
@@ -208,10 +215,23 @@ class MultiResolutionLogMel(torch.nn.Module):
             out.append(torch.log(getattr(self, f"fb{k}") @ spec**2 + 1e-5))
         return out
 
-    def forward(self, wave: Tensor, target: Tensor) -> Tensor:
+    def floors(self, reference: Tensor, percentile: float, margin_db: float) -> list[Tensor]:
+        """Per resolution, [mels, 1]: each band's `percentile` of the reference's log-mels
+        (natural log of power) raised by `margin_db`."""
+        margin = margin_db * float(np.log(10.0)) / 10.0
+        with torch.no_grad():
+            return [
+                torch.quantile(m[0], percentile / 100.0, dim=-1, keepdim=True) + margin
+                for m in self.log_mels(reference[None])
+            ]
+
+    def forward(self, wave: Tensor, target: Tensor, floors: list[Tensor] | None = None) -> Tensor:
+        pairs = zip(self.log_mels(wave), self.log_mels(target), strict=True)
+        if floors is None:
+            return sum((a - b).abs().mean() for a, b in pairs)  # type: ignore[return-value]
         return sum(
-            (a - b).abs().mean()
-            for a, b in zip(self.log_mels(wave), self.log_mels(target), strict=True)
+            (torch.maximum(a, f) - torch.maximum(b, f)).abs().mean()
+            for (a, b), f in zip(pairs, floors, strict=True)
         )  # type: ignore[return-value]
 
 
@@ -352,6 +372,13 @@ class StyleFitter:
         self.f0_ref = torch.from_numpy(f0)[None]  # [1, 2·frames]
         self.voiced = self.f0_ref > 10.0
         self.mel_loss = MultiResolutionLogMel()
+        self.mel_floors = (
+            None
+            if config.noise_floor_percentile is None
+            else self.mel_loss.floors(
+                self.reference, config.noise_floor_percentile, config.noise_floor_margin_db
+            )
+        )
         with torch.no_grad():
             self.features = model.encode_text(self.tokens)
             self.aligned = model.align(self.features, self.durations)  # [1, 512, frames]
@@ -387,7 +414,7 @@ class StyleFitter:
         )
         target = self.reference[a * FRAME : b * FRAME][None]
         n = min(wave.shape[-1], target.shape[-1])
-        mel = self.mel_loss(wave[:, :n], target[:, :n])
+        mel = self.mel_loss(wave[:, :n], target[:, :n], self.mel_floors)
         total = mel + cfg.f0_weight * log_f0 + cfg.duration_weight * duration
         return {"total": total, "mel": mel, "log_f0": log_f0, "duration": duration}
 
