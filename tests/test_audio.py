@@ -376,6 +376,14 @@ def test_voice_activity_frames() -> None:
         voice_activity(a, frame_ms=25)
 
 
+def test_voice_activity_on_clips_shorter_than_its_hangover() -> None:
+    # 60 ms: fewer frames than the 90 ms hangover's kernel (crashed with numpy's "same")
+    for seconds in (0.03, 0.06, 0.1):
+        a = Audio(voiced(seconds), SR)
+        assert len(voice_activity(a)) == int(np.ceil(a.duration / 0.03))
+        assert trim_silence(a).duration <= a.duration
+
+
 def test_speech_seconds_silence_noise_and_voice() -> None:
     assert speech_seconds(Audio(silence(2.0), SR)) == pytest.approx(0.0, abs=0.03)
     hiss = np.random.default_rng(1).standard_normal(2 * SR).astype(np.float32) * 0.01

@@ -336,7 +336,8 @@ def voice_activity(audio: Audio, aggressiveness: int = 2, frame_ms: int = 30) ->
     # (stop closures, soft onsets) count only near an anchor, so steady hiss never does.
     anchor = loud & (level_db > np.percentile(level_db, 10) + _NOISE_MARGIN_DB)
     reach = _HANGOVER_MS // frame_ms
-    gate = loud & (np.convolve(anchor, np.ones(2 * reach + 1), mode="same") > 0)
+    near = np.convolve(anchor, np.ones(2 * reach + 1), mode="full")[reach : reach + n_frames]
+    gate = loud & (near > 0)  # "full" then cut: "same" returns the kernel's length on tiny clips
 
     vad = webrtcvad.Vad(aggressiveness)
     voiced = np.array([vad.is_speech(f.tobytes(), _VAD_RATE) for f in pcm], dtype=bool)
