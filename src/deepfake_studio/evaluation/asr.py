@@ -67,7 +67,16 @@ class Transcriber:
         wav = samples.astype(np.float32)
         if sample_rate != 16_000:
             wav = soxr.resample(wav, sample_rate, 16_000).astype(np.float32)
-        segments, _ = self._model.transcribe(wav, language=language, beam_size=5, vad_filter=False)
+        # Not conditioned on its own previous text: with it, Whisper-base once heard a paragraph
+        # twice (it re-reads from its last timestamp prompted by what it wrote) and a sentence
+        # not at all; each segment decoded on its own cannot loop like that.
+        segments, _ = self._model.transcribe(
+            wav,
+            language=language,
+            beam_size=5,
+            vad_filter=False,
+            condition_on_previous_text=False,
+        )
         return " ".join(s.text.strip() for s in segments).strip()
 
     def language_probabilities(self, samples: np.ndarray, sample_rate: int) -> dict[str, float]:
