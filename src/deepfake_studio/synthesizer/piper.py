@@ -45,7 +45,9 @@ class PiperEngine:
         progress: ProgressCallback | None = None,
     ) -> Conditioning:
         conditioning = self.default_conditioning()
-        conditioning.speed = match_rate(self, reference, conditioning)
+        # Piper samples its durations (noise_w), so one calibration reading can be off by
+        # 10 %+; the median of three (each ~0.4 s on 2 cores) is steady.
+        conditioning.speed = match_rate(self, reference, conditioning, readings=3)
         if progress:
             progress(1.0, "matched speaking rate")
         return conditioning

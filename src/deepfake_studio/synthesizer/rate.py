@@ -103,15 +103,23 @@ def _periodicity(x: np.ndarray, frame: int = 640) -> np.ndarray:
     return acf[:, _RATE // 420 : _RATE // 60].max(axis=1)
 
 
-def engine_rate(engine: Engine, conditioning: Conditioning, speed: float = 1.0) -> float:
+def engine_rate(
+    engine: Engine, conditioning: Conditioning, speed: float = 1.0, readings: int = 1
+) -> float:
     """The engine's articulation rate with `conditioning` at `speed`: syllables per second of
-    speech, from a text whose syllables are known (no estimate needed)."""
-    own = Audio(engine.synthesize(CALIBRATION_TEXT, conditioning, speed), engine.sample_rate)
-    seconds = speech_seconds(own)
-    return CALIBRATION_SYLLABLES / seconds if seconds > 0 else 0.0
+    speech, from a text whose syllables are known (no estimate needed); the median of
+    `readings` readings for an engine that samples its durations."""
+    rates = []
+    for _ in range(readings):
+        own = Audio(engine.synthesize(CALIBRATION_TEXT, conditioning, speed), engine.sample_rate)
+        seconds = speech_seconds(own)
+        rates.append(CALIBRATION_SYLLABLES / seconds if seconds > 0 else 0.0)
+    return float(np.median(rates))
 
 
-def match_rate(engine: Engine, reference: Audio, conditioning: Conditioning) -> float:
+def match_rate(
+    engine: Engine, reference: Audio, conditioning: Conditioning, readings: int = 1
+) -> float:
     """Speed factor that makes `engine` with `conditioning` speak at the reference's rate.
 
     Rate is not proportional to the speed setting for every engine: Piper's articulation rate
@@ -120,15 +128,16 @@ def match_rate(engine: Engine, reference: Audio, conditioning: Conditioning) -> 
     1.25x its current speed), and the power law through those two readings gives the speed.
     (A secant step from speed 1 was tried first: for a reference within a few percent of the
     engine's rate, the exponent came out of two nearly equal, noisy readings and the speed
-    overshot by 10 %.)
+    overshot by 10 %.) `readings` > 1 takes the median of that many readings per speed, for
+    an engine whose durations vary from one reading to the next.
     """
     target = syllable_rate(reference)
     if target <= 0:
         return conditioning.speed
     target = float(np.clip(target, MIN_RATE, MAX_RATE))
     slow, fast = 0.8, 1.25
-    at_slow = engine_rate(engine, conditioning, slow)
-    at_fast = engine_rate(engine, conditioning, fast)
+    at_slow = engine_rate(engine, conditioning, slow, readings)
+    at_fast = engine_rate(engine, conditioning, fast, readings)
     if at_slow <= 0 or at_fast <= 0:
         return conditioning.speed
     # rate = middle_rate * (speed / middle_speed)^k, through both readings.
