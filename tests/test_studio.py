@@ -173,6 +173,8 @@ def test_every_way_of_saving_a_clone_signs_it_and_no_stale_record_survives(
         ]
     plain = save_audio(clip, tmp_path / "plain.wav")  # the low-level writer signs it too
     assert verify(plain, data_dir=studio.data_dir).ok
+    plain_record = json.loads(sidecar_path(plain).read_text())
+    assert plain_record["watermark"]["layers"] == list(studio.watermarker.methods)
     # Overwriting with audio the studio does not vouch for removes the old record.
     edited = clip.with_samples(clip.samples * 0.5)
     save_audio(edited, plain)

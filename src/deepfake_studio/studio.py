@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,6 +104,7 @@ class GeneratedAudio(Audio):
     voice: Voice | None = None
     engine: str = ""
     watermarked: bool = False
+    watermark_layers: tuple[str, ...] = ()  # the watermarker's `methods` when watermarked
     parameters: Mapping[str, object] = field(default_factory=dict)
     key_dir: Path | None = None
 
@@ -117,6 +118,7 @@ class GeneratedAudio(Audio):
             voice=self.voice,
             engine=self.engine,
             watermarked=self.watermarked,
+            watermark_layers=self.watermark_layers,
             parameters=self.parameters,
         )
 
@@ -129,11 +131,12 @@ def sign_audio_file(
     voice: Voice | None,
     engine: str,
     watermarked: bool,
+    watermark_layers: Sequence[str] = (),
     parameters: Mapping[str, object] | None = None,
 ) -> Path:
-    """Write the signed provenance record of the audio file `path` (sidecar, and inside FLAC)."""
+    """Write the signed provenance record of the audio file `path` (sidecar, and inside FLAC);
+    `watermark_layers`: the layers embedded (the watermarker's `methods`)."""
     from deepfake_studio import provenance
-    from deepfake_studio.provenance.watermark import layer_methods
 
     key = provenance.load_or_create_key(key_dir)
     record = provenance.make_record(
@@ -144,7 +147,7 @@ def sign_audio_file(
         voice=voice,
         watermarked=watermarked,
         parameters=dict(parameters or {}),
-        watermark_layers=layer_methods(keyed=True),  # `Studio.watermarker` always has a key
+        watermark_layers=list(watermark_layers),
     )
     if path.suffix.lower() == ".flac":
         provenance.embed_in_flac(path, record)
@@ -720,6 +723,7 @@ class Studio:
             voice=voice,
             engine=voice.engine,
             watermarked=watermarked,
+            watermark_layers=self.watermarker.methods if watermarked else (),
             parameters=dict(parameters),
             key_dir=self.data_dir,
         )
@@ -1055,7 +1059,7 @@ class Studio:
                 "applied": mark,
                 "method": watermark.METHOD if mark else None,
                 "model": watermark.model_version() if mark else None,
-                "layers": list(watermark.layer_methods(keyed=True)) if mark else [],
+                "layers": list(self.watermarker.methods) if mark else [],
             }
         key = provenance.load_or_create_key(self.data_dir)
         record = provenance.make_media_record(
@@ -1104,10 +1108,13 @@ class Studio:
                 "studio.save needs the text and engine of audio the studio did not generate "
                 "(a clip from studio.clone or studio.speak carries them)"
             )
+        # The layers a generated clip was marked with; otherwise this studio's watermarker's.
+        layers = getattr(audio, "watermark_layers", ()) or self.watermarker.methods
         if watermarked is None:
             watermarked = self.config.watermark
             if watermarked:
                 audio = self.watermarker.embed(audio)
+                layers = self.watermarker.methods
         out = audio_io.write_audio(audio, path)
         record = sign_audio_file(
             out,
@@ -1116,6 +1123,7 @@ class Studio:
             voice=voice,
             engine=engine,
             watermarked=watermarked,
+            watermark_layers=layers if watermarked else (),
             parameters=parameters,
         )
         return out, record
