@@ -66,6 +66,19 @@ def test_only_the_newest_streams_are_kept_with_their_records(
     assert left == ["s1.wav", "s1.wav.provenance.json", "s2.wav", "s2.wav.provenance.json"]
 
 
+def test_warm_streaming_with_speak_sets_up_every_model_a_stream_uses(
+    studio: Studio, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from dataclasses import replace
+
+    fresh = Studio(replace(studio.config, data_dir=tmp_path))
+    fresh._engines = studio._engines  # the loaded engines, not a second copy
+    assert "watermark" not in fresh.loaded_models()
+    fresh.warm_streaming(speak=True)  # what `serve` runs in the background at start
+    assert {"kokoro-streaming", "watermark"} <= set(fresh.loaded_models())
+    assert list((tmp_path / "voices").glob("*")) == []  # its throwaway voice is not kept
+
+
 def test_speak_stream_without_watermark_is_unmarked(studio: Studio, stream_voice: Voice) -> None:
     pieces = list(studio.speak_stream("Hello there, friend.", stream_voice, watermark=False))
     joined = studio.join_stream(pieces, "Hello there, friend.")

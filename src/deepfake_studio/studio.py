@@ -62,6 +62,8 @@ if TYPE_CHECKING:
     from deepfake_studio.synthesizer.kokoro.streaming import KokoroStreamer
 
 REFERENCE_RATE = 16_000
+# Spoken once by `warm_streaming(speak=True)`: about 3 s, so several windows are decoded.
+WARM_UP_TEXT = "This sentence warms up the streaming voice before anyone is waiting for it."
 # Kokoro enrollment qualities, cheapest first (KokoroConfig.quality is the default): "quick" =
 # the black-box style search (kokoro/fit.py), "standard" = the gradient style fit
 # (kokoro/reconstruct.py), "best" = standard plus decoder adaptation (kokoro/adapt.py).
@@ -200,6 +202,7 @@ class Studio:
         self._detector: Detector | None = None
         self._whisper = TranscriberHolder()
         self._kokoro_streamer: KokoroStreamer | None = None
+        self._streaming_warm = False  # warm_streaming(speak=True) has run
         self.challenges = ChallengeStore(self.data_dir, self.config.consent)
 
     # -- models, loaded once ----------------------------------------------------------------
@@ -291,6 +294,7 @@ class Studio:
         loaded += ["detector"] if self._detector is not None else []
         loaded += ["whisper"] if self._whisper.loaded else []
         loaded += ["faces"] if self._face_models is not None else []
+        loaded += ["kokoro-streaming"] if self._streaming_warm else []
         return loaded + sorted(self._engines)
 
     def has_voice(self, name: str) -> bool:
@@ -670,9 +674,24 @@ class Studio:
                 self._kokoro_streamer = KokoroStreamer(engine)  # type: ignore[arg-type]
         return self._kokoro_streamer
 
-    def warm_streaming(self) -> None:
-        """Load what the first stream needs (the float Kokoro) before a user is waiting."""
-        _ = self.kokoro_streamer.engine.torch_path.model
+    def warm_streaming(self, speak: bool = False) -> None:
+        """Load what the first stream needs (the float Kokoro) before a user is waiting. With
+        `speak`, also stream a sentence (longer than the first window) through the bundled
+        voice and the watermark, so the first request pays none of the one-off set-up of
+        kernels and models either (`serve` does this in the background at start)."""
+        streamer = self.kokoro_streamer
+        _ = streamer.engine.torch_path.model
+        if speak:
+            throwaway = Voice(
+                name="Warm Up",
+                embedding=np.full(256, 1 / 16, np.float32),
+                conditioning=streamer.engine.default_conditioning(),
+                consent="None needed: the bundled voice, never saved.",
+                source_sha256="0" * 64,
+            )
+            for _piece in self.speak_stream(WARM_UP_TEXT, throwaway):
+                pass
+            self._streaming_warm = True
 
     def join_stream(self, pieces: list[GeneratedAudio], text: str) -> GeneratedAudio:
         """The pieces of one `speak_stream` as one clip (for `save`): the trailing pause

@@ -208,11 +208,11 @@ def stream_clone(studio: Studio, store: JobStore, job: Job) -> Iterator[Generate
                 if piece.text != sentence:
                     spoken, sentence = spoken + len(sentence), piece.text
                 made.append(piece)
+                yield piece  # before the progress is written: the listener waits, not the row
                 seconds = sum(len(p.samples) for p in made) / piece.sample_rate
                 store.set_progress(
                     job.id, min(spoken / len(text), 0.99), f"streaming, {seconds:.1f} s made"
                 )
-                yield piece
         finally:
             pieces.close()  # type: ignore[attr-defined]  # a generator: stop synthesis
         clip = studio.join_stream(made, text)

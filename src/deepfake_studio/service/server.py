@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
+import threading
 
 from deepfake_studio.errors import StudioError
 from deepfake_studio.studio import Studio
+
+log = logging.getLogger(__name__)
 
 
 def is_loopback(host: str) -> bool:
@@ -17,6 +21,13 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:  # another host name: it may resolve to a public address
         return False
+
+
+def _warm_streaming(studio: Studio) -> None:
+    try:
+        studio.warm_streaming(speak=True)
+    except Exception:  # a server that cannot stream still serves everything else
+        log.exception("warming up streaming speech failed")
 
 
 def serve(
@@ -82,5 +93,8 @@ def serve(
     app = create_app(
         studio, runner=runner, token=token or None, web=web, voice_consent=voice_consent
     )
+    # The first stream would pay seconds of one-off set-up (the float Kokoro, kernels, the
+    # watermark's model): pay it now, beside the start-up, not when someone is listening.
+    threading.Thread(target=_warm_streaming, args=(studio,), daemon=True).start()
     # One uvicorn process: embedded job workers live in it and share its loaded models.
     uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
