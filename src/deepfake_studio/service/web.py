@@ -127,9 +127,9 @@ _LIVE_PLAYER_HTML = (
     "</div>"
 )
 # `window.studioLive.start(body, key)` posts the request to the streaming route as a job and
-# resolves as soon as the answer's headers arrive ("job:ID", or "error:MESSAGE" from the
-# API's JSON); the body is then read as it comes, each chunk of 16-bit PCM scheduled on a Web
-# Audio clock right after the previous one. Stop aborts the fetch: the server stops the
+# resolves once the first audio is scheduled ("job:ID"), or with "error:MESSAGE" (the API's
+# JSON); the body is read as it comes, each chunk of 16-bit PCM scheduled on a Web Audio
+# clock right after the previous one. Stop aborts the fetch: the server stops the
 # synthesis and fails the job. `stats` is what the page measured (read by the tests).
 _LIVE_PLAYER_JS = """
 (() => {
@@ -150,7 +150,7 @@ _LIVE_PLAYER_JS = """
     stopButton(false);
   };
 
-  function schedule(samples, rate) {
+  function schedule(samples, rate, onFirst) {
     const ctx = live.ctx, stats = live.stats;
     const buffer = ctx.createBuffer(1, samples.length, rate);
     buffer.copyToChannel(samples, 0);
@@ -167,6 +167,7 @@ _LIVE_PLAYER_JS = """
       const latency = (ctx.baseLatency || 0) + (ctx.outputLatency || 0);
       stats.firstSoundAt = performance.now() + (live.next - now + latency) * 1000;
       show("Playing…");
+      onFirst();
     }
     source.onended = () => { live.sources = live.sources.filter((s) => s !== source); };
     live.sources.push(source);
@@ -175,7 +176,7 @@ _LIVE_PLAYER_JS = """
     stats.buffers += 1;
   }
 
-  async function play(response, controller) {
+  async function play(response, controller, onFirst) {
     const stats = live.stats, reader = response.body.getReader();
     let pending = new Uint8Array(0), rate = 0;
     try {
@@ -204,7 +205,7 @@ _LIVE_PLAYER_JS = """
           samples[i] = x;
           stats.sumSquares += x * x;
         }
-        schedule(samples, rate);
+        schedule(samples, rate, onFirst);
       }
       stats.state = "done";
       const left = Math.max(0, live.next - live.ctx.currentTime);
@@ -215,6 +216,7 @@ _LIVE_PLAYER_JS = """
       show(controller.signal.aborted ? "Stopped." : "Error: " + error);
     } finally {
       if (live.controller === controller) { live.controller = null; stopButton(false); }
+      onFirst();  // a stream with no audio, or one that failed, lets Gradio go on too
     }
   }
 
@@ -254,7 +256,9 @@ _LIVE_PLAYER_JS = """
     }
     stats.state = "playing";
     stats.job = response.headers.get("X-Job-Id");
-    play(response, controller);  // not awaited: Gradio follows the job meanwhile
+    // Gradio gets the job once the first sound is scheduled: its own work on the page's
+    // thread (sending the event, redrawing) would otherwise hold up the first chunk.
+    await new Promise((first) => play(response, controller, first));
     return "job:" + stats.job;
   };
 
