@@ -39,6 +39,7 @@ bench: install  # refreshes the committed results under benchmarks/ (see benchma
 	$(BIN)/python benchmarks/bench_server_load.py --overwrite
 	$(BIN)/python benchmarks/bench_kokoro_torch.py --overwrite
 	$(BIN)/python benchmarks/bench_streaming.py --overwrite
+	$(BIN)/python benchmarks/bench_live_player.py --overwrite
 
 clean:
 	rm -rf $(VENV) out .pytest_cache
