@@ -37,6 +37,8 @@ def test_speak_stream_yields_short_pieces_that_join_into_a_marked_clip(
     voiced = [p for p in pieces if p.samples.any()]
     assert len(voiced) >= 4  # sub-sentence pieces, not one per sentence
     assert pieces[0].duration <= 0.55  # the first window: 0.5 s of speech
+    # The second sentence (1 s) plays after 3 s already sent: one window, decoded whole.
+    assert [p.text for p in voiced].count("Then it rained.") == 1
     joined = studio.join_stream(pieces, TEXT)
     assert 3.0 < joined.duration < 8.0
     loudness = 20 * np.log10(np.sqrt(np.mean(joined.samples**2)))

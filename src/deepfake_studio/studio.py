@@ -611,9 +611,11 @@ class Studio:
         streamer = self.kokoro_streamer
         rate = streamer.engine.sample_rate
         gain: float | None = None
+        sent = 0.0  # seconds of audio yielded so far: later sentences take longer windows
         for sentence in r.sentences:
-            pieces = streamer.stream(sentence.text, r.conditioning, speed, r.language)
+            pieces = streamer.stream(sentence.text, r.conditioning, speed, r.language, sent)
             for samples in pieces:
+                sent += len(samples) / rate
                 if gain is None:
                     gain = _loudness_gain(samples, rate, self.config.output_lufs)
                 piece = Audio(np.clip(samples * gain, -0.99, 0.99).astype(np.float32), rate)
@@ -624,6 +626,7 @@ class Studio:
                 )
             pause = int(sentence.pause_after * r.pause_scale * rate)
             if pause:
+                sent += pause / rate
                 silence = np.zeros(pause, np.float32)
                 yield self._generated(silence, rate, sentence.text, voice, r.watermark, parameters)
 

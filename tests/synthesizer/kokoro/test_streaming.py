@@ -28,6 +28,16 @@ def test_windows_grow_and_a_short_tail_joins_the_last_window() -> None:
     assert window_cuts(200, capped) == [0, 20, 70, 120, 170, 200]
 
 
+def test_a_later_sentence_starts_with_the_window_the_audio_already_sent_covers() -> None:
+    config = StreamConfig(first_window_frames=20, context_frames=12, planning_rtf=0.5)
+    assert config.first_window(0.0) == 20  # the stream's start: first audio soon
+    assert config.first_window(1.0) == 20  # 40 frames sent cover 40 at RTF 0.5, less context
+    assert config.first_window(6.0) == 240 - 24
+    assert window_cuts(200, config, config.first_window(6.0)) == [0, 200]  # decoded whole
+    assert window_cuts(400, config, 216) == [0, 216, 400]
+    assert StreamConfig(planning_rtf=0.0).first_window(60.0) == 20  # off
+
+
 def _ids_and_row(engine: KokoroEngine, text: str) -> tuple[list[int], np.ndarray]:
     ids = token_ids(" ".join(engine.phonemes(text)), engine._vocab)
     return ids, engine.style_packs["jf_alpha"][len(ids) - 1]

@@ -52,6 +52,7 @@ from deepfake_studio.synthesizer.kokoro.torch_path import ProsodyEdit, TorchKoko
 from deepfake_studio.synthesizer.languages import DEFAULT_LANGUAGE
 
 FRAME_SAMPLES = 600  # 24 kHz samples per aligned decoder frame (40 frames per second)
+FRAMES_PER_SECOND = 40
 SOURCE_FRAMES_PER_FRAME = 120  # source STFT frames (hop 5) per aligned decoder frame
 
 
@@ -65,6 +66,12 @@ class StreamConfig:
     context_frames: int = 12  # each side, 0.3 s: the convolutions' receptive field
     crossfade_samples: int = 480  # 20 ms at each seam (inside the context)
     min_last_window_frames: int = 20  # a shorter tail is merged into the window before it
+    # A later sentence of a stream may start with a longer window: the audio already sent
+    # plays while it is decoded. Its first window is as long as that audio covers if the
+    # decoder ran at this real-time factor (a safe bound: 0.26-0.45 measured on 2 idle Xeon
+    # cores); 0 starts every sentence with `first_window_frames`. Fewer windows cost less
+    # context, and a sentence in one window is decoded whole, exactly as `render` does.
+    planning_rtf: float = 0.5
     # AdaIN statistics of the first window pooled with probes over the rest of the sentence.
     # Off by default: on 3 sentences they moved the log-mel distance to the whole decode only
     # from 0.33/0.28/0.31 to 0.29/0.24/0.31, and 6 probes made the first window's decode about
@@ -81,13 +88,26 @@ class StreamConfig:
             raise ValueError("context and cross-fade cannot be negative")
         if self.crossfade_samples > self.context_frames * FRAME_SAMPLES:
             raise ValueError("the cross-fade must fit inside the context")
+        if not 0 <= self.planning_rtf < 1:
+            raise ValueError("planning_rtf is a real-time factor in [0, 1)")
+
+    def first_window(self, sent_seconds: float) -> int:
+        """Frames of a sentence's first window when `sent_seconds` of the stream's audio were
+        sent before it: what that audio covers at `planning_rtf`, less the window's context,
+        and never less than `first_window_frames`."""
+        if self.planning_rtf <= 0 or sent_seconds <= 0:
+            return self.first_window_frames
+        slack_frames = sent_seconds * FRAMES_PER_SECOND * (1 - self.planning_rtf)
+        covered = int(slack_frames / self.planning_rtf) - 2 * self.context_frames
+        return max(self.first_window_frames, covered)
 
 
-def window_cuts(frames: int, config: StreamConfig) -> list[int]:
-    """Frame indices where windows start and end: [0, c1, ..., frames]. Windows grow by
-    `growth` (each one is decoded while the audio before it plays) up to `max_window_frames`."""
+def window_cuts(frames: int, config: StreamConfig, first: int | None = None) -> list[int]:
+    """Frame indices where windows start and end: [0, c1, ..., frames]. The first window has
+    `first` frames (default `config.first_window_frames`); the next grow by `growth` (each
+    one is decoded while the audio before it plays) up to `max_window_frames`."""
     cuts = [0]
-    size = float(config.first_window_frames)
+    size = float(first or config.first_window_frames)
     while frames - cuts[-1] > size:
         cuts.append(cuts[-1] + int(size))
         size = min(size * config.growth, config.max_window_frames)
@@ -292,15 +312,17 @@ def stream_windows(
     frames: int,
     config: StreamConfig,
     post: Callable[[np.ndarray], np.ndarray] | None = None,
+    first: int | None = None,
 ) -> Iterator[np.ndarray]:
-    """Decode a sentence of `frames` window by window; yield its samples in order.
+    """Decode a sentence of `frames` window by window (`window_cuts(frames, config, first)`);
+    yield its samples in order.
 
     `decode(lo, hi)` returns the 600·(hi-lo) samples of frames [lo, hi); `post` (e.g. the
     emotion's voice-quality filter) runs on each decoded span with its context, before the
     context is cut away. Each yielded piece ends `crossfade_samples / 2` before the seam;
     the rest of the seam is held until the next window is decoded and faded into it.
     """
-    cuts = window_cuts(frames, config)
+    cuts = window_cuts(frames, config, first)
     half = config.crossfade_samples // 2
     held = np.zeros(0, np.float32)  # the previous window's tail beyond the seam's fade start
     for i in range(len(cuts) - 1):
@@ -337,8 +359,10 @@ def render_stream(
     edit: ProsodyEdit | None = None,
     config: StreamConfig | None = None,
     post: Callable[[np.ndarray], np.ndarray] | None = None,
+    sent_seconds: float = 0.0,
 ) -> Iterator[np.ndarray]:
-    """`TorchKokoro.render` as a stream of pieces (their concatenation is the sentence).
+    """`TorchKokoro.render` as a stream of pieces (their concatenation is the sentence);
+    `sent_seconds` of the stream were sent before it (`StreamConfig.first_window`).
 
     Each window normalises over its own frames and context; with `config.probe_fraction` > 0
     the first window's statistics also pool probes spread over the rest of the sentence.
@@ -370,7 +394,7 @@ def render_stream(
         audio = decode_segments(model, plan, segments, decoder_params, norms, torch_kokoro.bfloat16)
         return audio[: (hi - lo) * FRAME_SAMPLES]
 
-    yield from stream_windows(decode, frames, config, post)
+    yield from stream_windows(decode, frames, config, post, config.first_window(sent_seconds))
 
 
 class KokoroStreamer:
@@ -396,9 +420,11 @@ class KokoroStreamer:
         conditioning: Conditioning,
         speed: float = 1.0,
         language: str = DEFAULT_LANGUAGE,
+        sent_seconds: float = 0.0,
     ) -> Iterator[np.ndarray]:
         """`KokoroEngine.synthesize(text, ...)` as pieces; joined, they are that utterance
-        (up to the windows' AdaIN statistics, `benchmarks/streaming.md`)."""
+        (up to the windows' AdaIN statistics, `benchmarks/streaming.md`). `sent_seconds`:
+        audio of the same stream sent before this text (later windows can be longer)."""
         u = self.engine.prepare(text, conditioning, speed, language)
         post: Callable[[np.ndarray], np.ndarray] | None = None
         if u.emotion is not None:
@@ -410,6 +436,8 @@ class KokoroStreamer:
             ids = token_ids(chunk, self._vocab)
             if ids:
                 row = u.style[len(ids) - 1]
-                yield from render_stream(
-                    torch_kokoro, ids, row, u.rate, params, edit, self.config, post
-                )
+                for piece in render_stream(
+                    torch_kokoro, ids, row, u.rate, params, edit, self.config, post, sent_seconds
+                ):
+                    sent_seconds += len(piece) / SAMPLE_RATE
+                    yield piece
