@@ -10,7 +10,8 @@ import torch
 
 from deepfake_studio.evaluation.asr import word_error_rate
 from deepfake_studio.synthesizer.kokoro.engine import load_style_packs, load_vocab, token_ids
-from deepfake_studio.synthesizer.kokoro.model import KokoroModel, fake_quantize_uint8
+from deepfake_studio.synthesizer.kokoro.int8_emulation import fake_quantize_uint8
+from deepfake_studio.synthesizer.kokoro.model import KokoroModel
 from deepfake_studio.synthesizer.kokoro.parity import (
     OnnxWithIntermediates,
     band_levels_db,

@@ -10,13 +10,8 @@ import pytest
 from onnx import numpy_helper
 
 from deepfake_studio.errors import EngineError
-from deepfake_studio.synthesizer.kokoro.model import (
-    Int8Conv1d,
-    Int8Linear,
-    Int8LSTM,
-    KokoroModel,
-    KokoroModelConfig,
-)
+from deepfake_studio.synthesizer.kokoro.int8_emulation import Int8Conv1d, Int8Linear, Int8LSTM
+from deepfake_studio.synthesizer.kokoro.model import KokoroModel, KokoroModelConfig
 from deepfake_studio.synthesizer.kokoro.weights import (
     bundled_onnx_path,
     load_state_dict,
