@@ -28,7 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -50,9 +50,23 @@ from deepfake_studio.voices import Voice
 HERE = Path(__file__).parent
 
 
-def outputs(split: str) -> tuple[Path, Path]:
-    """(folder of per-speaker parts, the merged JSON) of a split: style_fit_<split>.*"""
-    return HERE / f"style_fit_{split}.parts", HERE / f"style_fit_{split}.json"
+def outputs(split: str, name: str = "") -> tuple[Path, Path]:
+    """(folder of per-speaker parts, the merged JSON) of a split: style_fit_<split>[_name].*"""
+    stem = f"style_fit_{split}" + (f"_{name}" if name else "")
+    return HERE / f"{stem}.parts", HERE / f"{stem}.json"
+
+
+def style_fit_config(overrides: list[str]) -> StyleFitConfig:
+    """StyleFitConfig() with `field=value` overrides (numbers; `none` for None)."""
+    changes: dict[str, object] = {}
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if key not in StyleFitConfig.__dataclass_fields__:
+            raise SystemExit(f"--style-fit: no setting {key!r}")
+        changes[key] = None if value.lower() == "none" else float(value)
+        if key in ("steps", "mfcc"):
+            changes[key] = int(float(value))
+    return replace(StyleFitConfig(), **changes)  # type: ignore[arg-type]
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -113,6 +127,7 @@ def run_speaker(
     judge: SpeakerJudge,
     asr: Transcriber,
     earlier: dict | None = None,
+    fit_config: StyleFitConfig | None = None,
 ) -> dict:
     """One speaker's row. With `earlier` (a row of this speaker from an earlier run), only the
     standard fit is run again (after a change to its settings): the quick fit does not depend
@@ -149,7 +164,7 @@ def run_speaker(
             row["start_pack"] = earlier["start_pack"]
         else:
             todo.insert(0, ("start_pack", start, None))
-    row["style_fit_settings"] = dict(StyleFitConfig().__dict__)
+    row["style_fit_settings"] = dict((fit_config or StyleFitConfig()).__dict__)
     for method, cond, enroll_s in todo:
         t0 = time.perf_counter()
         audio = studio.clone(" ".join(HELD_OUT), voice=_voice(cond))
@@ -168,8 +183,10 @@ def run_speaker(
     return row
 
 
-def merge(split: str, threads: int) -> dict:
-    parts, out = outputs(split)
+def merge(
+    split: str, threads: int, name: str = "", fit_config: StyleFitConfig | None = None
+) -> dict:
+    parts, out = outputs(split, name)
     rows = {p.stem: json.loads(p.read_text()) for p in sorted(parts.glob("*.json"))}
     summary = {
         m: {
@@ -192,7 +209,7 @@ def merge(split: str, threads: int) -> dict:
         "machine": platform.platform(),
         "split": split,
         "threads": threads,
-        "style_fit": StyleFitConfig().__dict__,
+        "style_fit": (fit_config or StyleFitConfig()).__dict__,
         "sentences": HELD_OUT,
         "summary": summary,
         "speakers": rows,
@@ -240,7 +257,9 @@ def report(data: dict) -> str:
         lines.append(
             f"| {spk} | {r['corpus']} | {r['reference_s']} | {r['same']:.3f} | "
             f"{r['standard_info']['best_pack']} | {r['start_pack']['norm']:.3f} | "
-            f"{r['quick']['norm']:.3f} | {r['standard']['norm']:.3f} | "
+            f"{r['quick']['norm']:.3f} | {r['standard']['norm']:.3f}"
+            + (f" (was {r['standard_before']['norm']:.3f})" if "standard_before" in r else "")
+            + " | "
             f"{100 * r['quick']['wer']:.0f} / {100 * r['standard']['wer']:.0f} % | "
             f"{r['quick']['enroll_s']} / {r['standard']['enroll_s']} | {guard} |"
         )
@@ -248,26 +267,38 @@ def report(data: dict) -> str:
     return "\n".join(lines)
 
 
-def main(speakers: list[str], split: str, threads: int, refit_standard: bool = False) -> None:
+def main(
+    speakers: list[str],
+    split: str,
+    threads: int,
+    refit_standard: bool = False,
+    name: str = "",
+    fit_config: StyleFitConfig | None = None,
+) -> None:
+    fit_config = fit_config or StyleFitConfig()
     torch.set_num_threads(threads)
-    parts, _ = outputs(split)
+    parts, _ = outputs(split, name)
     parts.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="style-fit-dev-") as home:
-        engines = EngineOptions(kokoro=KokoroConfig(threads=threads))
+        engines = EngineOptions(kokoro=KokoroConfig(threads=threads, style_fit=fit_config))
         studio = Studio(StudioConfig(data_dir=Path(home), engines=engines))
         judge, asr = SpeakerJudge(), Transcriber()
         for speaker in speakers:
             part = parts / f"{speaker}.json"
-            earlier = json.loads(part.read_text()) if part.exists() else None
-            if earlier is not None and not (
-                refit_standard and earlier.get("style_fit_settings") != StyleFitConfig().__dict__
+            # A named run (`--name`) re-fitting takes the quick rows from the unnamed one.
+            source = part if part.exists() or not name else outputs(split)[0] / part.name
+            earlier = json.loads(source.read_text()) if source.exists() else None
+            if part.exists() and not (
+                refit_standard and earlier.get("style_fit_settings") != fit_config.__dict__
             ):
                 continue
-            row = run_speaker(speaker, split, studio, judge, asr, earlier)
+            if not refit_standard:
+                earlier = None
+            row = run_speaker(speaker, split, studio, judge, asr, earlier, fit_config)
             part.write_text(json.dumps(row, indent=1, default=float) + "\n")
             print(speaker, {m: row[m]["norm"] for m in METHODS}, flush=True)
     if any(parts.glob("*.json")):
-        print(report(merge(split, threads)))
+        print(report(merge(split, threads, name, fit_config)))
 
 
 if __name__ == "__main__":
@@ -283,8 +314,19 @@ if __name__ == "__main__":
         help="for speakers measured with other style-fit settings, run only the standard fit "
         "again (keep their quick and start-pack rows)",
     )
+    parser.add_argument(
+        "--style-fit",
+        nargs="*",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="StyleFitConfig overrides for this run, e.g. noise_floor_percentile=10",
+    )
+    parser.add_argument(
+        "--name", default="", help="write style_fit_<split>_<name>.* instead of style_fit_<split>.*"
+    )
     add_overwrite_flag(parser)
     args = parser.parse_args()
-    out = outputs(args.split)[1]
+    out = outputs(args.split, args.name)[1]
     refuse_to_overwrite([out, out.with_suffix(".md")], args.overwrite)
-    main(args.speakers, args.split, args.threads, args.refit_standard)
+    config = style_fit_config(args.style_fit)
+    main(args.speakers, args.split, args.threads, args.refit_standard, args.name, config)
