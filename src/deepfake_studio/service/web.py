@@ -133,7 +133,9 @@ _LIVE_PLAYER_HTML = (
 # synthesis and fails the job. `stats` is what the page measured (read by the tests).
 _LIVE_PLAYER_JS = """
 (() => {
-  const LEAD_S = 0.03;  // the first buffer starts this far ahead of the audio clock
+  // The first buffer (or one after the stream fell behind) starts this far ahead of the
+  // audio clock; later ones follow the previous buffer's end exactly.
+  const LEAD_S = 0.01;
   const live = { ctx: null, controller: null, sources: [], next: 0, stats: null };
   const el = (id) => document.getElementById(id);
   const show = (text) => { const s = el("clone-live-state"); if (s) s.textContent = text; };
@@ -165,6 +167,7 @@ _LIVE_PLAYER_JS = """
     source.start(live.next);
     if (stats.firstSoundAt === null) {
       const latency = (ctx.baseLatency || 0) + (ctx.outputLatency || 0);
+      stats.latency = latency;
       stats.firstSoundAt = performance.now() + (live.next - now + latency) * 1000;
       show("Playing…");
       onFirst();
@@ -224,7 +227,7 @@ _LIVE_PLAYER_JS = """
     live.stop();
     live.stats = { startedAt: performance.now(), responseAt: null, firstChunkAt: null,
       firstSoundAt: null, samples: 0, buffers: 0, sumSquares: 0, underruns: 0,
-      sampleRate: null, state: "waiting", error: null, job: null };
+      sampleRate: null, latency: null, state: "waiting", error: null, job: null };
     const stats = live.stats;
     // Made (or resumed) inside the click's user activation, as autoplay rules ask.
     if (!live.ctx) live.ctx = new AudioContext({ latencyHint: "interactive" });
