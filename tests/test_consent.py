@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -124,7 +125,10 @@ def test_synthetic_speech_of_the_phrase_fails_the_detector(
     piper_engine,
     reference: Path,  # type: ignore[no-untyped-def]
 ) -> None:
-    text = "Six spoons of fresh snow peas, five thick slabs of blue cheese for my brother."
+    text = (
+        "I agree that my voice may be cloned. Six spoons of fresh snow peas, five thick slabs "
+        "of blue cheese for my brother."
+    )  # about 5 s: a consent recording needs 4 s of speech
     spoken = piper_engine.synthesize(text, piper_engine.default_conditioning())
     fake = Audio(spoken, piper_engine.sample_rate)  # not watermarked: only the detector can tell
     evidence = checker.check(_challenge(), fake, reference)
@@ -133,6 +137,18 @@ def test_synthetic_speech_of_the_phrase_fails_the_detector(
     assert evidence.detector_probability >= evidence.detector_threshold
     assert not evidence.checks["not_synthetic"] and not evidence.accepted
     assert "the detector calls it synthetic" in evidence.failure()
+
+
+def test_the_detector_bar_for_consent_is_the_consent_configs(
+    checker: ConsentChecker, consenting: Path, reference: Path
+) -> None:
+    # Not the detector's own label: consent sets its bar (chosen for at most 1 % of real
+    # train speakers refused). A bar at zero refuses the speaker's own real recording.
+    assert checker.config.detector_threshold > checker.detector.threshold
+    strict = replace(checker, config=replace(checker.config, detector_threshold=1e-6))
+    evidence = strict.check(_challenge(), consenting, reference)
+    assert evidence.detector_threshold == 1e-6
+    assert evidence.checks == {"phrase": True, "speaker": True, "not_synthetic": False}
 
 
 def test_a_recording_with_too_little_speech_is_refused(

@@ -86,15 +86,24 @@ class ConsentConfig:
     # on 132 held-out real recordings): benchmarks/consent_voice.md.
     words_needed: int = 3
     # GE2E cosine, consent recording vs reference: chosen on the train speakers of the shared
-    # corpus for at most 0.5 % false accepts among same-corpus strangers; held-out FAR and FRR
-    # in benchmarks/consent_voice.md (benchmarks/consent_voice.py).
-    speaker_threshold: float = 0.78
+    # corpus for at most 0.5 % false accepts among same-corpus strangers (consent recordings
+    # with at least `min_speech_s` of speech); held-out FAR and FRR in
+    # benchmarks/consent_voice.md (benchmarks/consent_voice.py).
+    speaker_threshold: float = 0.79
     challenge_ttl_s: float = 3600.0  # an issued phrase is valid this long, once
-    # The consent sentence takes about 5 s to say; shorter recordings cannot hold it, and the
-    # speaker check misses far more on them (held-out: 20 of 67 pairs under 4 s / 5 s refused,
-    # 1 of 65 above).
-    min_speech_s: float = 3.0
+    # The consent sentence ("I, NAME, agree that ... Bright river seven lamps.") takes about
+    # 5 s to say, so a recording with less than 4 s of speech cannot hold it; and the speaker
+    # check misses far more on short recordings (session 11, held-out: 20 of 67 pairs with
+    # under 4 s of consent or 5 s of reference refused, 1 of 65 longer ones).
+    min_speech_s: float = 4.0
     max_recording_s: float = 60.0
+    # The detector's probability at or above which a consent recording counts as synthetic.
+    # Higher than the detector's own threshold (0.757, at most 2 % of real dev clips flagged):
+    # chosen on the train speakers' real consent-like recordings for at most 1 % refused
+    # (benchmarks/consent_voice.py), because every refused real speaker is a false reject.
+    # The studio's own output is refused by its watermark whatever this is; another
+    # generator's passes more easily than at the detector's own threshold.
+    detector_threshold: float = 0.86
 
 
 class ConsentError(VoiceError):
@@ -377,7 +386,8 @@ class ConsentChecker:
         checks = {
             "phrase": heard >= self.config.words_needed,
             "speaker": similarity >= self.config.speaker_threshold,
-            "not_synthetic": not mark.present and not detection.synthetic,
+            "not_synthetic": not mark.present
+            and detection.probability < self.config.detector_threshold,
         }
         return ConsentEvidence(
             method=METHOD,
@@ -394,7 +404,7 @@ class ConsentChecker:
             watermark_threshold=float(mark.threshold),
             watermark_found_by=list(mark.found_by),
             detector_probability=round(float(detection.probability), 4),
-            detector_threshold=float(detection.threshold),
+            detector_threshold=self.config.detector_threshold,
             checks=checks,
             accepted=all(checks.values()),
         )
