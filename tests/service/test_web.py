@@ -427,7 +427,7 @@ def test_api_docs_render_with_no_host_reachable_but_the_server(
 
 
 # -- auth ---------------------------------------------------------------------------------------
-def test_a_token_puts_the_web_ui_behind_a_login(studio: Studio, context: Any) -> None:
+def test_a_token_puts_the_web_ui_behind_a_login(studio: Studio, context: Any, voice: str) -> None:
     app = create_app(studio, runner=_HeldRunner(), token="s3cret", web=True)
     with _Server(app) as running:
         assert context.request.get(running.url + "/config").status == 401
@@ -462,6 +462,12 @@ def test_a_token_puts_the_web_ui_behind_a_login(studio: Studio, context: Any) ->
             )
             assert answer.status == status, answer.text()  # 422: past auth, the text is empty
         assert page.request.get(running.url + "/api/v1/voices", headers=_bearer(key)).status == 401
+        # The page's player sends it: its request gets past auth to the text check.
+        page.locator("#clone-text textarea").fill("   ")
+        page.locator("#clone-voice input").click()
+        page.get_by_role("option").first.click()
+        page.locator("#clone-generate").click()
+        assert "empty" in _wait_for_text(page, "#clone-live-state", "Error")
 
 
 def _bearer(token: str) -> dict[str, str]:
