@@ -184,3 +184,12 @@ def test_every_way_of_saving_a_clone_signs_it_and_no_stale_record_survives(
     _, record = studio.save(edited, tmp_path / "edited.wav", text="Hello there.", engine="piper")
     assert verify(tmp_path / "edited.wav", data_dir=studio.data_dir).ok
     assert json.loads(record.read_text())["watermark"]["applied"] is True  # marked on saving
+
+
+def test_the_watermark_layers_are_known_before_the_watermarker_is_built(tmp_path: Path) -> None:
+    # A server signing what workers computed names the layers without building a watermarker.
+    fresh = Studio(StudioConfig(data_dir=tmp_path))
+    before = fresh.watermark_methods
+    assert fresh.loaded_models() == []
+    assert before == fresh.watermarker.methods == fresh.watermark_methods
+    assert before == ("perthnet-implicit", "keyed-spectral-modulation-v2")

@@ -233,6 +233,15 @@ class Studio:
         return self._watermarker
 
     @property
+    def watermark_methods(self) -> tuple[str, ...]:
+        """The layers `watermarker` embeds, known without building it (it is always keyed)."""
+        if self._watermarker is not None:
+            return self._watermarker.methods
+        from deepfake_studio.provenance.watermark import layer_methods
+
+        return layer_methods(keyed=True)
+
+    @property
     def detector(self) -> Detector:
         """The synthetic-speech detector (the ONNX model shipped in the package)."""
         if self._detector is None:
@@ -1131,7 +1140,7 @@ class Studio:
                 "(a clip from studio.clone or studio.speak carries them)"
             )
         # The layers a generated clip was marked with; otherwise this studio's watermarker's.
-        layers = getattr(audio, "watermark_layers", ()) or self.watermarker.methods
+        layers = getattr(audio, "watermark_layers", ()) or self.watermark_methods
         if watermarked is None:
             watermarked = self.config.watermark
             if watermarked:
