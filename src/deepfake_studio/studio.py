@@ -1128,7 +1128,9 @@ class Studio:
         hashes the samples as written, names the engine, voice and consent, and is signed with
         the studio's key; it replaces any earlier record of that path.
         """
+        layers: tuple[str, ...] = ()  # the layers the clip was marked with, when known
         if isinstance(audio, GeneratedAudio):
+            layers = audio.watermark_layers
             text = audio.text if text is None else text
             voice = audio.voice if voice is None else voice
             engine = audio.engine if engine is None else engine
@@ -1139,8 +1141,6 @@ class Studio:
                 "studio.save needs the text and engine of audio the studio did not generate "
                 "(a clip from studio.clone or studio.speak carries them)"
             )
-        # The layers a generated clip was marked with; otherwise this studio's watermarker's.
-        layers = getattr(audio, "watermark_layers", ()) or self.watermark_methods
         if watermarked is None:
             watermarked = self.config.watermark
             if watermarked:
@@ -1154,7 +1154,7 @@ class Studio:
             voice=voice,
             engine=engine,
             watermarked=watermarked,
-            watermark_layers=layers if watermarked else (),
+            watermark_layers=(layers or self.watermark_methods) if watermarked else (),
             parameters=parameters,
         )
         return out, record
