@@ -82,8 +82,8 @@ class ConsentConfig:
     words: int = 4  # challenge words per phrase
     # Of them Whisper-base must hear, in order. 3, not 4: one misheard word should not refuse
     # the speaker (synthetic readings: all 4 heard in 60 %, 3 or more in 87 %, before the word
-    # list was pruned), and no replayed recording reached even 3 (0 of 6,600 random challenges
-    # on 132 held-out real recordings): benchmarks/consent_voice.md.
+    # list was pruned; 68 % / 93 % since), and no replayed recording reached even 2 (0 of
+    # 3,150 random challenges on 63 held-out real recordings): benchmarks/consent_voice.md.
     words_needed: int = 3
     # GE2E cosine, consent recording vs reference: chosen on the train speakers of the shared
     # corpus for at most 0.5 % false accepts among same-corpus strangers (consent recordings
