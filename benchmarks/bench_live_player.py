@@ -36,16 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _output import add_overwrite_flag, refuse_to_overwrite  # noqa: E402
 from bench_streaming import LONG_TEXT, ONE_SENTENCE  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+sys.path.insert(0, str(ROOT))
+from tests.service.browser import launch_chromium  # noqa: E402  (the tests' launch recipe)
+
 VOICE_NAME = "Bench Live"
 _WATCH_JS = """() => {
     window.clickedAt = null;
@@ -197,7 +190,7 @@ def main() -> None:
     http = httpx.Client()  # made once: a new client costs 10-30 ms (its TLS context)
     try:
         with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = launch_chromium(playwright)
             page = browser.new_context(viewport={"width": 1280, "height": 1400}).new_page()
             page.goto(url + "/")
             page.wait_for_selector("#clone-generate")

@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 
 from tests.conftest import import_or_fail_in_ci, skip_or_fail_in_ci
+from tests.service.browser import CHROMIUM, launch_chromium
 
 import_or_fail_in_ci("gradio", "the server extra")
 sync_api = import_or_fail_in_ci("playwright.sync_api", "the test extra")
@@ -42,16 +43,6 @@ from deepfake_studio.service.web import (  # noqa: E402
     signals_figure,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SENTENCE = "The library opens at nine on Monday morning."
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Screenshots of each tab after its test, for people reviewing a change (kept out of git).
@@ -125,7 +116,7 @@ def server(studio: Studio, voice: str) -> Iterator[_Server]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch_chromium(playwright)
         yield chromium
         chromium.close()
 
