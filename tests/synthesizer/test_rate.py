@@ -176,6 +176,16 @@ def test_piper_speaks_at_the_reference_rate(piper_engine, references) -> None:  
         return piper_engine.condition(reference, encoder=None).speed  # Piper needs no encoder
 
     _check_engine(piper_engine, references, match=condition, readings=3)
+    # The engine's calibration is read once and kept (its one voice never changes): enrolling
+    # the same reference again gives exactly the same speed, with no new readings.
+    reference = references[TEMPI[1]]
+    curve = piper_engine.rate_curve()
+    assert (
+        condition(reference, None)
+        == condition(reference, None)
+        == curve.speed_for(syllable_rate(reference))
+    )
+    assert piper_engine.rate_curve() is curve
 
 
 class RepeatsRemembered:

@@ -23,7 +23,8 @@ so the engine side now counts the text instead of estimating.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from scipy import signal
@@ -117,6 +118,40 @@ def engine_rate(
     return float(np.median(rates))
 
 
+@dataclass(frozen=True)
+class RateCurve:
+    """An engine's articulation rate, with one conditioning, at two speeds far apart (0.8x
+    and 1.25x the conditioning's speed): what `match_rate` needs besides the reference."""
+
+    base_speed: float  # the conditioning's speed the two readings are relative to
+    at_slow: float  # syllables per second at 0.8 x base_speed
+    at_fast: float  # ... at 1.25 x base_speed
+
+    SLOW: ClassVar[float] = 0.8
+    FAST: ClassVar[float] = 1.25
+
+    def speed_for(self, target: float) -> float:
+        """Speed setting at which the engine reads `target` syllables per second (a
+        reference's `syllable_rate`; 0 or less: nothing to match)."""
+        if target <= 0 or self.at_slow <= 0 or self.at_fast <= 0:
+            return self.base_speed
+        target = float(np.clip(target, MIN_RATE, MAX_RATE))
+        # rate = middle_rate * (speed / middle_speed)^k, through both readings.
+        exponent = np.log(self.at_fast / self.at_slow) / np.log(self.FAST / self.SLOW)
+        k = float(np.clip(exponent, 0.3, 1.5))
+        middle_rate = float(np.sqrt(self.at_slow * self.at_fast))  # the rate at base_speed
+        return _clip(self.base_speed * (target / middle_rate) ** (1 / k))
+
+
+def rate_curve(engine: Engine, conditioning: Conditioning, readings: int = 1) -> RateCurve:
+    """The engine's `RateCurve` with `conditioning` (`readings` per speed, median)."""
+    return RateCurve(
+        base_speed=conditioning.speed,
+        at_slow=engine_rate(engine, conditioning, RateCurve.SLOW, readings),
+        at_fast=engine_rate(engine, conditioning, RateCurve.FAST, readings),
+    )
+
+
 def match_rate(
     engine: Engine, reference: Audio, conditioning: Conditioning, readings: int = 1
 ) -> float:
@@ -129,21 +164,13 @@ def match_rate(
     (A secant step from speed 1 was tried first: for a reference within a few percent of the
     engine's rate, the exponent came out of two nearly equal, noisy readings and the speed
     overshot by 10 %.) `readings` > 1 takes the median of that many readings per speed, for
-    an engine whose durations vary from one reading to the next.
+    an engine whose durations vary from one reading to the next. An engine whose
+    conditioning never changes (Piper) keeps its `rate_curve` and calls `speed_for` instead.
     """
     target = syllable_rate(reference)
     if target <= 0:
-        return conditioning.speed
-    target = float(np.clip(target, MIN_RATE, MAX_RATE))
-    slow, fast = 0.8, 1.25
-    at_slow = engine_rate(engine, conditioning, slow, readings)
-    at_fast = engine_rate(engine, conditioning, fast, readings)
-    if at_slow <= 0 or at_fast <= 0:
-        return conditioning.speed
-    # rate = middle_rate * (speed / middle_speed)^k, through both readings.
-    k = float(np.clip(np.log(at_fast / at_slow) / np.log(fast / slow), 0.3, 1.5))
-    middle_rate = float(np.sqrt(at_slow * at_fast))  # the rate at the middle speed, 1.0
-    return _clip(conditioning.speed * (target / middle_rate) ** (1 / k))
+        return conditioning.speed  # nothing to match: no calibration readings needed
+    return rate_curve(engine, conditioning, readings).speed_for(target)
 
 
 def _clip(speed: float) -> float:
