@@ -29,7 +29,6 @@ collects them into benchmarks/detector_methods.{json,md}.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import platform
@@ -41,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepfake_studio.detector.data import read_manifest
+from deepfake_studio.detector.data import CHILD_MAX_AGE, held_out_real_sources, read_manifest
 from deepfake_studio.detector.evaluate import logo_groups, score_rows
 from deepfake_studio.detector.infer import Detector, DetectorConfig
 from deepfake_studio.detector.metrics import equal_error_rate, rates_at
@@ -56,7 +55,6 @@ from _output import add_overwrite_flag, refuse_to_overwrite  # noqa: E402
 RAWBOOST_SHARE = 0.5
 ONE_CLASS_DIM = 32
 METHODS = ("baseline", "rawboost", "ocsoftmax", "rawboost+ocsoftmax")
-CHILD_MAX_AGE = 12
 
 
 def method_config(base: TrainConfig, method: str) -> TrainConfig:
@@ -69,20 +67,6 @@ def method_config(base: TrainConfig, method: str) -> TrainConfig:
     if "ocsoftmax" in method:
         config = replace(config, model=replace(config.model, one_class_dim=ONE_CLASS_DIM))
     return config
-
-
-def held_out_real_sources(speech_manifest: Path) -> tuple[str, ...]:
-    """Manifest `source` prefixes of the real speech kept out of training: every alphanumeric
-    recording and every speechocean762 speaker aged CHILD_MAX_AGE or less."""
-    children = set()
-    with open(speech_manifest, encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            if row["corpus"] != "speechocean762":
-                continue
-            info = dict(kv.split("=", 1) for kv in row["info"].split(";") if "=" in kv)
-            if int(info.get("age", 99)) <= CHILD_MAX_AGE:
-                children.add(f"speechocean762/{row['speaker']}/")
-    return ("alphanumeric/", *sorted(children))
 
 
 def _eer(real: np.ndarray, spoof: np.ndarray) -> float:

@@ -891,14 +891,34 @@ def detector_train(
         Path | None,
         typer.Option("--config", help="JSON overriding TrainConfig fields (detector/train.py)."),
     ] = None,
+    rawboost: Annotated[
+        float, typer.Option("--rawboost", help="Share of training crops given RawBoost.")
+    ] = 0.0,
+    hold_out_real: Annotated[
+        bool,
+        typer.Option(
+            "--hold-out-real",
+            help="Keep children (speechocean762, 12 or younger) and the alphanumeric set's "
+            "phone recordings out of train and dev, to measure false positives on them.",
+        ),
+    ] = False,
 ) -> None:
     """Train the detector; OUT gets detector.onnx + detector.json (copy them to ship)."""
+    from deepfake_studio.detector.data import held_out_real_sources
     from deepfake_studio.detector.train import TrainConfig, train
+    from deepfake_studio.evaluation.speakers import data_root
     from deepfake_studio.training.common import load_config
 
     left_out = tuple(g.strip() for g in exclude.split(",")) if exclude else ()
+    held = held_out_real_sources(data_root() / "speech" / "manifest.csv") if hold_out_real else ()
     config = load_config(
-        TrainConfig, config_file, epochs=epochs, seed=seed, exclude_generators=left_out
+        TrainConfig,
+        config_file,
+        epochs=epochs,
+        seed=seed,
+        exclude_generators=left_out,
+        rawboost=rawboost,
+        exclude_real_sources=held,
     )
     card = train(data, out, config, resume=resume, log=lambda line: typer.echo(line, err=True))
     typer.echo(f"{out / 'detector.onnx'}  dev EER {100 * float(card['dev']['eer']):.2f} %")  # type: ignore[index]

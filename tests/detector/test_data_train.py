@@ -188,6 +188,24 @@ def test_held_out_real_sources_are_left_out_of_train_and_dev() -> None:
     assert select(rows, "train", TrainConfig()).tolist() == [0, 1, 2]
 
 
+def test_held_out_real_sources_are_the_children_and_the_phone_set(speech_dir: Path) -> None:
+    import csv
+
+    from deepfake_studio.detector.data import CHILD_MAX_AGE, held_out_real_sources
+
+    sources = held_out_real_sources(speech_dir / "manifest.csv")
+    with open(speech_dir / "manifest.csv", encoding="utf-8") as f:
+        ages = {
+            r["speaker"]: int(r["info"].split("age=")[1].split(";")[0])
+            for r in csv.DictReader(f)
+            if r["corpus"] == "speechocean762"
+        }
+    children = {s.split("/")[1] for s in sources if s.startswith("speechocean762/")}
+    assert sources[0] == "alphanumeric/"
+    assert children == {s for s, age in ages.items() if age <= CHILD_MAX_AGE}
+    assert 0 < len(children) < len(ages)  # the corpus has adults too: they stay in training
+
+
 def test_a_build_with_aac_and_resampling_treats_real_and_fake_alike(
     tiny_data: Path, speech_dir: Path, tmp_path: Path, tiny_config: DataConfig
 ) -> None:

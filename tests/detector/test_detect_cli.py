@@ -97,6 +97,24 @@ def test_train_without_data_is_a_one_line_error(
     assert code == 1 and len(lines) == 1 and "no clips" in lines[0], err
 
 
+def test_train_takes_rawboost_and_holds_out_real_conditions(
+    tiny_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = tmp_path / "run"
+    args = ["detector", "train", "--data", str(tiny_data), "--out", str(out), "--epochs", "1",
+            "--rawboost", "0.5", "--hold-out-real"]  # fmt: skip
+    code, _, err = cli_in_process(args, capsys, monkeypatch)
+    assert code == 0, err
+    card = json.loads((out / "detector.json").read_text(encoding="utf-8"))
+    assert card["train"]["rawboost"] == 0.5
+    held = card["train"]["exclude_real_sources"]
+    assert held[0] == "alphanumeric/" and len(held) > 1
+    assert all(s.startswith("speechocean762/SO_") for s in held[1:])
+
+
 def test_build_data_refuses_an_unknown_codec_in_one_line(tmp_path: Path, run_here: RunHere) -> None:
     out = tmp_path / "set"
     result = run_here("detector", "build-data", "--out", out, "--codecs", "mp3,flac", home=tmp_path)

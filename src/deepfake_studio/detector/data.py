@@ -22,6 +22,7 @@ short, tiled) to `clip_seconds` at a random offset.
 
 from __future__ import annotations
 
+import csv
 import json
 import zlib
 from collections.abc import Callable
@@ -68,6 +69,7 @@ OPTIONAL_GENERATORS = ("kokoro-varied",)
 CLIP_LUFS = -23.0
 MAX_TEXT_WORDS = 13  # about 4-5 s of speech: enough to cut a 4 s clip from
 MIN_TEXT_WORDS = 8  # shorter transcripts are joined with the next one
+CHILD_MAX_AGE = 12  # speechocean762 speakers this old or younger are "children"
 
 
 @dataclass(frozen=True)
@@ -186,6 +188,25 @@ def plan(config: DataConfig, clips: list, split_of: dict[str, str]) -> list[Job]
         groups.setdefault((job.generator, job.split), []).append(job)
     position = {j.id: k / len(g) for g in groups.values() for k, j in enumerate(g)}
     return sorted(jobs, key=lambda j: position[j.id])  # stable: ties keep plan order
+
+
+def held_out_real_sources(speech_manifest: Path) -> tuple[str, ...]:
+    """Manifest `source` prefixes of the real speech kept out of training: every alphanumeric
+    recording and every speechocean762 speaker aged CHILD_MAX_AGE or less.
+
+    Recording conditions no other corpus has (phone microphones with Indian-accented English;
+    children's voices), so a model trained without them (`TrainConfig.exclude_real_sources`,
+    `detector train --hold-out-real`) can be measured on real speech of conditions it never
+    saw."""
+    children = set()
+    with open(speech_manifest, encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            if row["corpus"] != "speechocean762":
+                continue
+            info = dict(kv.split("=", 1) for kv in row["info"].split(";") if "=" in kv)
+            if int(info.get("age", 99)) <= CHILD_MAX_AGE:
+                children.add(f"speechocean762/{row['speaker']}/")
+    return ("alphanumeric/", *sorted(children))
 
 
 def _rel(path: Path) -> str:
