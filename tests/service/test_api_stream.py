@@ -4,12 +4,15 @@ that disconnects mid-stream stops the synthesis and leaves no file."""
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+import soundfile as sf
 
 from deepfake_studio import Studio
 from deepfake_studio.audio import Audio
@@ -136,3 +139,48 @@ def test_stream_rejects_bad_requests_with_json(
     )
     assert response.status_code == status, response.text
     assert message in response.json()["error"]
+
+
+def test_a_stream_kept_as_a_job_is_that_jobs_audio_and_a_left_one_fails_it(
+    server: Any, studio: Studio, stream_voice: Voice
+) -> None:
+    text = "The museum opens at nine on Thursday."
+    with (
+        httpx.Client() as client,
+        _post(server, {"text": text, "voice_id": stream_voice.id, "job": True}, client) as sent,
+    ):
+        assert sent.status_code == 200
+        job_id = sent.headers["x-job-id"]
+        assert "x-stream-id" not in sent.headers
+        data = b"".join(sent.iter_raw())
+        job = client.get(f"{server.url}/api/v1/jobs/{job_id}", headers=AUTH).json()
+        kept = client.get(f"{server.url}/api/v1/jobs/{job_id}/audio", headers=AUTH)
+    rate, streamed = read_stream_wav(data)
+    assert job["state"] == "done" and job["kind"] == "clone", job
+    assert kept.status_code == 200 and kept.headers["content-type"] == "audio/wav"
+    samples, kept_rate = sf.read(io.BytesIO(kept.content), dtype="float32")
+    # The job's file is the stream that was heard (16-bit on the wire: within one step),
+    # without the stream's closing pause (as `clone` ends a clip).
+    assert kept_rate == rate == 24_000 and 1.5 < len(samples) / rate < 6.0
+    assert len(samples) <= len(streamed) and not streamed[len(samples) :].any()
+    assert float(np.abs(samples - streamed[: len(samples)]).max()) < 2 / 32768
+    assert studio.watermarker.detect(Audio(samples, kept_rate)).present
+
+    with (
+        httpx.Client() as client,
+        _post(
+            server, {"text": LONG_TEXT * 3, "voice_id": stream_voice.id, "job": True}, client
+        ) as left,
+    ):
+        left_id = left.headers["x-job-id"]
+        assert next(left.iter_raw())[:4] == b"RIFF"
+    deadline = time.monotonic() + 60
+    with httpx.Client() as client:
+        while time.monotonic() < deadline:
+            job = client.get(f"{server.url}/api/v1/jobs/{left_id}", headers=AUTH).json()
+            if job["state"] != "running":
+                break
+            time.sleep(0.2)
+        audio = client.get(f"{server.url}/api/v1/jobs/{left_id}/audio", headers=AUTH)
+    assert job["state"] == "failed" and "stopped" in job["error"].lower(), job
+    assert audio.status_code == 409
