@@ -9,8 +9,10 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -412,3 +414,54 @@ def test_provenance_verify_takes_several_files_and_reports_failures_on_stderr(
     assert [line.split("\t")[0] for line in failures] == [str(tampered), str(unsigned)]
     assert "audio hash mismatch" in failures[0] and "record" in failures[1]
     assert run("provenance", "verify", good, home=tmp_path).returncode == 0
+
+
+def test_serve_listens_on_loopback_and_warms_streaming_up_in_the_background(
+    tmp_path: Path,
+) -> None:
+    # `serve` speaks a warm-up sentence beside the start-up so the first listener pays no
+    # one-off set-up; /health lists `kokoro-streaming` once that has run.
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "DEEPFAKE_STUDIO_HOME": str(tmp_path)}
+    server = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    url = f"http://127.0.0.1:{port}/api/v1/health"
+    seen: list[list[str]] = []
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                health = httpx.get(url, timeout=5)
+            except httpx.HTTPError:
+                time.sleep(0.5)
+                continue
+            assert health.status_code == 200 and health.json()["status"] == "ok"
+            seen.append(health.json()["models_loaded"])
+            if "kokoro-streaming" in seen[-1]:
+                break
+            time.sleep(0.5)
+        assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
+        assert seen and "kokoro-streaming" in seen[-1], seen[-3:]
+        # Bound to loopback only: the machine's own outward address does not answer.
+        # (A machine with no outward interface at all has nothing else to reach it by.)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            try:
+                udp.connect(("192.0.2.1", 9))  # picks the outward interface; sends nothing
+                outside: str | None = udp.getsockname()[0]
+            except OSError:
+                outside = None
+        if outside is not None and not outside.startswith("127."):
+            with socket.socket() as probe:
+                probe.settimeout(2)
+                assert probe.connect_ex((outside, port)) != 0, outside
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
