@@ -84,7 +84,9 @@ class StyleFitConfig:
     # rose on 3 dev speakers from 0.397 to 0.538 (benchmarks/style_fit_noise_floor_dev.md) and
     # on the 8 test speakers from 0.518 to 0.570 (style_fit_test_floor10.md, WER 0.9 %), but
     # it is off by default: the bundled LJ reference's default voice then said the end of a
-    # sentence so that Whisper-base heard 3 of 11 words wrong (0 without; tests/test_cli.py).
+    # sentence so that Whisper-base heard 3 of 11 words wrong (0 without; tests/test_cli.py);
+    # over 8 sentences WER 12.9 % vs 6.3 %. A 0 dB margin loses less (8.4 %) but keeps only
+    # ~40 % of the dev gain (benchmarks/style_fit_floor_margin_dev.md, session 13).
     noise_floor_percentile: float | None = None
     noise_floor_margin_db: float = 6.0
 
