@@ -87,6 +87,7 @@ def run_speaker(
     assert isinstance(kokoro, KokoroEngine)
     clip = anchors.clip
     row.update(corpus=anchors.corpus, reference_s=round(clip.duration, 2), same=anchors.same)
+    row["cpu"] = cpu_model()  # parts of one table may come from different machines
     row["stranger"] = anchors.stranger
     t0 = time.perf_counter()
     text = asr.transcribe(clip.samples, clip.sample_rate)
@@ -153,8 +154,9 @@ def report(data: dict) -> str:
         "",
         "Produced by `benchmarks/adapt_dev.py`. Judge: the independent d-vector, never used by "
         "any fit; norm = (sim - piper) / (same - piper). WER: Whisper-base on two held-out "
-        f"sentences. CPU: {data['cpu']}, {data['cores']} cores (load in the per-speaker rows; "
-        "above about 2 the cores were shared and times are inflated).",
+        f"sentences. CPU of this run: {data['cpu']}, {data['cores']} cores; each speaker's "
+        "CPU and load are in its row (above a load of about 2 the cores were shared and times "
+        "are inflated; compare times only between rows of one CPU).",
         "",
         "| setting | speakers | norm standard | norm adapted | WER adapted | adapt s (median) "
         "| RTF (median) | stored MB |",
@@ -169,8 +171,8 @@ def report(data: dict) -> str:
     lines += [
         "",
         "| speaker | corpus | ref s | setting | norm standard → adapted | WER standard / adapted "
-        "| kept step | held-out loss by check | load |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| kept step | held-out loss by check | CPU | load |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for spk, r in data["speakers"].items():
         for name, s in r.get("settings", {}).items():
@@ -179,7 +181,7 @@ def report(data: dict) -> str:
                 f"| {spk} | {r['corpus']} | {r['reference_s']} | {name} | "
                 f"{r['standard']['norm']:.3f} → {s['norm']:.3f} | "
                 f"{100 * r['standard']['wer']:.0f} / {100 * s['wer']:.0f} % | {s['kept_step']} | "
-                f"{losses} | {s['load']} |"
+                f"{losses} | {r.get('cpu', 'not recorded')} | {s['load']} |"
             )
     lines += ["", "Settings: " + json.dumps(data["settings"]), ""]
     return "\n".join(lines)
