@@ -232,7 +232,7 @@ def markdown(res: dict) -> str:
         if res.get("heldout_note"):
             lines += ["", res["heldout_note"]]
     if res.get("logo"):
-        lines += ["", "## Unseen family (leave-one-family-out, 12 epochs)", ""]
+        lines += ["", "## Unseen family (leave-one-family-out, training crops matched)", ""]
         lines += [res["logo_note"], ""]
         lines += [
             "| generator (family left out) | shipped settings, old data (detector_eval.json) "
@@ -315,7 +315,11 @@ def main(argv: list[str] | None = None) -> int:
         "held_out_sources": list(sources),
         "baseline_dir": str(args.baseline) if args.baseline else str(weights_dir()),
         "candidate_dir": str(args.candidate),
-        "candidate_train": json.loads((args.candidate / "detector.json").read_text())["train"],
+        "candidate_card": {
+            k: v
+            for k, v in json.loads((args.candidate / "detector.json").read_text()).items()
+            if k in ("train", "dev", "best_epoch", "threshold", "calibration", "history")
+        },
         "models": models,
     }
     if args.logo is not None:
