@@ -14,6 +14,7 @@ from deepfake_studio.detector.evaluate import GENERATOR_FAMILIES, logo_groups
 from deepfake_studio.detector.generators import ESPEAK_VOICES, FESTIVAL_VOICES, FLITE_VOICES
 from deepfake_studio.errors import StudioError
 from deepfake_studio.evaluation.speakers import SPLIT_FILE
+from deepfake_studio.studio import enrollment_quality
 from tests.conftest import SHARED_DATA, skip_or_fail_in_ci
 
 
@@ -209,3 +210,25 @@ def test_flite_pitch_settings_move_the_pitch(spec: heldout.HeldOutSpec) -> None:
         name, _ = heldout._settings(voice)
         shift = 12 * np.log2(median_f0(voice) / median_f0(name))
         assert abs(shift) >= 3.0, (voice, shift)  # semitones
+
+
+def test_heldout_clone_voices_are_enrolled_from_german_references(
+    spec: heldout.HeldOutSpec, real: list[heldout.RealClip], tmp_path: Path
+) -> None:
+    """The frozen set's kokoro-clone voices come from EmoDB's German actors: they are enrolled
+    as the set was built (quick), since the standard fit refuses a language Kokoro lacks."""
+    small = heldout.HeldOutSpec(
+        real_manifest=spec.real_manifest,
+        speakers=spec.speakers,
+        clone_speakers=spec.clone_speakers[:1],
+        spoofs_per_generator=1,
+        seed=spec.seed,
+        generators={"kokoro-clone": spec.generators["kokoro-clone"]},
+        texts=spec.texts,
+    )
+    builder = heldout.HeldOutBuilder(tmp_path, small, SHARED_DATA)
+    voices = builder._enroll("kokoro")
+    (name,) = voices
+    assert name == f"kokoro-{small.clone_speakers[0]}".lower()
+    assert enrollment_quality(voices[name]) == "quick"
+    assert voices[name].conditioning.arrays["style"].shape == (510, 256)
