@@ -57,9 +57,9 @@ Quality = Annotated[
     typer.Option(
         "--quality",
         help="kokoro only: standard (the default: the style fitted to the reference by "
-        "gradient, closer to the speaker; 1-2 min on 2 cores), quick (style search, about "
-        "30 s; further from the speaker) or best (standard plus the decoder adapted to the "
-        "speaker; several minutes, and slower synthesis).",
+        "gradient; 1-2 min on 2 cores), quick (style search, about 30 s) or best (standard "
+        "plus the decoder adapted to the speaker; 2-6 min, 4.75 MB per voice). Normalised "
+        "similarity to unseen speakers: quick 0.22, standard 0.52, best 0.71 (README).",
     ),
 ]
 ReferenceText = Annotated[

@@ -104,11 +104,12 @@ WORDS_LABEL = "Words spoken in the recording (optional; standard and best, else 
 QUALITY_DEFAULT = "default"  # the quality radio's "the engine's default" (nothing is sent)
 # What each enrollment quality costs, as the radio shows it (2 Xeon cores, 4-9 s references:
 # quick ~25 s, standard a median 82 s; best adds a few minutes: README "Enrollment quality").
-QUALITY_COSTS = {"quick": "about 30 s", "standard": "1-2 minutes", "best": "several minutes"}
+# What each gives: the judge's normalised similarity on the 8 test speakers (README table).
+QUALITY_COSTS = {"quick": "about 30 s", "standard": "1-2 minutes", "best": "2-6 minutes"}
 QUALITY_LABELS = {
-    "quick": "Quick: about 30 s; further from the speaker",
-    "standard": "Standard: 1-2 minutes; closer to the speaker",
-    "best": "Best: several minutes; the decoder adapted to the speaker, slower speech",
+    "quick": "Quick: about 30 s; similarity 0.22",
+    "standard": "Standard: 1-2 minutes; similarity 0.52",
+    "best": "Best: 2-6 minutes; similarity 0.71, the decoder adapted to the speaker",
 }
 
 DETECTOR_NOTICE = (
