@@ -26,6 +26,7 @@ from deepfake_studio.studio import (
 )
 from deepfake_studio.synthesizer import ENGINES, EngineOptions
 from deepfake_studio.synthesizer.emotion import check_emotion
+from deepfake_studio.synthesizer.kokoro.engine import QUALITY_CARDS, quality_similarities
 from deepfake_studio.synthesizer.kokoro.fit import FitConfig
 from deepfake_studio.synthesizer.languages import check_language
 from deepfake_studio.text import check_text, plural
@@ -56,10 +57,15 @@ Quality = Annotated[
     str | None,
     typer.Option(
         "--quality",
-        help="kokoro only: standard (the default: the style fitted to the reference by "
-        "gradient; 1-2 min on 2 cores), quick (style search, about 30 s) or best (standard "
-        "plus the decoder adapted to the speaker; 2-6 min, 4.75 MB per voice). Normalised "
-        "similarity to unseen speakers: quick 0.22, standard 0.52, best 0.71 (README).",
+        help="kokoro only: "
+        + "; ".join(
+            f"{q} ({card.method}; {card.time} on 2 cores"
+            + (f", {card.storage} per voice" if card.storage else "")
+            + ")"
+            for q, card in QUALITY_CARDS.items()
+        )
+        + f". Default: standard. Normalised similarity to unseen speakers: "
+        f"{quality_similarities()} (README).",
     ),
 ]
 ReferenceText = Annotated[
@@ -70,13 +76,12 @@ ReferenceText = Annotated[
     ),
 ]
 # What a newcomer waits for: models load on first use, and a kokoro voice is fitted to the
-# reference (standard: 1-2 min on 2 cores; quick: about 30 s; best: several minutes; piper
-# only matches the rate, in about a second).
+# reference (piper only matches the rate, in about a second).
 MODELS_NOTE = " (models load on first use)"
-QUICK_NOTE = " (models load on first use; a quick kokoro fit takes about 30 s)"
-STANDARD_NOTE = " (models load on first use; a standard kokoro fit takes 1-2 minutes)"
-BEST_NOTE = " (models load on first use; a best kokoro fit takes several minutes)"
-QUALITY_NOTES = {"quick": QUICK_NOTE, "standard": STANDARD_NOTE, "best": BEST_NOTE}
+QUALITY_NOTES = {
+    q: f" (models load on first use; a {q} kokoro fit takes {card.time})"
+    for q, card in QUALITY_CARDS.items()
+}
 
 
 def _reference_note(studio: Studio, engine: str | None, quality: str | None) -> str:
@@ -84,7 +89,7 @@ def _reference_note(studio: Studio, engine: str | None, quality: str | None) -> 
     if (engine or studio.config.default_engine) != "kokoro":
         return MODELS_NOTE
     chosen = quality or studio.config.engines.kokoro.quality  # omitted: the engine's default
-    return QUALITY_NOTES.get(chosen, STANDARD_NOTE)
+    return QUALITY_NOTES.get(chosen, QUALITY_NOTES["standard"])
 
 
 # Options of every command that speaks text (clone, speak).
@@ -1177,7 +1182,6 @@ def eval_clone(
         )
     except ImportError as e:
         raise StudioError(f"the evaluation needs the [eval] extra ({e.name} is missing)") from None
-    from deepfake_studio.synthesizer.kokoro.fit import FitConfig
 
     if set(method or []) - set(QUALITY_METHODS):
         raise StudioError(f"--method takes {' or '.join(QUALITY_METHODS)}")

@@ -569,9 +569,20 @@ def test_the_quality_radio_names_the_shipped_default_and_what_it_costs(tmp_path:
     shipped = Studio(StudioConfig(data_dir=tmp_path))  # the shipped settings; loads no model
     assert quality_choices(shipped) == [
         ("Default (standard, 1-2 minutes)", "default"),
-        ("Quick: about 30 s; similarity 0.22", "quick"),
-        ("Standard: 1-2 minutes; similarity 0.52", "standard"),
-        ("Best: 2-6 minutes; similarity 0.71, the decoder adapted to the speaker", "best"),
+        (
+            "Quick: about 30 s; similarity 0.22 (the closest bundled style moved to the "
+            "reference's pitch)",
+            "quick",
+        ),
+        (
+            "Standard: 1-2 minutes; similarity 0.52 (the style fitted to the reference by "
+            "gradient)",
+            "standard",
+        ),
+        (
+            "Best: 2-6 minutes; similarity 0.71 (standard plus the decoder adapted to the speaker)",
+            "best",
+        ),
     ]
 
 

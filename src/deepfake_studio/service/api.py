@@ -77,6 +77,7 @@ from deepfake_studio.synthesizer.emotion import (
     check_engine_emotion,
     emotion_fields,
 )
+from deepfake_studio.synthesizer.kokoro.engine import QUALITY_CARDS, quality_similarities
 from deepfake_studio.synthesizer.languages import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
@@ -163,11 +164,10 @@ M = TypeVar("M", bound=BaseModel)
 
 # -- schemas ----------------------------------------------------------------------------------
 _QUALITY_NOTE = (
-    f"Kokoro's enrollment quality, {', '.join(ENROLL_QUALITIES)} (quick: a style search, "
-    "about 30 s on 2 cores; standard: the style fitted to the reference by gradient, 1-2 min "
-    "on 2 cores; best: standard plus the decoder adapted to the speaker, 2-6 min); normalised "
-    "similarity to unseen speakers: quick 0.22, standard 0.52, best 0.71 (README); default: "
-    "the engine's (standard unless configured)."
+    "Kokoro's enrollment quality: "
+    + "; ".join(f"{q} ({card.method}, {card.time} on 2 cores)" for q, card in QUALITY_CARDS.items())
+    + f". Normalised similarity to unseen speakers: {quality_similarities()} (README); "
+    "default: the engine's (standard unless configured)."
 )
 _REFERENCE_TEXT_NOTE = (
     "The words spoken in the reference (standard and best; else Whisper transcribes them)."

@@ -71,6 +71,7 @@ from deepfake_studio.synthesizer.emotion import (
     check_engine_emotion,
     emotion_fields,
 )
+from deepfake_studio.synthesizer.kokoro.engine import QUALITY_CARDS
 from deepfake_studio.synthesizer.languages import (
     DEFAULT_LANGUAGE,
     LANGUAGES,
@@ -102,14 +103,10 @@ VOICE_COLUMNS = [
 ]
 WORDS_LABEL = "Words spoken in the recording (optional; standard and best, else transcribed)"
 QUALITY_DEFAULT = "default"  # the quality radio's "the engine's default" (nothing is sent)
-# What each enrollment quality costs, as the radio shows it (2 Xeon cores, 4-9 s references:
-# quick ~25 s, standard a median 82 s; best adds a few minutes: README "Enrollment quality").
-# What each gives: the judge's normalised similarity on the 8 test speakers (README table).
-QUALITY_COSTS = {"quick": "about 30 s", "standard": "1-2 minutes", "best": "2-6 minutes"}
+# The quality radio's labels: what each quality does, costs and gives (kokoro's QUALITY_CARDS).
 QUALITY_LABELS = {
-    "quick": "Quick: about 30 s; similarity 0.22",
-    "standard": "Standard: 1-2 minutes; similarity 0.52",
-    "best": "Best: 2-6 minutes; similarity 0.71, the decoder adapted to the speaker",
+    q: f"{q.capitalize()}: {card.time}; similarity {card.similarity:.2f} ({card.method})"
+    for q, card in QUALITY_CARDS.items()
 }
 
 DETECTOR_NOTICE = (
@@ -763,7 +760,8 @@ def quality_choices(studio: Studio) -> list[tuple[str, str]]:
     """(label, value) of the quality radio: the engine's default (and what it costs) first,
     then each quality."""
     default = studio.config.engines.kokoro.quality
-    cost = QUALITY_COSTS.get(default, "time not measured")
+    card = QUALITY_CARDS.get(default)
+    cost = card.time if card else "time not measured"
     return [
         (f"Default ({default}, {cost})", QUALITY_DEFAULT),
         *((QUALITY_LABELS.get(q, q.capitalize()), q) for q in ENROLL_QUALITIES),

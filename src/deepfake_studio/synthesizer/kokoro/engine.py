@@ -61,6 +61,34 @@ QUALITIES = ("quick", "standard", "best")
 
 
 @dataclass(frozen=True)
+class QualityCard:
+    """What one enrollment quality does, costs and gives, as every front end tells the user."""
+
+    method: str  # how the voice is fitted, in a few words
+    time: str  # enrollment on 2 cores, 4-9 s references (README "Enrollment quality")
+    similarity: float  # the judge's normalised similarity, 8 test speakers of `eval clone`
+    storage: str = ""  # beyond the style table every voice has
+
+
+# One table for the CLI's --quality help, the API's field and the web studio's radio; the
+# figures are the README's "Enrollment quality" table.
+QUALITY_CARDS: dict[str, QualityCard] = {
+    "quick": QualityCard(
+        "the closest bundled style moved to the reference's pitch", "about 30 s", 0.22
+    ),
+    "standard": QualityCard("the style fitted to the reference by gradient", "1-2 minutes", 0.52),
+    "best": QualityCard(
+        "standard plus the decoder adapted to the speaker", "2-6 minutes", 0.71, "4.75 MB"
+    ),
+}
+
+
+def quality_similarities() -> str:
+    """'quick 0.22, standard 0.52, best 0.71': what each quality gives, for help texts."""
+    return ", ".join(f"{q} {QUALITY_CARDS[q].similarity:.2f}" for q in QUALITIES)
+
+
+@dataclass(frozen=True)
 class Utterance:
     """A text made ready for Kokoro (`KokoroEngine.prepare`)."""
 
