@@ -324,3 +324,19 @@ def test_evaluation_reports_false_positives_on_real_sources_kept_out_of_training
     assert held_test > 0 and report["seen"]["clean"]["real"] == test_real - held_test
     report.pop("_scores")
     assert f"{corpus} " in markdown_table(report)
+
+
+def test_clone_voices_are_enrolled_at_the_configs_quality(
+    speech_dir: Path, tmp_path: Path, tiny_config: DataConfig
+) -> None:
+    """The build states its kokoro-clone voices' quality, so a change of the studio's default
+    cannot silently change what a rebuild makes."""
+    from deepfake_studio.detector.data import Builder
+    from deepfake_studio.studio import enrollment_quality
+
+    assert DataConfig().clone_quality == "standard"
+    config = replace(tiny_config, clone_voices={"train": 1}, clone_quality="quick")
+    voices = Builder(tmp_path, config, speech_dir)._enroll("kokoro")
+    assert len(voices) == 1
+    (voice,) = voices.values()
+    assert enrollment_quality(voice) == "quick"

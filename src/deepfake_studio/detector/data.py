@@ -89,6 +89,10 @@ class DataConfig:
     clone_voices: dict[str, int] = field(
         default_factory=lambda: {"train": 2, "dev": 1, "test": 1}
     )  # real speakers per split enrolled as studio voices (kokoro-clone and piper)
+    # The kokoro-clone voices' enrollment quality: stated, so that a change of the studio's
+    # default does not silently change what a rebuild makes (builds before this field was
+    # recorded used the default of their day: the search, `quick`, until session 11).
+    clone_quality: str = "standard"
     watermark_fraction: float = 0.5  # share of studio-clone clips that carry the watermark
     seed: int = 0
 
@@ -325,7 +329,10 @@ class Builder:
                         f"Public-corpus speaker {speaker}, used only to make detector "
                         "training data; never published."
                     )
-                    studio.enroll(case.reference, name, consent, engine=engine, seed=0)
+                    quality = self.config.clone_quality if engine == "kokoro" else None
+                    studio.enroll(
+                        case.reference, name, consent, engine=engine, seed=0, quality=quality
+                    )
                 voices[speaker] = studio.voice(name)
         return voices
 

@@ -56,6 +56,7 @@ class HeldOutSpec:
     seed: int
     generators: dict[str, tuple[str, ...]]
     texts: tuple[str, ...]
+    clone_quality: str  # kokoro clones' enrollment quality
 
 
 def load_spec(path: Path = HELDOUT_FILE) -> HeldOutSpec:
@@ -68,6 +69,7 @@ def load_spec(path: Path = HELDOUT_FILE) -> HeldOutSpec:
         seed=int(raw["seed"]),
         generators={k: tuple(v) for k, v in raw["generators"].items()},
         texts=tuple(raw["texts"]),
+        clone_quality=str(raw["clone_quality"]),
     )
 
 
@@ -308,9 +310,9 @@ class HeldOutBuilder(Builder):
                     f"Public-corpus speaker {speaker} (EmoDB, CC0), used only to make detector "
                     "evaluation data; never published."
                 )
-                # `quick`, as the frozen set was built: the default (standard) fit reads the
-                # reference's words and refuses German, which Kokoro does not speak.
-                quality = "quick" if engine == "kokoro" else None
+                # The spec's quality (`quick`, as the frozen set was built: the standard fit
+                # reads the reference's words and refuses German, which Kokoro does not speak).
+                quality = self.spec.clone_quality if engine == "kokoro" else None
                 studio.enroll(
                     concatenate(parts, 0.3), name, consent, engine=engine, seed=0, quality=quality
                 )
