@@ -29,7 +29,8 @@ from deepfake_studio.consent import (
     new_challenge,
     words_heard_in_order,
 )
-from tests.test_cli import assert_one_line_error, run
+from tests.conftest import RunHere
+from tests.test_cli import assert_one_line_error
 
 SPOKEN_WORDS = ("spoons", "snow", "cheese", "brother")  # said in order in *_003
 
@@ -239,16 +240,18 @@ def test_enroll_refuses_a_failed_recording_and_stores_nothing(
 
 @pytest.mark.slow
 def test_cli_prints_a_phrase_and_enroll_checks_the_recording(
-    tmp_path: Path, consenting: Path, reference: Path
+    tmp_path: Path, consenting: Path, reference: Path, run_here: RunHere
 ) -> None:
-    phrase = run("consent", "phrase", "--name", "Ana", home=tmp_path)
+    # The command's entry point in this process (`run_here`): the same code from argv to exit
+    # code and output, without ~4 s of interpreter start-up per call.
+    phrase = run_here("consent", "phrase", "--name", "Ana", home=tmp_path)
     assert phrase.returncode == 0, phrase.stderr
     sentence = phrase.stdout.strip()
     assert sentence.startswith("I, Ana, agree that Deepfake Studio may clone my voice.")
     assert sum(w in sentence.lower() for w in CHALLENGE_WORDS) >= 4 and "challenge" in phrase.stderr
 
     # The recording does not say that random phrase: refused in one line, nothing stored.
-    refused = run(
+    refused = run_here(
         "enroll", reference, "--name", "Ana", "--engine", "piper",
         "--consent-audio", consenting, home=tmp_path,
     )  # fmt: skip
@@ -259,7 +262,7 @@ def test_cli_prints_a_phrase_and_enroll_checks_the_recording(
     ChallengeStore(tmp_path).add(_challenge("Ana"))
     wav = tmp_path / "consent.wav"
     save_audio(load_audio(consenting), wav)
-    enrolled = run(
+    enrolled = run_here(
         "enroll", reference, "--name", "Ana", "--engine", "piper",
         "--consent-audio", wav, home=tmp_path,
     )  # fmt: skip
