@@ -55,6 +55,21 @@ def test_speak_streams_one_piece_per_sentence(studio: Studio, lj_voice) -> None:
     assert all(p.duration > 0.5 for p in pieces)
 
 
+def test_a_long_sentence_is_spoken_whole(studio: Studio, lj_voice, example_reference) -> None:  # type: ignore[no-untyped-def]
+    """A clip keeps a sentence longer than `first_chunk_chars` in one piece, as the engine
+    speaks it (a cut made for streaming once put a pause before its last word: the clip was
+    0.4-0.8 s longer than the sentence). Only a sentence-by-sentence stream (an engine that
+    cannot stream inside a sentence) still cuts it."""
+    assert len(SENTENCE) > studio.config.first_chunk_chars and "," not in SENTENCE
+    assert len(list(studio.speak(SENTENCE, lj_voice))) == 1
+    whole = studio.engine("kokoro").synthesize(SENTENCE, lj_voice.conditioning)
+    clip = studio.clone(SENTENCE, voice=lj_voice)
+    assert abs(clip.duration - len(whole) / clip.sample_rate) < 0.02
+    piper = studio.create_voice(example_reference, engine="piper")
+    streamed = list(studio.speak_stream(SENTENCE, piper))
+    assert [p.text for p in streamed] == [SENTENCE.rsplit(" ", 1)[0], "evenings."]
+
+
 def test_piper_voice_follows_only_the_rate(studio: Studio, example_reference: Path) -> None:
     voice = studio.create_voice(example_reference, engine="piper")
     assert voice.engine == "piper"

@@ -83,7 +83,9 @@ class StudioConfig:
     output_lufs: float = -20.0
     sentence_pause_s: float = 0.3
     paragraph_pause_s: float = 0.7
-    first_chunk_chars: int = 60  # a longer first sentence is split at a clause to stream sooner
+    # A non-kokoro stream splits a longer first sentence at a clause, to start sooner (kokoro
+    # streams inside sentences; whole clips never split one).
+    first_chunk_chars: int = 60
     min_speed: float = 0.5
     max_speed: float = 2.0
     engines: EngineOptions = field(default_factory=EngineOptions)
@@ -558,10 +560,20 @@ class Studio:
         config says so), so a streamed clip is marked wherever it is cut.
         """
         r = self._speech_request(text, voice, speed, watermark, language, emotion, emotion_strength)
+        yield from self._speak_sentences(r, voice, r.sentences, speed, progress)
+
+    def _speak_sentences(
+        self,
+        r: _SpeechRequest,
+        voice: Voice,
+        sentences: list[Sentence],
+        speed: float,
+        progress: ProgressCallback | None,
+    ) -> Iterator[GeneratedAudio]:
+        """`speak`'s loop: each of `sentences` synthesised whole, levelled, marked, paused."""
         engine = self.engine(voice.engine)
         # Only non-default languages pass the argument: English-only engines do not take it.
         in_language = {"language": r.language} if r.language != DEFAULT_LANGUAGE else {}
-        sentences = split_first_clause(r.sentences, self.config.first_chunk_chars)
         for i, sentence in enumerate(sentences):
             samples = engine.synthesize(sentence.text, r.conditioning, speed, **in_language)
             piece = audio_io.normalize_loudness(
@@ -604,18 +616,14 @@ class Studio:
         config says so); one loudness gain, measured on the first piece, serves the whole
         stream (a piece is too short to normalise on its own without level steps).
         """
-        if voice.engine != "kokoro":
-            yield from self.speak(
-                text,
-                voice,
-                speed=speed,
-                watermark=watermark,
-                language=language,
-                emotion=emotion,
-                emotion_strength=emotion_strength,
-            )  # type: ignore[misc]  # speak yields GeneratedAudio
-            return
         r = self._speech_request(text, voice, speed, watermark, language, emotion, emotion_strength)
+        if voice.engine != "kokoro":
+            # Sentence by sentence, with a long first sentence cut at a clause so that the
+            # first piece comes sooner. Only here: the cut costs the sentence its prosody (a
+            # pause mid-sentence), which a whole clip (`speak`, `clone`) never pays.
+            sentences = split_first_clause(r.sentences, self.config.first_chunk_chars)
+            yield from self._speak_sentences(r, voice, sentences, speed, None)
+            return
         parameters = {**r.parameters, "streamed": True}
         streamer = self.kokoro_streamer
         rate = streamer.engine.sample_rate
