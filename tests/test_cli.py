@@ -162,7 +162,9 @@ def test_clone_from_a_reference_takes_the_quality_options_of_enroll(
     assert not out.exists()
 
 
-def test_voices_lists_the_quality_each_voice_was_enrolled_with(tmp_path: Path) -> None:
+def test_voices_lists_the_quality_each_voice_was_enrolled_with(
+    tmp_path: Path, run_here: RunHere
+) -> None:
     import numpy as np
 
     from deepfake_studio.synthesizer.base import Conditioning
@@ -179,7 +181,7 @@ def test_voices_lists_the_quality_each_voice_was_enrolled_with(tmp_path: Path) -
         arrays = style if engine == "kokoro" else {}
         conditioning = Conditioning(engine=engine, arrays=arrays, info=info)
         library.save(Voice(name, np.ones(256, np.float32), conditioning, "yes", "0" * 64))
-    listed = run("voices", home=tmp_path)
+    listed = run_here("voices", home=tmp_path)
     assert listed.returncode == 0, listed.stderr
     rows = {line.split("\t")[0]: line.split("\t")[1:3] for line in listed.stdout.splitlines()}
     assert rows == {
@@ -326,7 +328,9 @@ def test_faceswap_errors_are_one_line(tmp_path: Path, run_here: RunHere) -> None
     assert_one_line_error(video, "--quality and --reference-text go with --reference")
 
 
-def test_faceswap_face_n_of_a_group_then_verify_its_marks(tmp_path: Path) -> None:
+def test_faceswap_face_n_of_a_group_then_verify_its_marks(
+    tmp_path: Path, run_here: RunHere
+) -> None:
     import cv2
     import numpy as np
 
@@ -348,7 +352,7 @@ def test_faceswap_face_n_of_a_group_then_verify_its_marks(tmp_path: Path) -> Non
     edges = np.cumsum([0] + [p.shape[1] for p in panels])
     changed = [float((diff[:, a:b] > 40).mean()) for a, b in itertools.pairwise(edges)]
     assert changed[1] > 0.005 and changed[0] < 1e-4 and changed[2] < 1e-4, changed  # 1.5 %, 0, 0
-    checked = run("watermark", "verify", out, group, home=tmp_path)
+    checked = run_here("watermark", "verify", out, group, home=tmp_path)
     lines = checked.stdout.splitlines()
     assert "\tpresent\t" in lines[0] and "\tabsent\t" in lines[1]
     # (provenance verify of face-swap outputs: tests/faceswap; it is the same command)
@@ -387,9 +391,9 @@ def test_detect_uses_the_model_folder_it_is_given(
     card = json.loads((mine / "detector.json").read_text())
     card["threshold"] = 0.001  # this "trained" model calls (nearly) everything synthetic
     (mine / "detector.json").write_text(json.dumps(card))
-    shipped = json.loads(run("detect", example_reference, "--json", home=tmp_path).stdout)
+    shipped = json.loads(run_here("detect", example_reference, "--json", home=tmp_path).stdout)
     assert shipped["label"] == "real" and shipped["threshold"] > 0.5
-    custom = run("detect", example_reference, "--json", "--model", mine, home=tmp_path)
+    custom = run_here("detect", example_reference, "--json", "--model", mine, home=tmp_path)
     verdict = json.loads(custom.stdout)
     assert verdict["label"] == "synthetic" and verdict["threshold"] == 0.001
     assert verdict["probability_synthetic"] == shipped["probability_synthetic"]  # same network
@@ -398,7 +402,7 @@ def test_detect_uses_the_model_folder_it_is_given(
 
 
 def test_provenance_verify_takes_several_files_and_reports_failures_on_stderr(
-    tmp_path: Path,
+    tmp_path: Path, run_here: RunHere
 ) -> None:
     import numpy as np
 
@@ -411,7 +415,7 @@ def test_provenance_verify_takes_several_files_and_reports_failures_on_stderr(
         studio.save(tone, path, text="A tone.", engine="test", watermarked=True)
     sf.write(tampered, tone.samples * 0.5, 16_000)
     sf.write(unsigned, tone.samples, 16_000)
-    checked = run("provenance", "verify", good, tampered, unsigned, home=tmp_path)
+    checked = run_here("provenance", "verify", good, tampered, unsigned, home=tmp_path)
     assert checked.returncode == 1
     assert checked.stdout.splitlines() == [f"{good}\tverified: signed by this studio's key "
                                            f"({checked.stdout.split('(')[1].split(')')[0]}), "
@@ -419,7 +423,7 @@ def test_provenance_verify_takes_several_files_and_reports_failures_on_stderr(
     failures = checked.stderr.splitlines()
     assert [line.split("\t")[0] for line in failures] == [str(tampered), str(unsigned)]
     assert "audio hash mismatch" in failures[0] and "record" in failures[1]
-    assert run("provenance", "verify", good, home=tmp_path).returncode == 0
+    assert run_here("provenance", "verify", good, home=tmp_path).returncode == 0
 
 
 def test_serve_listens_on_loopback_and_warms_streaming_up_in_the_background(
