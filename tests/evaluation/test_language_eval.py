@@ -18,8 +18,9 @@ from deepfake_studio.evaluation.language_eval import (
     urdu_error,
 )
 from deepfake_studio.synthesizer.kokoro.fit import PROBE_SENTENCES, FitConfig
+from tests.conftest import RunHere
 from tests.evaluation.conftest import SubsetManifest
-from tests.test_cli import assert_one_line_error, run
+from tests.test_cli import assert_one_line_error
 
 
 @pytest.mark.slow
@@ -84,8 +85,8 @@ def test_config_rejects_nonsense() -> None:
         LanguageEvalConfig(quality="perfect")
 
 
-def test_cli_unknown_language_is_one_line(tmp_path: Path) -> None:
-    result = run(
+def test_cli_unknown_language_is_one_line(tmp_path: Path, run_here: RunHere) -> None:
+    result = run_here(
         "eval", "languages", "--out", tmp_path / "e.json", "--language", "de", home=tmp_path
     )
     assert_one_line_error(result, "unknown language 'de'")

@@ -18,7 +18,7 @@ from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.synthesizer.kokoro import reconstruct as rc
 from deepfake_studio.synthesizer.kokoro.engine import load_vocab
 from deepfake_studio.synthesizer.kokoro.fit import HOLDOUT_SENTENCE
-from tests.conftest import import_or_fail_in_ci
+from tests.conftest import RunHere, import_or_fail_in_ci
 
 SPEAKER = "vcc2016/VCC16_TF1"
 REFERENCE = (
@@ -212,16 +212,16 @@ def test_an_empty_reference_text_is_one_line_error(kokoro_engine) -> None:  # ty
 
 
 def test_enroll_standard_with_an_empty_reference_text_is_one_line_error(
-    tmp_path: Path, example_reference: Path
+    tmp_path: Path, example_reference: Path, run_here: RunHere
 ) -> None:
-    from tests.test_cli import assert_one_line_error, run
+    from tests.test_cli import assert_one_line_error
 
-    result = run(
+    result = run_here(
         "enroll", example_reference, "--name", "x", "--consent", "The test speaker consents.",
         "--quality", "standard", "--reference-text", "", home=tmp_path,
     )  # fmt: skip
     assert_one_line_error(result, "reference text is empty")
-    bad = run("enroll", example_reference, "--name", "x", "--quality", "top", home=tmp_path)
+    bad = run_here("enroll", example_reference, "--name", "x", "--quality", "top", home=tmp_path)
     assert_one_line_error(bad, "--quality must be quick, standard or best")
 
 
