@@ -131,6 +131,9 @@ def run_clone_eval(
     if not todo:
         raise StudioError("no speakers of the manifest are in the chosen split")
     sentences = SENTENCES[: config.sentences]
+    if not _work_left(todo, rows, config.speakers):
+        # A finished run resumed: no models to load, no fixed voices to speak again.
+        return _write(out_json, config, settings, rows)
 
     with tempfile.TemporaryDirectory(prefix="clone-eval-") as home:
         # quick, whatever the default: the ablations read what the quick fit records.
@@ -228,6 +231,17 @@ def run_clone_eval(
             )
             _write(out_json, config, settings, rows)
     return _write(out_json, config, settings, rows)
+
+
+def _work_left(todo: list[tuple[str, str]], rows: dict[str, dict], wanted: int) -> bool:
+    """Whether the loop of `run_clone_eval` would measure a speaker: one not in `rows` comes
+    before `wanted` finished ones, in `todo`'s order."""
+    for done, (_, speaker) in enumerate(todo):
+        if done >= wanted:
+            return False
+        if speaker not in rows:
+            return True
+    return False
 
 
 def _settings(config: CloneEvalConfig) -> dict:
