@@ -64,7 +64,7 @@ def main() -> None:
             full_cond = with_emotion(base, "kokoro", emotion, 1.0)
             transform = KokoroEmotion.of(full_cond)
             assert transform is not None
-            untilted = KokoroEmotion(replace(transform.settings, tilt_db=0.0))
+            untilted = KokoroEmotion(replace(transform.settings, tilt_db=0.0, eq_db=()))
             prosody_only = _speak(
                 engine, features, untilted.conditioning(base), transform.settings.tempo
             )

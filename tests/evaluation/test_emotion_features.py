@@ -49,6 +49,18 @@ def test_pitch_in_semitones_and_tilt_follow_the_signal(features: EmotionFeatures
     assert flat["hammarberg_db"] < steep["hammarberg_db"] - 5
 
 
+def test_band_levels_show_the_tilt_and_ignore_the_level(features: EmotionFeatures) -> None:
+    centres = [300.0, 600.0, 1200.0, 2400.0, 4800.0]  # on harmonics of 150 Hz
+    steep = features.band_levels(_voice(150.0, -12.0), centres)
+    flat = features.band_levels(_voice(150.0, -6.0), centres)
+    # 6 dB per octave flatter: the 4.8 kHz band gains 6 dB/octave x 4 octaves on 300 Hz.
+    contrast = (flat[-1] - flat[0]) - (steep[-1] - steep[0])
+    assert contrast == pytest.approx(24.0, abs=4.0)
+    louder = _voice(150.0, -12.0)
+    louder = Audio(louder.samples * 4, louder.sample_rate)
+    assert np.allclose(features.band_levels(louder, centres), steep, atol=0.01)
+
+
 def test_relative_to_neutral_is_per_speaker() -> None:
     rows = [
         {"speaker": "a", "emotion": "neutral", "f0": 20.0, "loudness_sone": 1.0},

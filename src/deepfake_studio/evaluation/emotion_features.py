@@ -12,7 +12,7 @@ shared data set; see its README for what its 2 s clips can and cannot say.
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +123,26 @@ class EmotionFeatures:
         else:
             row["voiced_onsets_per_s"] = float("nan")
         return row
+
+    def band_levels(self, audio: Audio, centres: Sequence[float]) -> np.ndarray:
+        """The long-term spectrum of the voiced frames (openSMILE's F0 says which), as the dB
+        level of each one-third-octave band around `centres`, relative to the clip's total
+        over the bands (level-free: only the spectrum's shape counts)."""
+        samples = self._prepared(audio, level_invariant=False).astype(np.float64)
+        f0 = self._frames.process_signal(samples.astype(np.float32), ANALYSIS_RATE)
+        voiced = f0["F0semitoneFrom27.5Hz_sma3nz"].to_numpy(np.float64) > 0
+        # 128 ms windows: the lowest third-octave (63 Hz, 15 Hz wide) needs bins 8 Hz apart;
+        # hop 10 ms, as openSMILE's frames.
+        n, hop = 2048, ANALYSIS_RATE // 100
+        padded = np.pad(samples, (n // 2, n // 2))
+        frames = np.lib.stride_tricks.sliding_window_view(padded, n)[::hop]
+        count = min(len(frames), len(voiced))
+        chosen = voiced[:count] if voiced[:count].sum() >= 5 else np.ones(count, bool)
+        power = (np.abs(np.fft.rfft(frames[:count][chosen] * np.hanning(n), axis=1)) ** 2).mean(0)
+        freqs = np.fft.rfftfreq(n, 1.0 / ANALYSIS_RATE)
+        edge = 2 ** (1 / 6)
+        bands = np.array([power[(freqs >= c / edge) & (freqs < c * edge)].mean() for c in centres])
+        return 10 * np.log10(bands / bands.sum())
 
 
 def relative_to_neutral(

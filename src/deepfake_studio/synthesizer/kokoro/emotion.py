@@ -13,7 +13,11 @@ Per emotion, at strength 1 (strength s interpolates every value linearly from ne
   (`tilt_gain_db`: a 2-5 kHz presence band of `tilt_db`, and for effort a cut below 300 Hz;
   the alpha ratio and Hammarberg index measure energy above vs below 1-2 kHz); its value is
   the calibration target minus what the prosody edit already gives, measured on Kokoro's
-  output (`benchmarks/emotion_render.md`).
+  output (`benchmarks/emotion_render.md`). For happy the tilt (and its low cut, which made
+  happy clips sound angry or fearful to the evaluation's classifier) is replaced by an
+  equaliser (`eq_db`, gains at `EQ_CENTRES_HZ`): EmoDB's voiced long-term spectrum of happy
+  speech minus the same actor's neutral, minus what Kokoro's own output already does with the
+  prosody edit (`benchmarks/emotion_spectrum.md`).
 
 Calibration: `benchmarks/emotion_calibration.md` (EmoDB, 10 actors, each emotion minus the
 same actor's neutral, openSMILE eGeMAPS). EmoDB has no surprise: its row comes from FACTS.md
@@ -55,6 +59,7 @@ class EmotionSettings:
     tempo: float = 1.0  # speaking rate × this
     pause_scale: float = 1.0  # the pause after each sentence × this
     tilt_db: float = 0.0  # shelf gain above ~2 kHz on the output
+    eq_db: tuple[float, ...] = ()  # gain at each of EQ_CENTRES_HZ on the output; () = none
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     def at(self, strength: float) -> EmotionSettings:
@@ -72,6 +77,7 @@ class EmotionSettings:
             tempo=lerp(1.0, self.tempo),
             pause_scale=lerp(1.0, self.pause_scale),
             tilt_db=lerp(0.0, self.tilt_db),
+            eq_db=tuple(lerp(0.0, g) for g in self.eq_db),
             sources=self.sources,
         )
 
@@ -110,13 +116,27 @@ def _tilt(emotion: str) -> float:
 TILT_NOTE = "(target - prosody-only alpha ratio) / ALPHA_PER_TILT_DB, on Kokoro's output"
 
 
-def _emodb_sources(alpha_db: str) -> dict[str, str]:
-    """Where an emotion measured on EmoDB got its numbers (`alpha_db`: its alpha-ratio change)."""
+EQ_NOTE = (
+    "benchmarks/emotion_spectrum.md: EmoDB's voiced long-term spectrum change (10 actors) "
+    "minus Kokoro's own with the prosody edit (3 dev clones)"
+)
+
+
+def _emodb_sources(alpha_db: str = "", eq: bool = False) -> dict[str, str]:
+    """Where an emotion measured on EmoDB got its numbers (`alpha_db`: its alpha-ratio change,
+    for the tilt; `eq`: the equaliser instead)."""
     prosody = ("f0_shift_semitones", "f0_range_scale", "f0_slope_semitones_per_s", "tempo")
-    return {
-        **dict.fromkeys((*prosody, "pause_scale"), EMODB),
-        "tilt_db": f"{EMODB} (alpha ratio {alpha_db} dB); {TILT_NOTE}",
-    }
+    quality = (
+        {"eq_db": EQ_NOTE}
+        if eq
+        else {"tilt_db": f"{EMODB} (alpha ratio {alpha_db} dB); {TILT_NOTE}"}
+    )
+    return {**dict.fromkeys((*prosody, "pause_scale"), EMODB), **quality}
+
+
+# Printed by benchmarks/emotion_spectrum.py (gains in dB at EQ_CENTRES_HZ, 63 Hz ... 6.3 kHz).
+EQ_HAPPY = (1.3, 1.3, 1.3, 1.3, 1.3, 1.3, 1.3, 1.1, -0.2, 1.5, 3.5,
+            6.1, 7.9, 8.4, 9.3, 9.0, 8.8, 6.8, 5.5, 4.8, 5.2)  # fmt: skip
 
 
 EMOTION_TABLE: dict[str, EmotionSettings] = {
@@ -127,8 +147,8 @@ EMOTION_TABLE: dict[str, EmotionSettings] = {
         f0_slope_semitones_per_s=1.17,
         tempo=1.0,  # Δrate -0.03/s, 5 of 10 actors
         pause_scale=(NEUTRAL_UNVOICED_S - 0.0226) / NEUTRAL_UNVOICED_S,
-        tilt_db=_tilt("happy"),
-        sources=_emodb_sources("+6.2"),
+        eq_db=EQ_HAPPY,
+        sources=_emodb_sources(eq=True),
     ),
     "sad": EmotionSettings(
         f0_shift_semitones=-2.07,
@@ -136,6 +156,8 @@ EMOTION_TABLE: dict[str, EmotionSettings] = {
         f0_slope_semitones_per_s=0.0,  # +0.49 st/s, only 6 of 10 actors
         tempo=(NEUTRAL_RATE - 0.48) / NEUTRAL_RATE,
         pause_scale=(NEUTRAL_UNVOICED_S + 0.0705) / NEUTRAL_UNVOICED_S,
+        # Neither an EmoDB style direction nor an equaliser calibrated like happy's made sad
+        # speech sound sad to the classifier on dev voices (benchmarks/emotion_directions.md).
         tilt_db=_tilt("sad"),
         sources=_emodb_sources("-4.5"),
     ),
@@ -203,7 +225,8 @@ class KokoroEmotion:
         return with_prosody_edit(conditioning, combined)
 
     def filter(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        return tilt(samples, sample_rate, self.settings.tilt_db)
+        tilted = tilt(samples, sample_rate, self.settings.tilt_db)
+        return equalize(tilted, sample_rate, self.settings.eq_db)
 
 
 def sentence_pause_scale(conditioning: Conditioning, engine: str) -> float:
@@ -251,5 +274,34 @@ def tilt(samples: np.ndarray, sample_rate: int, tilt_db: float) -> np.ndarray:
     n = len(samples) + 2 * pad
     spectrum = np.fft.rfft(np.pad(samples.astype(np.float64), pad), n)
     gain = 10 ** (tilt_gain_db(np.fft.rfftfreq(n, 1.0 / sample_rate), tilt_db) / 20)
+    out = np.fft.irfft(spectrum * gain, n)[pad : pad + len(samples)]
+    return out.astype(np.float32)
+
+
+# One-third-octave centres from 63 Hz to 6.3 kHz: EmoDB is sampled at 16 kHz, so nothing
+# above 8 kHz can be calibrated on it.
+EQ_CENTRES_HZ = tuple(round(1000 * 2 ** (k / 3), 1) for k in range(-12, 9))
+EQ_TOP_HZ = (8000.0, 11_000.0)  # above the data: the gain fades to 0 dB over this span
+
+
+def eq_gain_db(frequencies: np.ndarray, eq_db: tuple[float, ...]) -> np.ndarray:
+    """The equaliser's gain: linear in log-frequency between `EQ_CENTRES_HZ`, held below the
+    first and above the last, faded to 0 dB between 8 and 11 kHz."""
+    if len(eq_db) != len(EQ_CENTRES_HZ):
+        raise ValueError(f"eq_db needs {len(EQ_CENTRES_HZ)} gains, got {len(eq_db)}")
+    f = np.maximum(frequencies, 1.0)
+    gain = np.interp(np.log(f), np.log(EQ_CENTRES_HZ), eq_db)
+    low, high = EQ_TOP_HZ
+    return gain * np.clip((high - f) / (high - low), 0.0, 1.0)
+
+
+def equalize(samples: np.ndarray, sample_rate: int, eq_db: tuple[float, ...]) -> np.ndarray:
+    """Zero-phase equaliser of a whole utterance (as `tilt`); no gains = unchanged."""
+    if not eq_db or not any(eq_db) or len(samples) == 0:
+        return samples
+    pad = 2048
+    n = len(samples) + 2 * pad
+    spectrum = np.fft.rfft(np.pad(samples.astype(np.float64), pad), n)
+    gain = 10 ** (eq_gain_db(np.fft.rfftfreq(n, 1.0 / sample_rate), eq_db) / 20)
     out = np.fft.irfft(spectrum * gain, n)[pad : pad + len(samples)]
     return out.astype(np.float32)
