@@ -117,10 +117,11 @@ def _markdown(report: dict) -> str:  # type: ignore[type-arg]
         "`benchmarks/emotion_render.py`: "
         f"{len(report['sentences'])} English sentences per voice, each emotion at strength 1 "
         "minus the same voice's neutral (openSMILE eGeMAPS means over the sentences). "
-        "*prosody* = the F0/energy edit and tempo alone; *full* = with the spectral tilt "
+        "*prosody* = the F0/energy edit and tempo alone; *full* = with the voice-quality filter "
         "(`tilt_db` per emotion: "
         + ", ".join(f"{e} {v:+.1f} dB" for e, v in report["tilt_db"].items())
-        + "); *target* = EmoDB (`emotion_calibration.md`; surprised has none there).",
+        + "; happy: the equaliser `EQ_HAPPY` instead, `emotion_spectrum.md`); "
+        "*target* = EmoDB (`emotion_calibration.md`; surprised has none there).",
         "",
         "| voice | emotion | ΔF0 st (prosody / full / target) | Δrange st | Δalpha ratio dB "
         "| ΔHammarberg dB | ΔHNR dB | duration × | synthesis time × neutral |",
