@@ -1,26 +1,35 @@
 """Intelligibility of `standard` voices with and without the style fit's noise floor.
 
-Enrolls one reference at `standard` quality (Whisper-base transcribes it) once per setting of
-`StyleFitConfig`'s noise floor, speaks 8 new sentences through `Studio.clone` (the int8 ONNX
-path), and gives Whisper-base's WER per sentence. Why: with the floor (10th percentile + 6 dB)
-the bundled LJ reference's voice lost sentence-final words (session 12's CLI test).
+Enrolls a reference at `standard` quality (Whisper-base transcribes it; the guard on) once per
+setting of `StyleFitConfig`'s noise floor, speaks 8 new sentences through `Studio.clone` (the
+int8 ONNX path), and gives Whisper-base's WER per sentence. Why: with the floor (10th
+percentile + 6 dB) the bundled LJ reference's voice lost sentence-final words (session 12's
+CLI test; most of that loss was a mid-sentence cut `Studio.speak` made, fixed in session 14).
+A reference is a file (`--reference`), or `--speaker ID` (a dev speaker cut as `eval clone`
+cuts it), for which the independent judge's normalised similarity on `style_fit_dev.py`'s two
+held-out sentences is also given.
 
-    .venv/bin/python benchmarks/style_fit_floor_wer.py examples/lj_reference.flac none 10:6 10:0
+    .venv/bin/python benchmarks/style_fit_floor_wer.py --reference examples/lj_reference.flac \
+        none 10:6
+    .venv/bin/python benchmarks/style_fit_floor_wer.py --speaker VCTK_p227 --out R.json none 10:6
 
-Prints one line per setting and every sentence heard wrong; nothing is written.
+Prints one line per setting and every sentence heard wrong; `--out` also keeps the numbers
+(resumable: a finished speaker and setting is not run again).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-from deepfake_studio import Studio, StudioConfig
+from deepfake_studio import Audio, Studio, StudioConfig
 from deepfake_studio.evaluation.asr import Transcriber, word_error_rate
 from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.synthesizer import EngineOptions
@@ -49,37 +58,69 @@ def fit_config(setting: str) -> StyleFitConfig:
     )
 
 
-def main(reference: Path, settings: list[str]) -> None:
+def main(reference: str, settings: list[str], out: Path | None) -> None:
     print(f"CPU: {cpu_model()}, load {os.getloadavg()[0]:.1f}")
     transcriber = Transcriber()
+    results = json.loads(out.read_text()) if out and out.exists() else {}
     for setting in settings:
+        if setting in results.get(reference, {}):
+            continue
         engines = EngineOptions(kokoro=KokoroConfig(style_fit=fit_config(setting)))
         with tempfile.TemporaryDirectory() as home:
             studio = Studio(StudioConfig(data_dir=Path(home), engines=engines))
+            anchors = None
+            clip: Path | Audio = Path(reference)
+            if reference.startswith("speaker:"):
+                from style_fit_dev import HELD_OUT, speaker_anchors
+
+                from deepfake_studio.evaluation.judge import SpeakerJudge, cosine
+
+                judge = SpeakerJudge()
+                anchors = speaker_anchors(reference.split(":", 1)[1], "dev", studio, judge)
+                clip = anchors.clip
             started = time.perf_counter()
-            voice = studio.enroll(reference, "Floor Check", "measurement", quality="standard")
+            voice = studio.enroll(clip, "Floor Check", "measurement", quality="standard")
             enroll_s = time.perf_counter() - started
             wrong = []
             errors = []
             for sentence in SENTENCES:
-                clip = studio.clone(sentence, voice=voice)
-                heard = transcriber.transcribe(clip.samples, clip.sample_rate)
+                spoken = studio.clone(sentence, voice=voice)
+                heard = transcriber.transcribe(spoken.samples, spoken.sample_rate)
                 errors.append(word_error_rate(sentence, heard))
                 if errors[-1] > 0:
                     wrong.append(f"    {errors[-1]:.2f} {heard}")
+            row = {"wer": float(np.mean(errors)), "enroll_s": round(enroll_s, 1)}
+            if anchors is not None:
+                held = studio.clone(" ".join(HELD_OUT), voice=voice)
+                sim = cosine(judge.embed(held.samples, held.sample_rate), anchors.truth)
+                row["norm"] = round(anchors.norm(sim), 4)
         guard = voice.conditioning.info.get("guard", {})
+        row |= {"guard_kept": guard.get("kept"), "load": round(os.getloadavg()[0], 1)}
+        row["wrong"] = wrong
         print(
-            f"{setting}: WER {float(np.mean(errors)):.3f} over {len(SENTENCES)} sentences, "
-            f"enroll {enroll_s:.0f} s (load {os.getloadavg()[0]:.1f}), guard kept "
-            f"{guard.get('kept')}",
+            f"{reference} {setting}: WER {row['wer']:.3f} over {len(SENTENCES)} sentences, "
+            f"norm {row.get('norm', '-')}, enroll {enroll_s:.0f} s (load {row['load']}), "
+            f"guard kept {row['guard_kept']}",
             flush=True,
         )
         print("\n".join(wrong), flush=True)
+        if out:
+            results.setdefault(reference, {})[setting] = row
+            out.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("reference", type=Path)
     parser.add_argument("settings", nargs="+", help="none, or PERCENTILE:MARGIN_DB")
+    parser.add_argument("--reference", type=Path, help="a recording to enroll")
+    parser.add_argument("--speaker", help="or a dev speaker (cut as `eval clone` cuts it)")
+    parser.add_argument("--out", type=Path, help="JSON to keep the numbers in (resumable)")
     args = parser.parse_args()
-    main(args.reference, args.settings)
+    if (args.reference is None) == (args.speaker is None):
+        parser.error("give a reference file or --speaker, not both")
+    main(
+        str(args.reference) if args.reference else f"speaker:{args.speaker}",
+        args.settings,
+        args.out,
+    )
