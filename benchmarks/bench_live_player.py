@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,7 @@ from bench_streaming import LONG_TEXT, ONE_SENTENCE  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 from tests.service.browser import launch_chromium  # noqa: E402  (the tests' launch recipe)
+from tests.service.serve import WARM, free_port, start_serve, wait_until_warm  # noqa: E402
 
 VOICE_NAME = "Bench Live"
 _WATCH_JS = """() => {
@@ -70,30 +70,16 @@ def enroll_bundled_voice(data_dir: Path) -> str:
 
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    cli = ROOT / ".venv" / "bin" / "deepfake-studio"
-    server = subprocess.Popen(
-        [str(cli), "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise SystemExit("the server exited")
-        try:
-            health = httpx.get(url + "/api/v1/health", timeout=5).json()
-            if "kokoro-streaming" in health["models_loaded"]:
-                return server, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    server.kill()
-    raise SystemExit("the server did not warm up within 300 s")
+    """`serve` on a free loopback port, once it is warm (the tests' recipe)."""
+    port = free_port()
+    server = start_serve(data_dir, port)
+    answers = wait_until_warm(server, port)
+    if server.poll() is not None:
+        raise SystemExit("the server exited")
+    if not answers or WARM not in answers[-1].json().get("models_loaded", []):
+        server.kill()
+        raise SystemExit("the server did not warm up within 300 s")
+    return server, f"http://127.0.0.1:{port}"
 
 
 def api_first_byte(http: httpx.Client, url: str, voice_id: str, text: str) -> float:

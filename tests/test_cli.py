@@ -12,7 +12,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ import soundfile as sf
 
 from deepfake_studio.evaluation.asr import word_error_rate
 from tests.conftest import RunHere
+from tests.service.serve import WARM, free_port, log_of, start_serve, wait_until_warm
 
 CLI = [sys.executable, "-m", "deepfake_studio.cli"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -431,35 +431,14 @@ def test_serve_listens_on_loopback_and_warms_streaming_up_in_the_background(
 ) -> None:
     # `serve` speaks a warm-up sentence beside the start-up so the first listener pays no
     # one-off set-up; /health lists `kokoro-streaming` once that has run.
-    import httpx
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "DEEPFAKE_STUDIO_HOME": str(tmp_path)}
-    server = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        env=env,
-    )
-    url = f"http://127.0.0.1:{port}/api/v1/health"
-    seen: list[list[str]] = []
+    port = free_port()
+    server = start_serve(tmp_path, port)
     try:
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and server.poll() is None:
-            try:
-                health = httpx.get(url, timeout=5)
-            except httpx.HTTPError:
-                time.sleep(0.5)
-                continue
-            assert health.status_code == 200 and health.json()["status"] == "ok"
-            seen.append(health.json()["models_loaded"])
-            if "kokoro-streaming" in seen[-1]:
-                break
-            time.sleep(0.5)
-        assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
-        assert seen and "kokoro-streaming" in seen[-1], seen[-3:]
+        answers = wait_until_warm(server, port)
+        assert server.poll() is None, log_of(tmp_path).read_text()
+        assert answers and all(a.status_code == 200 for a in answers), answers[-3:]
+        assert all(a.json()["status"] == "ok" for a in answers)
+        assert WARM in answers[-1].json()["models_loaded"], [a.json() for a in answers[-3:]]
         # Bound to loopback only: the machine's own outward address does not answer.
         # (A machine with no outward interface at all has nothing else to reach it by.)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
