@@ -107,14 +107,12 @@ def test_heldout_build_makes_clips_with_the_unseen_settings(
     for binary in ("espeak-ng", "flite"):
         if shutil.which(binary) is None:
             skip_or_fail_in_ci(f"{binary} is not installed (apt-get install {binary})")
-    small = heldout.HeldOutSpec(
-        real_manifest=spec.real_manifest,
+    small = replace(
+        spec,
         speakers=spec.speakers[:1],
         clone_speakers=(),
         spoofs_per_generator=2,
-        seed=spec.seed,
         generators={k: spec.generators[k] for k in ("espeak-ng", "flite", "world")},
-        texts=spec.texts,
     )
     small_real = [c for c in real if c.speaker == small.speakers[0]]
     written = heldout.build(tmp_path, SHARED_DATA, small)
