@@ -6,15 +6,15 @@ does not use them: sad along the mean direction was still heard as neutral on de
         --emotions sad happy [--clips 2] [--cache DIR] [--overwrite]
 
 Per actor: the gradient style fit of the `standard` enrollment (`kokoro/reconstruct.py`,
-default `StyleFitConfig`, seed 0) on the actor's first `--clips` *complete* neutral clips
-(EmoDB's copy is cut or padded to 2 s; complete = the last 0.25 s is silence, so the
-transcript matches the audio), then on their first complete clips of each emotion, starting
-from the pack the neutral fit chose (so the difference is the emotion, not a change of pack).
-The German words are read by espeak-ng's German voice, registered here for this calibration
-only (the studio does not offer German). Direction = mean over actors of (emotional fit -
-neutral fit); the decoder half is the voice quality. Fits are cached per actor in `--cache`
-(a run can resume). Writes emotion_directions.{json,md}; prints the decoder half as float16
-base64 (a Python literal), for a transform that would use it.
+`StyleFitConfig` without the noise floor, as it ran before that became the default; seed 0) on
+the actor's first `--clips` *complete* neutral clips (EmoDB's copy is cut or padded to 2 s;
+complete = the last 0.25 s is silence, so the transcript matches the audio), then on their first
+complete clips of each emotion, starting from the pack the neutral fit chose (so the difference
+is the emotion, not a change of pack). The German words are read by espeak-ng's German voice,
+registered here for this calibration only (the studio does not offer German). Direction = mean
+over actors of (emotional fit - neutral fit); the decoder half is the voice quality. Fits are
+cached per actor in `--cache` (a run can resume). Writes emotion_directions.{json,md}; prints
+the decoder half as float16 base64 (a Python literal), for a transform that would use it.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ from deepfake_studio.synthesizer.kokoro.reconstruct import RATE as FIT_RATE
 from deepfake_studio.synthesizer.kokoro.reconstruct import StyleFitConfig, fit_style_segments
 
 STYLE_HALF = 128  # decoder half first, prosody half second
+# The fit as this probe ran it (session 14, before the noise floor became the default).
+FIT = StyleFitConfig(noise_floor_percentile=None)
 
 
 def complete(audio: Audio) -> bool:
@@ -120,7 +122,7 @@ def main() -> None:
                 engine._vocab,
                 [(a, t) for a, t, _ in clips],
                 seed=0,
-                config=StyleFitConfig(),
+                config=FIT,
             )
             info["seconds"][emotion] = time.perf_counter() - started  # type: ignore[index]
             pack = result.start_pack
@@ -168,6 +170,7 @@ def main() -> None:
         "load_start": load_start,
         "load_end": os.getloadavg(),
         "clips_per_emotion": args.clips,
+        "style_fit": FIT.__dict__,
         "actors": per_actor,
         "directions": directions,
     }

@@ -20,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -39,19 +40,23 @@ from deepfake_studio.synthesizer.kokoro.reconstruct import (
     style_table,
 )
 
+# The fit as it was before session 14 made the noise floor its default; the variants name
+# what they change from it, so a variant's rows mean the same in every run.
+NO_FLOOR = StyleFitConfig(noise_floor_percentile=None)
 VARIANTS = {
-    "base": StyleFitConfig(),
-    "s60": StyleFitConfig(steps=60),
-    "lr06": StyleFitConfig(learning_rate=0.06),
+    "base": NO_FLOOR,
+    "s60": replace(NO_FLOOR, steps=60),
+    "lr06": replace(NO_FLOOR, learning_rate=0.06),
     # After the source-phase fix (session 11): the probe's 60 steps / 2.5 s crops and halfway.
-    "s45": StyleFitConfig(steps=45),
-    "c25": StyleFitConfig(crop_seconds=2.5),
-    "s60c25": StyleFitConfig(steps=60, crop_seconds=2.5),
-    # Log-mels clamped per band at the reference's 10th percentile (its noise floor).
-    "floor10": StyleFitConfig(noise_floor_percentile=10.0),
+    "s45": replace(NO_FLOOR, steps=45),
+    "c25": replace(NO_FLOOR, crop_seconds=2.5),
+    "s60c25": replace(NO_FLOOR, steps=60, crop_seconds=2.5),
+    # Log-mels clamped per band at the reference's 10th percentile (its noise floor) + 6 dB:
+    # the default since session 14.
+    "floor10": replace(NO_FLOOR, noise_floor_percentile=10.0, noise_floor_margin_db=6.0),
     # The same floor without the 6 dB margin (session 13: the margin cost the bundled LJ
     # reference's voice sentence-final words, 8 sentences' WER 6.3 % -> 12.9 %; 0 dB: 8.4 %).
-    "floor10m0": StyleFitConfig(noise_floor_percentile=10.0, noise_floor_margin_db=0.0),
+    "floor10m0": replace(NO_FLOOR, noise_floor_percentile=10.0, noise_floor_margin_db=0.0),
 }
 
 

@@ -340,3 +340,15 @@ def test_clone_voices_are_enrolled_at_the_configs_quality(
     assert len(voices) == 1
     (voice,) = voices.values()
     assert enrollment_quality(voice) == "quick"
+    # The same folder resumed with another quality would mix two kinds of clones: refused.
+    standard = replace(config, clone_quality="standard")
+    with pytest.raises(StudioError, match="enrolled at quick, not at standard"):
+        Builder(tmp_path, standard, speech_dir)._enroll("kokoro")
+
+
+def test_an_unknown_clone_quality_is_refused_before_anything_is_built(
+    speech_dir: Path, tmp_path: Path, tiny_config: DataConfig
+) -> None:
+    with pytest.raises(StudioError, match="unknown clone quality 'top'"):
+        build(tmp_path / "set", replace(tiny_config, clone_quality="top"), speech_dir=speech_dir)
+    assert not (tmp_path / "set" / "config.json").exists()

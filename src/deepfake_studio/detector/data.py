@@ -50,6 +50,8 @@ from deepfake_studio.detector.generators import (
     Request,
 )
 from deepfake_studio.errors import StudioError
+from deepfake_studio.studio import enrollment_quality
+from deepfake_studio.synthesizer.kokoro.engine import QUALITIES
 
 SPLITS = ("train", "dev", "test")
 SPLIT_SHARES = {"train": 0.70, "dev": 0.15, "test": 0.15}
@@ -334,6 +336,14 @@ class Builder:
                         case.reference, name, consent, engine=engine, seed=0, quality=quality
                     )
                 voices[speaker] = studio.voice(name)
+                made = enrollment_quality(voices[speaker])
+                if engine == "kokoro" and made != self.config.clone_quality:
+                    # A build resumed from before clone_quality was recorded (config.json
+                    # then claims today's default) must not mix two kinds of clones.
+                    raise StudioError(
+                        f"{self.out} holds the voice {name!r} enrolled at {made}, not at "
+                        f"{self.config.clone_quality}: use a new --out folder"
+                    )
         return voices
 
     def make(self, job: Job) -> list[dict[str, object]]:
@@ -429,6 +439,10 @@ def build(
 
     config = config or DataConfig()
     check_choices(config.augmentations, config.codecs)
+    if config.clone_quality not in QUALITIES:
+        raise StudioError(
+            f"unknown clone quality {config.clone_quality!r} ({', '.join(QUALITIES)})"
+        )
     speech = Path(speech_dir) if speech_dir else data_root() / "speech"
     if not (speech / "manifest.csv").exists():
         raise StudioError(f"no real speech corpus at {speech} (manifest.csv missing)")

@@ -234,8 +234,9 @@ def run_clone_eval(
 
 
 def _work_left(todo: list[tuple[str, str]], rows: dict[str, dict], wanted: int) -> bool:
-    """Whether the loop of `run_clone_eval` would measure a speaker: one not in `rows` comes
-    before `wanted` finished ones, in `todo`'s order."""
+    """Whether the loop of `run_clone_eval` may measure a speaker: one not in `rows` comes
+    before `wanted` finished ones, in `todo`'s order. (A speaker with too little audio, which
+    the loop skips, also counts: the models then load for nothing, which is harmless.)"""
     for done, (_, speaker) in enumerate(todo):
         if done >= wanted:
             return False
