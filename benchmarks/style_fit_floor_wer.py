@@ -118,7 +118,7 @@ if __name__ == "__main__":
     parser.add_argument("--out", type=Path, help="JSON to keep the numbers in (resumable)")
     args = parser.parse_args()
     if (args.reference is None) == (args.speaker is None):
-        parser.error("give a reference file or --speaker, not both")
+        parser.error("give exactly one of --reference or --speaker")
     main(
         str(args.reference) if args.reference else f"speaker:{args.speaker}",
         args.settings,

@@ -20,9 +20,8 @@ import soundfile as sf
 
 from deepfake_studio.evaluation.asr import word_error_rate
 from tests.conftest import RunHere
-from tests.service.serve import WARM, free_port, log_of, start_serve, wait_until_warm
+from tests.service.serve import CLI, WARM, free_port, log_of, start_serve, wait_until_warm
 
-CLI = [sys.executable, "-m", "deepfake_studio.cli"]
 ROOT = Path(__file__).resolve().parents[1]
 
 

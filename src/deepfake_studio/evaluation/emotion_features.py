@@ -137,6 +137,7 @@ class EmotionFeatures:
         padded = np.pad(samples, (n // 2, n // 2))
         frames = np.lib.stride_tricks.sliding_window_view(padded, n)[::hop]
         count = min(len(frames), len(voiced))
+        # Under 5 voiced frames (50 ms) is too little spectrum to average: take every frame.
         chosen = voiced[:count] if voiced[:count].sum() >= 5 else np.ones(count, bool)
         power = (np.abs(np.fft.rfft(frames[:count][chosen] * np.hanning(n), axis=1)) ** 2).mean(0)
         freqs = np.fft.rfftfreq(n, 1.0 / ANALYSIS_RATE)

@@ -88,3 +88,19 @@ def test_decoder_deltas_change_the_output_and_bad_ones_fail(
         with pytest.raises(EngineError) as err:
             engine.synthesize(TEXT, with_decoder_deltas(engine.default_conditioning(), bad))
         assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_every_enrollment_quality_has_one_card_for_the_front_ends() -> None:
+    """The CLI, the API and the web studio describe the qualities from QUALITY_CARDS: one card
+    per quality, cheapest first, each with a time and a measured similarity."""
+    from deepfake_studio.synthesizer.kokoro.engine import (
+        QUALITIES,
+        QUALITY_CARDS,
+        quality_similarities,
+    )
+
+    assert tuple(QUALITY_CARDS) == QUALITIES
+    assert all(card.time and 0.0 < card.similarity < 1.0 for card in QUALITY_CARDS.values())
+    sims = [card.similarity for card in QUALITY_CARDS.values()]
+    assert sims == sorted(sims)  # a dearer quality gives more
+    assert quality_similarities().startswith("quick 0.")

@@ -31,6 +31,7 @@ EmoDB copy is peak-normalised (no level can be calibrated on it); vocal effort s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -99,6 +100,8 @@ class EmotionSettings:
 # above 2 kHz); the present one (band + low cut) overshoots the alpha ratio somewhat: its
 # figures are in emotion_render.md.
 ALPHA_PER_TILT_DB = 0.8
+# Happy's two entries are measurements kept for the record: happy moves voice quality with the
+# equaliser (`eq_db`), not the tilt.
 PROSODY_ONLY_ALPHA_DB = {"happy": -0.45, "sad": -0.6, "angry": -0.45, "fearful": -0.3}
 PROSODY_ONLY_ALPHA_DB["surprised"] = -0.95
 ALPHA_TARGET_DB = {"happy": 6.21, "sad": -4.53, "angry": 10.53, "fearful": 3.55}
@@ -265,17 +268,25 @@ def tilt_gain_db(frequencies: np.ndarray, tilt_db: float) -> np.ndarray:
     return gain
 
 
-def tilt(samples: np.ndarray, sample_rate: int, tilt_db: float) -> np.ndarray:
-    """Zero-phase spectral tilt of a whole utterance (one FFT; the gain is smooth, so its
-    impulse response is short and the padding keeps the ends from wrapping)."""
-    if tilt_db == 0.0 or len(samples) == 0:
-        return samples
+def _zero_phase(
+    samples: np.ndarray, sample_rate: int, gain_db: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """A whole utterance through a zero-phase filter of gain `gain_db(frequencies)` (one FFT;
+    the gain is smooth, so its impulse response is short and the padding keeps the ends from
+    wrapping)."""
     pad = 2048
     n = len(samples) + 2 * pad
     spectrum = np.fft.rfft(np.pad(samples.astype(np.float64), pad), n)
-    gain = 10 ** (tilt_gain_db(np.fft.rfftfreq(n, 1.0 / sample_rate), tilt_db) / 20)
+    gain = 10 ** (gain_db(np.fft.rfftfreq(n, 1.0 / sample_rate)) / 20)
     out = np.fft.irfft(spectrum * gain, n)[pad : pad + len(samples)]
     return out.astype(np.float32)
+
+
+def tilt(samples: np.ndarray, sample_rate: int, tilt_db: float) -> np.ndarray:
+    """Zero-phase spectral tilt of a whole utterance; 0 dB = unchanged."""
+    if tilt_db == 0.0 or len(samples) == 0:
+        return samples
+    return _zero_phase(samples, sample_rate, lambda f: tilt_gain_db(f, tilt_db))
 
 
 # One-third-octave centres from 63 Hz to 6.3 kHz: EmoDB is sampled at 16 kHz, so nothing
@@ -299,9 +310,4 @@ def equalize(samples: np.ndarray, sample_rate: int, eq_db: tuple[float, ...]) ->
     """Zero-phase equaliser of a whole utterance (as `tilt`); no gains = unchanged."""
     if not eq_db or not any(eq_db) or len(samples) == 0:
         return samples
-    pad = 2048
-    n = len(samples) + 2 * pad
-    spectrum = np.fft.rfft(np.pad(samples.astype(np.float64), pad), n)
-    gain = 10 ** (eq_gain_db(np.fft.rfftfreq(n, 1.0 / sample_rate), eq_db) / 20)
-    out = np.fft.irfft(spectrum * gain, n)[pad : pad + len(samples)]
-    return out.astype(np.float32)
+    return _zero_phase(samples, sample_rate, lambda f: eq_gain_db(f, eq_db))

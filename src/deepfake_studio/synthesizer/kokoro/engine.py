@@ -85,7 +85,7 @@ QUALITY_CARDS: dict[str, QualityCard] = {
 
 def quality_similarities() -> str:
     """'quick 0.22, standard 0.52, best 0.71': what each quality gives, for help texts."""
-    return ", ".join(f"{q} {QUALITY_CARDS[q].similarity:.2f}" for q in QUALITIES)
+    return ", ".join(f"{q} {card.similarity:.2f}" for q, card in QUALITY_CARDS.items())
 
 
 @dataclass(frozen=True)
