@@ -15,8 +15,8 @@ reference sample by sample through the differentiable PyTorch Kokoro (`model.py`
    on the forced durations, scored by log-F0 L1 on the reference's voiced frames (pYIN) and a
    duration L1 (×0.1) — this moves the prosody half; the decoder fed the reference's own F0
    (and the predicted energy) on a random crop, scored by a two-resolution log-mel L1 against
-   the same crop of the reference (optionally both clamped per band at the reference's noise
-   floor, `StyleFitConfig.noise_floor_percentile`, off by default) — this moves the decoder half.
+   the same crop of the reference (both clamped per band at the reference's noise floor,
+   `StyleFitConfig.noise_floor_percentile`, on by default) — this moves the decoder half.
 
 The result is the start table plus the learned delta on every row: a normal [510, 256] style
 table, so the int8 ONNX engine speaks it.
