@@ -140,3 +140,14 @@ def test_cli_speak_bad_input_is_one_line(
     result = run_here("speak", "--voice", "nobody", *args, home=tmp_path)
     assert_one_line_error(result, message)
     assert result.stdout == ""
+
+
+def test_pcm16_rounds_to_the_nearest_step_and_reads_back_within_half_a_step() -> None:
+    from deepfake_studio.wav_stream import pcm16, read_stream_wav, wav_header
+
+    step = 1 / 32767
+    samples = np.array([0.7 * step, -0.7 * step, 0.3 * step, 0.5, -0.25, 1.5, -1.5], np.float32)
+    assert np.frombuffer(pcm16(samples), "<i2")[:3].tolist() == [1, -1, 0]  # a cast gave 0, 0, 0
+    rate, back = read_stream_wav(wav_header(24_000) + pcm16(samples))
+    assert rate == 24_000
+    assert float(np.abs(back - np.clip(samples, -1, 1)).max()) <= 0.5 * step + 1e-9

@@ -28,8 +28,9 @@ def wav_header(sample_rate: int, channels: int = 1) -> bytes:
 
 
 def pcm16(samples: np.ndarray) -> bytes:
-    """Float samples in [-1, 1] as little-endian 16-bit PCM (clipped)."""
-    return (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+    """Float samples in [-1, 1] as little-endian 16-bit PCM (clipped, rounded to the nearest
+    step: a cast alone truncates toward zero, up to a whole step off)."""
+    return np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
 
 
 def read_stream_wav(data: bytes) -> tuple[int, np.ndarray]:
