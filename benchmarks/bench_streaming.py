@@ -5,8 +5,10 @@ windows on the PyTorch path), in one run.
     make bench      (or: .venv/bin/python benchmarks/bench_streaming.py --runs 3)
 
 Writes benchmarks/streaming.{md,json}:
-- time to first audio and RTF of `Studio.speak` (before: one piece per sentence, a long first
-  sentence cut at a clause; ONNX for a plain voice) and `Studio.speak_stream` (after), for a
+- time to first audio and RTF of `Studio.speak` (before: one piece per sentence, ONNX for a
+  plain voice; until session 14 it also cut a long first sentence at a clause, which cost the
+  sentence a pause, so its first audio now comes later than it did) and `Studio.speak_stream`
+  (after), for a
   one-sentence and a long text, median of --runs in one warm process;
 - where the first audio's time goes (phonemes, text encoder + prosody, first window, the
   watermark of the first piece);
