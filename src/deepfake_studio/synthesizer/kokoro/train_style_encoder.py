@@ -52,6 +52,7 @@ class TargetOptions:
     min_reference_seconds: float = 3.0
     steps: int = 30  # style-fit steps (the `standard` default)
     threads: int = 1
+    shard: tuple[int, int] = (0, 1)  # (i, n): fit only every n-th speaker from the i-th
 
 
 def training_reference(clips: list[Clip], seconds: float) -> tuple[Audio, str]:
@@ -82,6 +83,8 @@ def collect_targets(options: TargetOptions) -> int:
     speakers = [s for _, s in split_speakers("train", TARGET_CORPORA) if s in by_speaker]
     if options.max_speakers:
         speakers = speakers[: options.max_speakers]
+    index, count = options.shard
+    speakers = speakers[index::count]  # parallel collectors each take their own speakers
     engine = KokoroEngine(
         KokoroConfig(threads=options.threads, style_fit=StyleFitConfig(steps=options.steps))
     )
@@ -158,13 +161,18 @@ def build_encoder(
 
 
 def main(argv: list[str]) -> None:
-    """`collect OUT_DIR [MAX_SPEAKERS]` (step 1) or `build TARGETS_DIR OUT.npz` (step 2)."""
+    """`collect OUT_DIR [MAX_SPEAKERS] [I/N]` (step 1; I/N: this collector's share when N run
+    side by side) or `build TARGETS_DIR OUT.npz` (step 2)."""
     import sys
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if len(argv) >= 2 and argv[0] == "collect":
         limit = int(argv[2]) if len(argv) > 2 else 0
-        count = collect_targets(TargetOptions(out_dir=Path(argv[1]), max_speakers=limit))
+        index, _, collectors = (argv[3] if len(argv) > 3 else "0/1").partition("/")
+        options = TargetOptions(
+            out_dir=Path(argv[1]), max_speakers=limit, shard=(int(index), int(collectors))
+        )
+        count = collect_targets(options)
         print(f"{count} fitted train voices in {argv[1]}")
     elif len(argv) == 3 and argv[0] == "build":
         from deepfake_studio.encoder import get_speaker_encoder
@@ -174,7 +182,9 @@ def main(argv: list[str]) -> None:
         encoder.save(Path(argv[2]))
         print(f"{argv[2]}: {len(encoder.speakers)} voices ({int(encoder.male.sum())} male)")
     else:
-        sys.exit("usage: train_style_encoder collect OUT_DIR [MAX_SPEAKERS] | build DIR OUT.npz")
+        sys.exit(
+            "usage: train_style_encoder collect OUT_DIR [MAX_SPEAKERS] [I/N] | build DIR OUT.npz"
+        )
 
 
 if __name__ == "__main__":
