@@ -1,8 +1,8 @@
 """The `best` enrollment: decoder adaptation on top of the style fit, and how voices store it.
 
 The reference is a real train-split speaker (VCC16_TF1, two clips, 7 s, with transcripts), as in
-test_reconstruct.py; the style fit under it is cut to 2 steps (adaptation does not need a good
-one) and the adaptation to a few steps on short crops.
+test_reconstruct.py, and the style fit under it is the one that file judges (made once per
+session, conftest.py); the adaptation is cut to a few steps on short crops.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from deepfake_studio.audio import Audio, concatenate, load_audio, trim_silence
+from deepfake_studio.audio import Audio
 from deepfake_studio.errors import EngineError
 from deepfake_studio.synthesizer.base import Conditioning
 from deepfake_studio.synthesizer.kokoro import reconstruct as rc
@@ -22,7 +22,6 @@ from deepfake_studio.synthesizer.kokoro.adapt import (
     DecoderAdapter,
     factors_to_arrays,
 )
-from deepfake_studio.synthesizer.kokoro.engine import load_vocab
 from deepfake_studio.synthesizer.kokoro.fit import HOLDOUT_SENTENCE
 from deepfake_studio.synthesizer.kokoro.torch_path import (
     LOWRANK_PREFIX,
@@ -31,11 +30,8 @@ from deepfake_studio.synthesizer.kokoro.torch_path import (
 )
 from deepfake_studio.voices import Voice, VoiceLibrary
 
-SPEAKER = "vcc2016/VCC16_TF1"
-REFERENCE = (
-    ("200023.flac", "But the general coloring was uniform and sad."),
-    ("100121.flac", "But the very sight of the island had relaxed the cores of discipline."),
-)
+# Only the crops of the fitter that the guard test adapts; the style fit itself is the
+# session's (conftest.py): adaptation does not need a good one, and one fit serves both files.
 FIT = rc.StyleFitConfig(steps=2, crop_seconds=1.0)
 TEXT = "A short sentence to speak."
 
@@ -108,22 +104,13 @@ def test_a_lowrank_voice_speaks_through_pytorch_and_survives_the_library(
 
 
 @pytest.fixture(scope="module")
-def reference(speech_dir: Path) -> Audio:
-    parts = [trim_silence(load_audio(speech_dir / SPEAKER / f, 16_000)) for f, _ in REFERENCE]
-    return concatenate(parts, 0.2)
+def reference(tf1_reference: Audio) -> Audio:
+    return tf1_reference
 
 
 @pytest.fixture(scope="module")
-def fitted(kokoro_engine, reference: Audio) -> rc.StyleFitResult:  # type: ignore[no-untyped-def]
-    return rc.fit_style(
-        kokoro_engine.torch_path.model,
-        kokoro_engine.style_packs,
-        kokoro_engine.phonemes,
-        load_vocab(),
-        reference,
-        " ".join(text for _, text in REFERENCE),
-        config=FIT,
-    )
+def fitted(tf1_fitted: rc.StyleFitResult) -> rc.StyleFitResult:
+    return tf1_fitted
 
 
 @pytest.mark.slow

@@ -19,37 +19,22 @@ from deepfake_studio.synthesizer.kokoro import reconstruct as rc
 from deepfake_studio.synthesizer.kokoro.engine import load_vocab
 from deepfake_studio.synthesizer.kokoro.fit import HOLDOUT_SENTENCE
 from tests.conftest import RunHere, import_or_fail_in_ci
+from tests.synthesizer.kokoro.conftest import TF1_FIT, TF1_SPEAKER
 
-SPEAKER = "vcc2016/VCC16_TF1"
-REFERENCE = (
-    ("200023.flac", "But the general coloring was uniform and sad."),
-    ("100121.flac", "But the very sight of the island had relaxed the cores of discipline."),
-)
+SPEAKER = TF1_SPEAKER
 GROUND_TRUTH = ("100084.flac", "100087.flac", "100091.flac", "100099.flac", "100101.flac")
-# 20 steps: with the PyTorch path's source phase fixed (session 11) the start pack is judged
-# 0.615 and 10 steps had not yet moved past it (0.597); 20 steps 0.693, the default 30 0.702
-# (one run each, held-out sentence through the ONNX).
-FIT = rc.StyleFitConfig(steps=20, crop_seconds=1.5)
+FIT = TF1_FIT  # 20 steps (why: conftest.py)
 
 
 @pytest.fixture(scope="module")
-def reference(speech_dir: Path) -> Audio:
-    parts = [trim_silence(load_audio(speech_dir / SPEAKER / f, 16_000)) for f, _ in REFERENCE]
-    return concatenate(parts, 0.2)
+def reference(tf1_reference: Audio) -> Audio:
+    return tf1_reference
 
 
 @pytest.fixture(scope="module")
-def fitted(kokoro_torch, kokoro_engine, reference: Audio) -> rc.StyleFitResult:  # type: ignore[no-untyped-def]
-    return rc.fit_style(
-        kokoro_torch,
-        kokoro_engine.style_packs,
-        kokoro_engine.phonemes,
-        load_vocab(),
-        reference,
-        " ".join(text for _, text in REFERENCE),
-        seed=0,
-        config=FIT,
-    )
+def fitted(tf1_fitted: rc.StyleFitResult) -> rc.StyleFitResult:
+    """The session's fit of the reference (test_adapt.py builds on the same one)."""
+    return tf1_fitted
 
 
 @pytest.mark.slow
