@@ -214,7 +214,9 @@ def test_adam_on_the_style_moves_one_voice_toward_another(kokoro_torch: KokoroMo
     losses = []
     kokoro_torch.requires_grad_(False)  # only the style learns: skip 81 M weight gradients
     try:
-        for _ in range(20):
+        # 10 steps: the loss falls 0.568 → 0.329 (x0.58) by step 10; 20 steps ended at 0.325
+        # (x0.57, it rises again after step 15), for twice the time (AMD EPYC, 1 thread).
+        for _ in range(10):
             prosody = kokoro_torch.predict_prosody(features, style, durations=durations)
             audio = kokoro_torch.decode(aligned, prosody.f0, prosody.energy, style)
             loss = (log_mel(audio) - target).abs().mean()
@@ -224,6 +226,6 @@ def test_adam_on_the_style_moves_one_voice_toward_another(kokoro_torch: KokoroMo
             losses.append(float(loss.detach()))
     finally:
         kokoro_torch.requires_grad_(True)
-    print(f"style fit: log-mel L1 {losses[0]:.3f} → {losses[-1]:.3f} in 20 Adam steps")
+    print(f"style fit: log-mel L1 {losses[0]:.3f} → {losses[-1]:.3f} in 10 Adam steps")
     assert np.isfinite(losses).all()
     assert losses[-1] <= losses[0] * (2 / 3), f"log-mel loss {losses[0]:.3f} → {losses[-1]:.3f}"
