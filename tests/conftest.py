@@ -6,7 +6,7 @@ import importlib
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
@@ -197,3 +197,16 @@ def prepared_data(tiny_manifest: Path, tmp_path_factory: pytest.TempPathFactory)
         return made[sample_rate]
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored() -> Iterator[None]:
+    """Each test leaves torch's thread count as it found it: training code sets it
+    (the training tests ask for 1 thread) and it would hold for every later test in the same
+    process, so their speed depended on the order they ran in."""
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and before is not None and torch.get_num_threads() != before:
+        torch.set_num_threads(before)
