@@ -1,11 +1,15 @@
-"""The style encoder (`quick`) against its base pack, on dev or test speakers.
+"""The style encoder (`quick`) against its base pack and the search it replaced, on dev or
+test speakers.
 
 For each speaker (reference and ground truth cut as `eval clone` cuts them): the base pack of
 the reference's pitch class (what the encoder moves from), the encoder with its default
-neighbours, and the mean move of every fitted voice of the class (neighbours = all). Each
-speaks the two held-out sentences through `Studio.clone` (int8 ONNX); the independent judge
-compares them with the ground truth (normalised as in `eval clone`). Encoding time is the
-d-vector plus the table lookup.
+neighbours, the mean move of every fitted voice of the class (neighbours = all), `quick` as
+enrolled (`encode_voice`: the encoder's table or the base pack, whichever the guard hears
+closer, at the reference's rate) and the black-box search `quick` was before (`fit_voice`,
+with its rate). Each speaks the two held-out sentences through `Studio.clone` (int8 ONNX);
+the independent judge compares them with the ground truth (normalised as in `eval clone`).
+Encoding time is the d-vector plus the table lookup; `quick_s` and `search_s` are the whole
+enrollments.
 
     .venv/bin/python benchmarks/style_encoder_dev.py --targets style-targets [SPEAKER ...]
 """
@@ -30,16 +34,20 @@ from deepfake_studio.evaluation.speakers import split_speakers
 from deepfake_studio.studio import Studio, StudioConfig
 from deepfake_studio.synthesizer.base import Conditioning
 from deepfake_studio.synthesizer.kokoro import KokoroEngine
-from deepfake_studio.synthesizer.kokoro.fit import median_pitch
-from deepfake_studio.synthesizer.kokoro.reconstruct import MALE_BELOW_SEMITONES, keep_the_closer
-from deepfake_studio.synthesizer.kokoro.style_encoder import PACK_BY_CLASS, StyleEncoder
+from deepfake_studio.synthesizer.kokoro.fit import fit_voice, median_pitch
+from deepfake_studio.synthesizer.kokoro.reconstruct import MALE_BELOW_SEMITONES
+from deepfake_studio.synthesizer.kokoro.style_encoder import (
+    PACK_BY_CLASS,
+    StyleEncoder,
+    encode_voice,
+)
 from deepfake_studio.synthesizer.kokoro.train_style_encoder import build_encoder
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from style_fit_dev import HELD_OUT, _voice, speaker_anchors
 
 HERE = Path(__file__).parent
-METHODS = ("base_pack", "encoder", "class_mean", "guarded")
+METHODS = ("base_pack", "encoder", "class_mean", "quick", "search")
 
 
 def run(encoder: StyleEncoder, speakers: list[str], split: str) -> dict:
@@ -68,34 +76,34 @@ def run(encoder: StyleEncoder, speakers: list[str], split: str) -> dict:
             mean_table, _ = everyone.style_table(embedding, male, kokoro.style_packs)
             base = kokoro.style_packs[PACK_BY_CLASS[male]]
             t0 = time.perf_counter()
-            verdict = keep_the_closer(
-                lambda text, t: kokoro.synthesize_phonemes(" ".join(kokoro.phonemes(text)), t, 1.0),
-                kokoro.sample_rate,
-                studio.encoder,
-                clip,
-                base,
-                table,
-                margin=0.0,
-            )
-            guard_s = time.perf_counter() - t0
-            tables = {
-                "base_pack": base,
-                "encoder": table,
-                "class_mean": mean_table,
-                "guarded": table if verdict.keep_fit else base,
+            quick = encode_voice(kokoro, clip, studio.encoder, encoder)
+            quick_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            search = fit_voice(kokoro, clip, studio.encoder)
+            search_s = time.perf_counter() - t0
+            voices = {
+                "base_pack": Conditioning(engine="kokoro", arrays={"style": base}),
+                "encoder": Conditioning(engine="kokoro", arrays={"style": table}),
+                "class_mean": Conditioning(engine="kokoro", arrays={"style": mean_table}),
+                "quick": quick,
+                "search": search,
             }
             row: dict = {
                 "corpus": anchors.corpus,
                 "reference_s": round(clip.duration, 2),
                 "male": bool(male),
                 "encode_s": round(encode_s, 2),
-                "guard_s": round(guard_s, 2),
-                "guard_scores": [verdict.start_score, verdict.fit_score],
+                "quick_s": round(quick_s, 2),
+                "search_s": round(search_s, 2),
+                "quick_result": quick.info["result"],
+                "guard_scores": [quick.info["score_pack"], quick.info["score_encoder"]],
+                "speeds": {"quick": round(quick.speed, 3), "search": round(search.speed, 3)},
+                "search_start": f"{search.info['best_pack']} {search.info['pitch_shift']:+.1f} st",
                 "neighbours": info["neighbours"],
                 "nearest_cosine": info["nearest_cosine"],
             }
-            for method, style in tables.items():
-                voice = _voice(Conditioning(engine="kokoro", arrays={"style": style}))
+            for method, conditioning in voices.items():
+                voice = _voice(conditioning)
                 audio = studio.clone(" ".join(HELD_OUT), voice=voice)
                 sim = cosine(judge.embed(audio.samples, audio.sample_rate), anchors.truth)
                 row[method] = {"sim": round(sim, 4), "norm": round(anchors.norm(sim), 4)}
@@ -134,6 +142,8 @@ def main() -> None:
         "sentences": HELD_OUT,
         "summary_norm": summary,
         "encode_s_median": statistics.median(r["encode_s"] for r in rows.values()),
+        "quick_s_median": statistics.median(r["quick_s"] for r in rows.values()),
+        "search_s_median": statistics.median(r["search_s"] for r in rows.values()),
         "speakers": rows,
     }
     out = HERE / f"style_encoder_{args.split}.json"

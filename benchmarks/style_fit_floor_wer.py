@@ -13,6 +13,12 @@ held-out sentences is also given.
         none 10:6
     .venv/bin/python benchmarks/style_fit_floor_wer.py --speaker VCTK_p227 --out R.json none 10:6
 
+A setting ending in `+seed` also lets the style encoder's table (`--style-encoder`, default
+the shipped one) compete as the fit's start (`KokoroConfig.seed_from_style_encoder`):
+
+    .venv/bin/python benchmarks/style_fit_floor_wer.py --speaker VCTK_p227 --out R.json \
+        10:6 10:6+seed
+
 Prints one line per setting and every sentence heard wrong; `--out` also keeps the numbers
 (resumable: a finished speaker and setting is not run again).
 """
@@ -25,6 +31,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -58,14 +65,23 @@ def fit_config(setting: str) -> StyleFitConfig:
     )
 
 
-def main(reference: str, settings: list[str], out: Path | None) -> None:
+def kokoro_config(setting: str, style_encoder: Path | None) -> KokoroConfig:
+    """The engine's settings for 'FLOOR' or 'FLOOR+seed' (FLOOR as in `fit_config`)."""
+    floor, _, seed = setting.partition("+")
+    config = KokoroConfig(style_fit=fit_config(floor), seed_from_style_encoder=seed == "seed")
+    return replace(config, style_encoder=style_encoder) if style_encoder else config
+
+
+def main(
+    reference: str, settings: list[str], out: Path | None, style_encoder: Path | None = None
+) -> None:
     print(f"CPU: {cpu_model()}, load {os.getloadavg()[0]:.1f}")
     transcriber = Transcriber()
     results = json.loads(out.read_text()) if out and out.exists() else {}
     for setting in settings:
         if setting in results.get(reference, {}):
             continue
-        engines = EngineOptions(kokoro=KokoroConfig(style_fit=fit_config(setting)))
+        engines = EngineOptions(kokoro=kokoro_config(setting, style_encoder))
         with tempfile.TemporaryDirectory() as home:
             studio = Studio(StudioConfig(data_dir=Path(home), engines=engines))
             anchors = None
@@ -96,11 +112,12 @@ def main(reference: str, settings: list[str], out: Path | None) -> None:
                 row["norm"] = round(anchors.norm(sim), 4)
         guard = voice.conditioning.info.get("guard", {})
         row |= {"guard_kept": guard.get("kept"), "load": round(os.getloadavg()[0], 1)}
+        row["start"] = voice.conditioning.info.get("best_pack")
         row["wrong"] = wrong
         print(
             f"{reference} {setting}: WER {row['wer']:.3f} over {len(SENTENCES)} sentences, "
             f"norm {row.get('norm', '-')}, enroll {enroll_s:.0f} s (load {row['load']}), "
-            f"guard kept {row['guard_kept']}",
+            f"start {row['start']}, guard kept {row['guard_kept']}",
             flush=True,
         )
         print("\n".join(wrong), flush=True)
@@ -112,7 +129,8 @@ def main(reference: str, settings: list[str], out: Path | None) -> None:
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("settings", nargs="+", help="none, or PERCENTILE:MARGIN_DB")
+    parser.add_argument("settings", nargs="+", help="none or PERCENTILE:MARGIN_DB [+seed]")
+    parser.add_argument("--style-encoder", type=Path, help="table for +seed (default: shipped)")
     parser.add_argument("--reference", type=Path, help="a recording to enroll")
     parser.add_argument("--speaker", help="or a dev speaker (cut as `eval clone` cuts it)")
     parser.add_argument("--out", type=Path, help="JSON to keep the numbers in (resumable)")
@@ -123,4 +141,5 @@ if __name__ == "__main__":
         str(args.reference) if args.reference else f"speaker:{args.speaker}",
         args.settings,
         args.out,
+        args.style_encoder,
     )

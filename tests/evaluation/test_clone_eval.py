@@ -53,11 +53,14 @@ def test_harness_measures_every_method_and_resumes(
     # standard: enrolled on its own (the gradient fit), timed, and it says what it kept.
     assert row["standard"]["enroll_s"] > 0.0 and row["standard"]["sim"] > row["piper"]["sim"]
     assert row["standard_info"]["quality"] == "standard"
-    # Quick, whatever the studio's default: the ablations are rebuilt from the quick fit.
-    assert row["fit_info"]["quality"] == "quick" and "best_pack_ge2e_only" in row["fit_info"]
+    # Quick, whatever the studio's default (the style encoder); the ablations are rebuilt
+    # from the search it replaced, which is measured beside it.
+    assert row["fit_info"]["quality"] == "quick"
+    assert row["fit_info"]["method"] == "kokoro-style-encoder"
+    assert "best_pack_ge2e_only" in row["search_info"] and row["search"]["enroll_s"] > 0.0
     assert data["summary"]["piper"]["norm"] == pytest.approx(0.0, abs=1e-6)
     table = out.with_suffix(".md").read_text()
-    assert "| clone |" in table and "| standard |" in table and "| LJ | ljspeech |" in table
+    assert "| clone |" in table and "| search |" in table and "| standard |" in table and "| LJ | ljspeech |" in table
     assert json.loads(out.read_text())["speakers"]["LJ"]["clone"] == row["clone"]
 
     # Same settings: the finished speaker is kept, not measured again.

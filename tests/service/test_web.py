@@ -279,7 +279,7 @@ def test_voices_tab_enrolls_at_the_quality_picked_and_lists_it(
     job = next(j for j in jobs if j.request["name"] == name)
     assert job.request["quality"] == "quick" and "reference_text" not in job.request
     info = enroll_studio.voice(new_id).conditioning.info
-    assert info["quality"] == "quick" and info["method"] == "kokoro-fit-es"
+    assert info["quality"] == "quick" and info["method"] == "kokoro-style-encoder"
 
 
 def test_detect_tab_gives_the_detector_and_watermark_verdicts_with_a_timeline(

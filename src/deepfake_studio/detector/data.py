@@ -281,15 +281,9 @@ class Builder:
     def studio(self):  # type: ignore[no-untyped-def]
         if self._studio is None:
             from deepfake_studio.studio import Studio, StudioConfig
-            from deepfake_studio.synthesizer import EngineOptions
-            from deepfake_studio.synthesizer.kokoro import KokoroConfig
-            from deepfake_studio.synthesizer.kokoro.fit import FitConfig
 
-            # A small fitting budget: the data needs several distinct clone voices, not the
-            # best possible likeness of each (the default budget is ~2 min per voice).
-            fit = FitConfig(generations=1, population=2, random_directions=4)
-            engines = EngineOptions(kokoro=KokoroConfig(fit=fit))
-            self._studio = Studio(StudioConfig(data_dir=self.out / "studio", engines=engines))
+            # Shipped engine settings: clone voices are enrolled at `DataConfig.clone_quality`.
+            self._studio = Studio(StudioConfig(data_dir=self.out / "studio"))
         return self._studio
 
     def generator(self, name: str) -> Generator:

@@ -11,10 +11,11 @@ to one split of `speaker_split.json` unless told otherwise):
    *different* real recording of the speaker (the ground truth); Whisper-base transcribes it.
 
 Every direction measured is a row ("method"): the fixed voices (`fixed_pack`: Kokoro's
-default pack; `piper`: the Piper voice), the fit's intermediate stages as ablations
-(`best_pack`: the pack GE2E alone finds closest, rate-matched; `pitch_pack`: the fit's start,
-a pack moved to the reference's pitch), `clone`, the quick clone (its ablations are rebuilt
-from what the quick fit records), and on request the other enrollment qualities, each enrolled
+default pack; `piper`: the Piper voice), `search`, the black-box style search `quick` ran
+before the style encoder, and its intermediate stages as ablations (`best_pack`: the pack
+GE2E alone finds closest, rate-matched; `pitch_pack`: the search's start, a pack moved to the
+reference's pitch; both rebuilt from what the search records), `clone`, the quick clone (the
+style encoder), and on request the other enrollment qualities, each enrolled
 from the same reference and timed: `standard` (the default, the gradient style fit) and `best`
 (standard plus decoder adaptation), e.g. `eval clone --method standard --method best`.
 
@@ -53,6 +54,7 @@ from deepfake_studio.synthesizer.kokoro.fit import (
     PITCH_SLOPE,
     FitConfig,
     _plausible_range,
+    fit_voice,
     pitch_direction,
 )
 from deepfake_studio.synthesizer.kokoro.reconstruct import StyleFitConfig
@@ -68,14 +70,15 @@ SENTENCES = (
     "He wrote the address on the back of an envelope and hurried to the station.",
     "If the train is late again, we will take a taxi straight to the theatre.",
 )
-METHODS = ("fixed_pack", "piper", "best_pack", "pitch_pack", "clone")
+METHODS = ("fixed_pack", "piper", "best_pack", "pitch_pack", "search", "clone")
 QUALITY_METHODS = ("standard", "best")  # enrollment qualities beyond quick (slow: on request)
 ABOUT = {
     "fixed_pack": "Kokoro's default bundled voice, no conditioning",
     "piper": "the bundled Piper voice (the stranger baseline)",
-    "best_pack": "bundled Kokoro pack closest by GE2E alone, rate-matched",
-    "pitch_pack": "the fit's start: closest pack moved to the reference's pitch",
-    "clone": "`clone` as enrolled with --quality quick and the run's FitConfig",
+    "best_pack": "bundled Kokoro pack closest by GE2E alone, rate-matched (the search's screen)",
+    "pitch_pack": "the search's start: closest pack moved to the reference's pitch",
+    "search": "the style search quick ran before the style encoder (fit.py, the FitConfig)",
+    "clone": "`clone` as enrolled with --quality quick (the style encoder)",
     "standard": "enrolled with --quality standard (gradient style fit, Whisper transcript)",
     "best": "enrolled with --quality best (standard + low-rank decoder adaptation)",
 }
@@ -183,8 +186,18 @@ def run_clone_eval(
             cloned = studio.create_voice(case.reference, name=speaker, seed=config.seed)
             enroll_s = time.perf_counter() - t0
             info = cloned.conditioning.info
-            voices = {"clone": cloned, **_ablations(kokoro, case.reference, cloned, config)}
+            voices = {"clone": cloned}
             enroll_times = {"clone": enroll_s}
+            searched: Conditioning | None = None
+            if set(config.methods) & {"search", "best_pack", "pitch_pack"}:
+                # The old quick on the reference the studio enrolled from (its stages too).
+                clip, _, _ = studio.load_reference(case.reference)
+                t0 = time.perf_counter()
+                searched = fit_voice(kokoro, clip, studio.encoder, seed=config.seed,
+                                     config=config.fit)  # fmt: skip
+                enroll_times["search"] = time.perf_counter() - t0
+                voices["search"] = _voice(searched, speaker)
+                voices.update(_ablations(kokoro, case.reference, searched, config))
             for quality in (m for m in config.methods if m in QUALITY_METHODS):
                 say(f"[{done + 1}/{config.speakers}] {corpus} {speaker}: enrolling {quality}")
                 t0 = time.perf_counter()
@@ -211,6 +224,10 @@ def run_clone_eval(
                 if method in row:
                     row[method]["enroll_s"] = round(seconds, 2)
             row["fit_info"] = {k: v for k, v in info.items() if not isinstance(v, list)}
+            if searched is not None:
+                row["search_info"] = {
+                    k: v for k, v in searched.info.items() if not isinstance(v, list)
+                }
             for quality in (m for m in config.methods if m in QUALITY_METHODS):
                 row[f"{quality}_info"] = {
                     k: v
@@ -282,10 +299,10 @@ def _voice(conditioning: Conditioning, name: str = "fixed") -> Voice:
 
 
 def _ablations(
-    kokoro: KokoroEngine, reference: Audio, cloned: Voice, config: CloneEvalConfig
+    kokoro: KokoroEngine, reference: Audio, searched: Conditioning, config: CloneEvalConfig
 ) -> dict[str, Voice]:
-    """The fit's intermediate stages, rebuilt from what it recorded (no extra search)."""
-    info = cloned.conditioning.info
+    """The search's intermediate stages, rebuilt from what it recorded (no extra search)."""
+    info = searched.info
     wanted = set(config.methods)
     out: dict[str, Voice] = {}
     if "best_pack" in wanted:
@@ -302,7 +319,7 @@ def _ablations(
         out["pitch_pack"] = _voice(
             Conditioning(
                 engine="kokoro",
-                speed=cloned.conditioning.speed,
+                speed=searched.speed,
                 arrays={"style": table.astype(np.float32)},
             )
         )

@@ -122,3 +122,76 @@ def test_the_builder_recovers_each_fits_row_class_and_style(
         with np.load(tmp_path / f"{speaker}.npz") as data:
             np.testing.assert_allclose(encoder.styles[i], packs[pack][row] + data["delta"])
         assert np.linalg.norm(encoder.embeddings[i]) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_quick_enrollment_is_the_encoders_table_or_its_pack_whichever_the_guard_hears_closer(
+    studio, speech_dir: Path
+) -> None:  # type: ignore[no-untyped-def]
+    engine = studio.engine("kokoro")
+    # A dev speaker (male): never among the fitted train voices the shipped table holds.
+    clips = sorted((speech_dir / "vctk" / "VCTK_p227").glob("*.flac"))[:2]
+    reference = trim_silence(load_audio(clips[0], 16_000))
+    voice = engine.condition(reference, studio.encoder, quality="quick")
+    info = voice.info
+    assert info["method"] == "kokoro-style-encoder" and info["quality"] == "quick"
+    assert info["pack"] == "jm_kumo"  # the male class's base pack
+    shipped = engine.style_encoder
+    wanted = min(shipped.config.neighbours, int(shipped.male.sum()))  # male voices only
+    assert len(str(info["neighbours"]).split(",")) == wanted
+    assert len(shipped.speakers) >= 20 and "VCTK_p227" not in set(shipped.speakers)
+    table, _ = shipped.style_table(
+        studio.encoder.embed(reference.samples, reference.sample_rate), True, engine.style_packs
+    )
+    pack = engine.style_packs["jm_kumo"]
+    chosen = voice.arrays["style"]
+    # The guard kept whichever scored higher on its held-out sentence, and said which.
+    if info["score_encoder"] >= info["score_pack"]:
+        assert info["result"] == "encoder"
+        np.testing.assert_allclose(chosen, table, atol=1e-6)
+        assert np.abs(chosen - pack).max() > 0.05
+    else:
+        assert info["result"] == "pack"
+        np.testing.assert_array_equal(chosen, pack)
+    assert 0.5 < voice.speed < 2.0 and voice.speed != 1.0  # matched to the reference's rate
+    audio = engine.synthesize("The quick voice speaks a sentence of its own.", voice)
+    assert 1.5 < len(audio) / engine.sample_rate < 6.0
+    assert 0.02 < float(np.sqrt(np.mean(audio**2))) < 0.5
+
+
+def test_a_missing_style_encoder_or_unknown_quick_method_is_a_one_line_error(
+    studio, tmp_path: Path, example_reference: Path
+) -> None:  # type: ignore[no-untyped-def]
+    from deepfake_studio.synthesizer.kokoro import KokoroConfig, KokoroEngine
+
+    with pytest.raises(EngineError, match="unknown quick method 'guess'"):
+        KokoroEngine(KokoroConfig(quick_method="guess"))
+    missing = KokoroConfig(
+        quick_method="style-encoder", style_encoder=tmp_path / "none.npz", threads=1
+    )
+    engine = KokoroEngine(missing)
+    reference = load_audio(example_reference, 16_000)
+    with pytest.raises(EngineError) as err:
+        engine.condition(reference, studio.encoder, quality="quick")
+    assert "cannot read the style encoder" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_seed_table_competes_with_the_packs_as_the_standard_fits_start(kokoro_engine) -> None:  # type: ignore[no-untyped-def]
+    from deepfake_studio.synthesizer.kokoro.engine import load_vocab
+    from deepfake_studio.synthesizer.kokoro.reconstruct import (
+        choose_start_pack,
+        reference_tokens,
+        speak_tokens,
+    )
+
+    model = kokoro_engine.torch_path.model
+    packs = kokoro_engine.style_packs
+    ids = reference_tokens("The birch canoe slid on the smooth planks.", kokoro_engine.phonemes,
+                           load_vocab())  # fmt: skip
+    # A voice between two female packs, and a "reference" spoken by it: as a seed it is the
+    # nearest start by far; without it, a bundled pack of the class starts the fit.
+    seed = (0.5 * packs["jf_alpha"] + 0.5 * packs["jf_nezumi"]).astype(np.float32)
+    reference24, _ = speak_tokens(model, ids, seed[len(ids) - 1])
+    name, _, _ = choose_start_pack(model, {**packs, "seed": seed}, ids, reference24, ("seed",))
+    assert name == "seed"
+    name, _, _ = choose_start_pack(model, {**packs, "seed": seed}, ids, reference24)
+    assert name.startswith("jf_")

@@ -15,6 +15,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,8 +26,14 @@ from deepfake_studio.errors import EngineError, TextError
 from deepfake_studio.synthesizer.base import Conditioning, ProgressCallback
 from deepfake_studio.synthesizer.kokoro.adapt import AdaptConfig, DecoderAdapter
 from deepfake_studio.synthesizer.kokoro.emotion import KokoroEmotion
-from deepfake_studio.synthesizer.kokoro.fit import HOLDOUT_SENTENCE, FitConfig, fit_voice
+from deepfake_studio.synthesizer.kokoro.fit import (
+    HOLDOUT_SENTENCE,
+    FitConfig,
+    fit_voice,
+    median_pitch,
+)
 from deepfake_studio.synthesizer.kokoro.reconstruct import (
+    MALE_BELOW_SEMITONES,
     StyleFitConfig,
     StyleFitResult,
     StyleFitter,
@@ -38,6 +45,11 @@ from deepfake_studio.synthesizer.kokoro.reconstruct import (
     reference_segments,
     reference_tokens,
     style_table,
+)
+from deepfake_studio.synthesizer.kokoro.style_encoder import (
+    STYLE_ENCODER_FILE,
+    StyleEncoder,
+    encode_voice,
 )
 from deepfake_studio.synthesizer.kokoro.torch_path import TorchKokoro, needs_torch
 from deepfake_studio.synthesizer.languages import (
@@ -58,6 +70,8 @@ STYLE_DIM = 256
 MAX_PHONEMES = 510  # the style table's length and the model's context (without the 2 pads)
 # Enrollment qualities, cheapest first; every front end (CLI, API, web, batch) checks these.
 QUALITIES = ("quick", "standard", "best")
+QUICK_METHODS = ("style-encoder", "search")
+ENCODER_SEED = "style-encoder"  # the name a seeded fit's start goes by (`best_pack` in its info)
 
 
 @dataclass(frozen=True)
@@ -109,8 +123,19 @@ class KokoroConfig:
     # Xeon cores), 30-40 % slower when other processes compete. Off: a laptop is shared.
     spin_wait: bool = False
     max_chunk_phonemes: int = 400  # split longer sentences at commas/spaces below the limit
-    fit: FitConfig | None = None  # voice-fitting budget; None = fit.FitConfig()
-    # Enrollment quality: "quick" = the black-box search (`fit.py`, about 30 s on 2 cores),
+    fit: FitConfig | None = None  # the black-box search's budget; None = fit.FitConfig()
+    # How `quick` finds the voice: "style-encoder" (`style_encoder.py`, seconds) or "search",
+    # the black-box search in style space it replaced (`fit.py`, about 30 s on 2 cores),
+    # kept so that `eval clone` can compare them.
+    quick_method: str = "style-encoder"
+    style_encoder: Path = STYLE_ENCODER_FILE  # the table the style encoder reads
+    # `standard` and `best`: the style encoder's table for the reference competes with the
+    # bundled packs as the start of the gradient fit (issue 19 item 4: the encoder seeds it).
+    # On 5 dev speakers (benchmarks/style_fit_seed_dev.md) it started 3 of 5 fits, which then
+    # ended closer to the speaker (normalised similarity 0.51 → 0.73, 0.78 → 0.89, 0.33 →
+    # 0.55); the mean of all 5 rose from 0.62 to 0.72, Whisper-base WER from 3.6 to 4.3 %.
+    seed_from_style_encoder: bool = True
+    # Enrollment quality: "quick" = a style read from the reference in seconds (above),
     # "standard" = the gradient style fit on the PyTorch model (`reconstruct.py`, settings in
     # `style_fit`; 1-2 min on 2 cores), "best" = standard plus decoder adaptation (`adapt.py`,
     # settings in `adapt`; its voices speak through the slower PyTorch path). Standard is the
@@ -173,6 +198,26 @@ class KokoroEngine:
         self.torch_path = TorchKokoro()
         # Whisper-base for `standard` enrollment (a Studio replaces it with its own).
         self.transcriber = TranscriberHolder()
+        if self.config.quick_method not in QUICK_METHODS:
+            raise EngineError(
+                f"unknown quick method {self.config.quick_method!r} ({', '.join(QUICK_METHODS)})"
+            )
+        self._style_encoder: StyleEncoder | None = None
+
+    def encoded_table(self, reference: Audio, encoder: SpeakerEncoder) -> np.ndarray:
+        """The style encoder's table for `reference` (no guard: the fit's start choice and
+        its own guard judge it)."""
+        pitch = median_pitch(reference.samples, reference.sample_rate)
+        male = pitch is not None and pitch < MALE_BELOW_SEMITONES
+        embedding = encoder.embed(reference.samples, reference.sample_rate)
+        return self.style_encoder.style_table(embedding, male, self.style_packs)[0]
+
+    @property
+    def style_encoder(self) -> StyleEncoder:
+        """The `quick` enrollment's table of fitted train voices, read on first use."""
+        if self._style_encoder is None:
+            self._style_encoder = StyleEncoder.load(self.config.style_encoder)
+        return self._style_encoder
 
     # -- conditioning ---------------------------------------------------------------------
     def default_conditioning(self) -> Conditioning:
@@ -196,17 +241,30 @@ class KokoroEngine:
         if chosen == "quick":
             if reference_text is not None:
                 raise EngineError("a reference text is only used by --quality standard or best")
-            return fit_voice(
-                self, reference, encoder, seed=seed, progress=progress, config=self.config.fit
-            )
+            if self.config.quick_method == "search":
+                return fit_voice(
+                    self, reference, encoder, seed=seed, progress=progress, config=self.config.fit
+                )
+            match_speed = (self.config.fit or FitConfig()).match_speed
+            return encode_voice(
+                self, reference, encoder, self.style_encoder, match_speed=match_speed,
+                progress=progress,
+            )  # fmt: skip
         if chosen not in QUALITIES:
             raise EngineError(f"unknown enrollment quality {chosen!r} ({', '.join(QUALITIES)})")
         # `best` spends about a third of its time on the style fit, the rest adapting.
         share = 0.3 if chosen == "best" else 1.0
         fit_progress = _scaled(progress, 0.0, share)
         language, segments = self.reference_words(reference, reference_text, fit_progress)
-        result = self.fit_style(segments, seed=seed, progress=fit_progress, language=language)
-        conditioning = self.guard_style_fit(reference, encoder, result, fit_progress)
+        packs, seeds = self.style_packs, ()
+        if self.config.seed_from_style_encoder:
+            # The encoder's table competes with the bundled packs as the fit's start.
+            table = self.encoded_table(reference, encoder)
+            packs, seeds = {**packs, ENCODER_SEED: table}, (ENCODER_SEED,)
+        result = self.fit_style(
+            segments, seed=seed, progress=fit_progress, language=language, packs=packs, seeds=seeds
+        )
+        conditioning = self.guard_style_fit(reference, encoder, result, fit_progress, packs)
         if chosen == "best":
             conditioning = self.adapt(
                 segments[0][0], result, conditioning, progress=_scaled(progress, share, 1.0)
@@ -256,9 +314,13 @@ class KokoroEngine:
         progress: ProgressCallback | None = None,
         language: str = DEFAULT_LANGUAGE,
         config: StyleFitConfig | None = None,
+        packs: dict[str, np.ndarray] | None = None,
+        seeds: tuple[str, ...] = (),
     ) -> StyleFitResult:
         """The gradient style fit (`reconstruct.py`) of a reference, given as pieces each with
-        the words it speaks in `language`; `config` (default: the engine's) sets its budget."""
+        the words it speaks in `language`; `config` (default: the engine's) sets its budget;
+        `packs` (default: the bundled ones) with `seeds`, tables of it that may start the fit
+        whatever their pitch class."""
 
         def phonemize(text: str) -> list[str]:
             return self.phonemes(text, language)
@@ -267,13 +329,14 @@ class KokoroEngine:
             reference_tokens(text, phonemize, self._vocab)
         return fit_style_segments(
             self.torch_path.model,
-            self.style_packs,
+            packs or self.style_packs,
             phonemize,
             self._vocab,
             segments,
             seed=seed,
             config=config or self.config.style_fit,
             progress=progress,
+            seeds=seeds,
         )
 
     def guard_style_fit(
@@ -282,9 +345,12 @@ class KokoroEngine:
         encoder: SpeakerEncoder,
         result: StyleFitResult,
         progress: ProgressCallback | None = None,
+        packs: dict[str, np.ndarray] | None = None,
     ) -> Conditioning:
         """The `standard` voice: the fitted table, or the start pack if the guard heard that
-        closer to the reference, or easier to understand, on a held-out sentence."""
+        closer to the reference, or easier to understand, on a held-out sentence. `packs`:
+        the tables the fit could start from (default: the bundled ones)."""
+        packs = packs or self.style_packs
         if progress:
             progress(0.99, "checking the fit on a sentence it never saw")
         verdict = keep_the_closer(
@@ -292,8 +358,8 @@ class KokoroEngine:
             self.sample_rate,
             encoder,
             reference,
-            self.style_packs[result.start_pack],
-            style_table(self.style_packs, result),
+            packs[result.start_pack],
+            style_table(packs, result),
             transcribe=self.transcriber.transcribe,
         )
         if not verdict.intelligible:
@@ -312,7 +378,7 @@ class KokoroEngine:
                 verdict.start_score,
                 result.start_pack,
             )
-        return guarded_conditioning(self.style_packs, result, verdict)
+        return guarded_conditioning(packs, result, verdict)
 
     def adapt(
         self,

@@ -283,14 +283,17 @@ def choose_start_pack(
     packs: dict[str, np.ndarray],
     ids: list[int],
     reference24: np.ndarray,
+    seeds: tuple[str, ...] = (),
 ) -> tuple[str, np.ndarray, np.ndarray]:
     """(pack name, its speech of the text, its durations): the pack nearest the reference.
 
     Gender first (median pitch below 165 Hz: `jm_*` packs), then the DTW log-mel distance.
+    `seeds` name further tables of `packs` that always compete (the style encoder's guess).
     """
     pitch = median_pitch(reference24, RATE)
     male = pitch is not None and pitch < MALE_BELOW_SEMITONES
     names = sorted(n for n in packs if n.startswith("jm_" if male else "jf_")) or sorted(packs)
+    names += [s for s in seeds if s not in names]
     ref_mel = _log_mel_np(reference24)
     best: tuple[float, str, np.ndarray, np.ndarray] | None = None
     for name in names:
@@ -545,17 +548,19 @@ def fit_style_segments(
     seed: int = 0,
     config: StyleFitConfig | None = None,
     progress: ProgressCallback | None = None,
+    seeds: tuple[str, ...] = (),
 ) -> StyleFitResult:
     """Fit one style vector to the pieces of a reference, each with the words it speaks.
 
-    The start pack is chosen on the first piece; every piece is aligned to its own text."""
+    The start pack is chosen on the first piece (among the class's packs and `seeds`); every
+    piece is aligned to its own text."""
     cfg = config or StyleFitConfig()
     t0 = time.monotonic()
     ids = [reference_tokens(text, phonemize, vocab) for _, text in segments]
     references24 = [prepare_reference(audio, cfg) for audio, _ in segments]
     if progress:
         progress(0.02, "choosing the start voice")
-    pack, synthetic, syn_durations = choose_start_pack(model, packs, ids[0], references24[0])
+    pack, synthetic, syn_durations = choose_start_pack(model, packs, ids[0], references24[0], seeds)
     if progress:
         progress(0.08, "aligning the reference to its text")
     fitters: list[StyleFitter] = []
