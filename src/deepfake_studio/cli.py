@@ -1158,7 +1158,9 @@ def eval_clone(
     ] = None,
     fit: Annotated[
         list[str] | None,
-        typer.Option("--fit", help="Override a FitConfig field, e.g. --fit generations=1."),
+        typer.Option(
+            "--fit", help="Override a FitConfig field of the search, e.g. --fit generations=1."
+        ),
     ] = None,
     method: Annotated[
         list[str] | None,

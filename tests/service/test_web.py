@@ -570,12 +570,12 @@ def test_the_quality_radio_names_the_shipped_default_and_what_it_costs(tmp_path:
     assert quality_choices(shipped) == [
         ("Default (standard, 1-2 minutes)", "default"),
         (
-            "Quick: about 30 s; similarity 0.22 (the closest bundled style moved to the "
-            "reference's pitch)",
+            "Quick: about 10 s; similarity 0.38 (a style read from the reference by the style "
+            "encoder)",
             "quick",
         ),
         (
-            "Standard: 1-2 minutes; similarity 0.52 (the style fitted to the reference by "
+            "Standard: 1-2 minutes; similarity 0.61 (the style fitted to the reference by "
             "gradient)",
             "standard",
         ),

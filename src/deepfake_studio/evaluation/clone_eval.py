@@ -366,7 +366,13 @@ def _summary(rows: dict[str, dict], methods: tuple[str, ...]) -> dict:
         summary["clone_enroll_s_median"] = round(
             statistics.median(r["clone"]["enroll_s"] for r in rows.values()), 1
         )
-        summary["clone_fit_kept"] = sum(r["fit_info"].get("result") == "fit" for r in rows.values())
+        summary["clone_encoder_kept"] = sum(
+            r["fit_info"].get("result") == "encoder" for r in rows.values()
+        )
+    if "search" in methods:
+        summary["search_fit_kept"] = sum(
+            r.get("search_info", {}).get("result") == "fit" for r in rows.values()
+        )
     return summary
 
 
@@ -417,7 +423,7 @@ def report(data: dict, methods: tuple[str, ...] = METHODS) -> str:
             continue
         enroll = f"{v['enroll_s']:.1f}" if "enroll_s" in v else "–"
         about = ABOUT[m]
-        if m == "clone":
+        if m == "search":
             generations = data["settings"]["fit"]["generations"]
             about += f" ({generations} search generations" + (
                 ", = pitch_pack)" if not generations else ")"
@@ -426,12 +432,18 @@ def report(data: dict, methods: tuple[str, ...] = METHODS) -> str:
             f"| {m} | {v['sim']:.3f} | {v['norm']:.3f} | {100 * v['wer']:.1f} % | "
             f"{v['rtf']:.2f} | {enroll} | {about} |"
         )
-    if "clone_fit_kept" in s:
+    if "clone_encoder_kept" in s:
+        lines += [
+            "",
+            f"Quick: the guard kept the style encoder's table (not its base pack) for "
+            f"{s['clone_encoder_kept']} of {len(rows)} speakers; median enrollment "
+            f"{s['clone_enroll_s_median']:.1f} s.",
+        ]
+    if "search_fit_kept" in s:
         lines += [
             "",
             f"The style search was kept (passed its held-out check) for "
-            f"{s['clone_fit_kept']} of {len(rows)} speakers; median enrollment "
-            f"{s['clone_enroll_s_median']:.1f} s.",
+            f"{s['search_fit_kept']} of {len(rows)} speakers.",
         ]
     lines += [
         "",

@@ -88,9 +88,9 @@ class QualityCard:
 # figures are the README's "Enrollment quality" table.
 QUALITY_CARDS: dict[str, QualityCard] = {
     "quick": QualityCard(
-        "the closest bundled style moved to the reference's pitch", "about 30 s", 0.22
+        "a style read from the reference by the style encoder", "about 10 s", 0.38
     ),
-    "standard": QualityCard("the style fitted to the reference by gradient", "1-2 minutes", 0.52),
+    "standard": QualityCard("the style fitted to the reference by gradient", "1-2 minutes", 0.61),
     "best": QualityCard(
         "standard plus the decoder adapted to the speaker", "2-6 minutes", 0.71, "4.75 MB"
     ),
@@ -98,7 +98,7 @@ QUALITY_CARDS: dict[str, QualityCard] = {
 
 
 def quality_similarities() -> str:
-    """'quick 0.22, standard 0.52, best 0.71': what each quality gives, for help texts."""
+    """'quick 0.38, standard 0.61, best 0.71': what each quality gives, for help texts."""
     return ", ".join(f"{q} {card.similarity:.2f}" for q, card in QUALITY_CARDS.items())
 
 
