@@ -30,10 +30,8 @@ from deepfake_studio.synthesizer.kokoro.fit import (
     HOLDOUT_SENTENCE,
     FitConfig,
     fit_voice,
-    median_pitch,
 )
 from deepfake_studio.synthesizer.kokoro.reconstruct import (
-    MALE_BELOW_SEMITONES,
     StyleFitConfig,
     StyleFitResult,
     StyleFitter,
@@ -207,10 +205,7 @@ class KokoroEngine:
     def encoded_table(self, reference: Audio, encoder: SpeakerEncoder) -> np.ndarray:
         """The style encoder's table for `reference` (no guard: the fit's start choice and
         its own guard judge it)."""
-        pitch = median_pitch(reference.samples, reference.sample_rate)
-        male = pitch is not None and pitch < MALE_BELOW_SEMITONES
-        embedding = encoder.embed(reference.samples, reference.sample_rate)
-        return self.style_encoder.style_table(embedding, male, self.style_packs)[0]
+        return self.style_encoder.read_reference(reference, encoder, self.style_packs)[0]
 
     @property
     def style_encoder(self) -> StyleEncoder:
@@ -354,7 +349,7 @@ class KokoroEngine:
         if progress:
             progress(0.99, "checking the fit on a sentence it never saw")
         verdict = keep_the_closer(
-            lambda text, table: self.synthesize_phonemes(" ".join(self.phonemes(text)), table, 1.0),
+            self.speak_sentence,
             self.sample_rate,
             encoder,
             reference,
@@ -489,6 +484,10 @@ class KokoroEngine:
         if not ids:
             return np.zeros(0, np.float32)
         return self.torch_path.synthesize_ids(ids, style[len(ids) - 1], speed, conditioning)
+
+    def speak_sentence(self, text: str, style: np.ndarray) -> np.ndarray:
+        """One English sentence in a style table at speed 1.0 (the guards' held-out check)."""
+        return self.synthesize_phonemes(" ".join(self.phonemes(text)), style, 1.0)
 
     def synthesize_phonemes(self, phonemes: str, style: np.ndarray, speed: float) -> np.ndarray:
         """Run the model on one phoneme string (≤ 510 symbols) with a style table."""

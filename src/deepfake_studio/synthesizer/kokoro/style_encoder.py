@@ -113,6 +113,18 @@ class StyleEncoder:
         }
         return table, info
 
+    def read_reference(
+        self, reference: Audio, speaker_encoder: SpeakerEncoder, packs: dict[str, np.ndarray]
+    ) -> tuple[np.ndarray, dict[str, object]]:
+        """(style table, what was used) for a reference recording: its d-vector places it,
+        its median pitch picks the class."""
+        embedding = speaker_encoder.embed(reference.samples, reference.sample_rate)
+        pitch = median_pitch(reference.samples, reference.sample_rate)
+        male = pitch is not None and pitch < MALE_BELOW_SEMITONES
+        table, info = self.style_table(embedding, male, packs)
+        info["pitch_reference"] = round(pitch, 2) if pitch is not None else "unknown"
+        return table, info
+
 
 def encode_voice(
     engine: KokoroEngine,
@@ -130,15 +142,12 @@ def encode_voice(
     t0 = time.monotonic()
     if progress:
         progress(0.05, "reading the voice")
-    embedding = speaker_encoder.embed(reference.samples, reference.sample_rate)
-    pitch = median_pitch(reference.samples, reference.sample_rate)
-    male = pitch is not None and pitch < MALE_BELOW_SEMITONES
-    table, info = style_encoder.style_table(embedding, male, engine.style_packs)
-    base = engine.style_packs[PACK_BY_CLASS[male]]
+    table, info = style_encoder.read_reference(reference, speaker_encoder, engine.style_packs)
+    base = engine.style_packs[str(info["pack"])]
     if progress:
         progress(0.3, "checking the voice on a sentence")
     verdict = keep_the_closer(
-        lambda text, style: engine.synthesize_phonemes(" ".join(engine.phonemes(text)), style, 1.0),
+        engine.speak_sentence,
         engine.sample_rate,
         speaker_encoder,
         reference,
@@ -159,7 +168,6 @@ def encode_voice(
         "result": "encoder" if verdict.keep_fit else "pack",
         "score_pack": verdict.start_score,
         "score_encoder": verdict.fit_score,
-        "pitch_reference": round(pitch, 2) if pitch is not None else "unknown",
         "seconds": round(time.monotonic() - t0, 2),
     }
     if progress:
