@@ -139,7 +139,7 @@ def markdown(res: dict) -> str:
         return pct(v) if v is not None else "-"
 
     lines = [
-        "# Detector: candidate against the shipped model (issue 21)",
+        "# " + (res.get("title") or "Detector: candidate against the shipped model (issue 21)"),
         "",
         f"Written by `benchmarks/detector_candidate.py` on {res['date']}. Baseline: "
         f"{res['baseline_dir']} (threshold {b['threshold']:.3f}); candidate: "
@@ -166,6 +166,26 @@ def markdown(res: dict) -> str:
         f"| **{pct(c['test_clean']['eer'])}** "
         f"| **{pct(b['test_augmented']['eer'])}** | **{pct(c['test_augmented']['eer'])}** |"
     )
+
+    def caught(m: dict, key: str, g: str) -> str:
+        """Fakes caught at the model's own threshold: share and count of the generator's clips."""
+        miss = m[key]["per_generator_miss_at_threshold"].get(g)
+        n = res.get("test_clips", {}).get(key, {}).get(g, 0)
+        return f"{pct(1 - miss)} ({round((1 - miss) * n)} of {n})" if miss is not None else "-"
+
+    lines += [
+        "",
+        "Fakes caught at each model's own threshold (test split):",
+        "",
+        "| generator | baseline clean | candidate clean | baseline augmented "
+        "| candidate augmented |",
+        "|---|---|---|---|---|",
+    ]
+    for g in gens:
+        lines.append(
+            f"| {g} | {caught(b, 'test_clean', g)} | {caught(c, 'test_clean', g)} "
+            f"| {caught(b, 'test_augmented', g)} | {caught(c, 'test_augmented', g)} |"
+        )
     lines += [
         "",
         "| at each model's threshold | baseline | candidate |",
@@ -271,9 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout-note", default="")
     parser.add_argument("--logo-note", default="")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--name", default="detector_candidate", help="stem of the report files")
+    parser.add_argument("--title", default="", help="the report's heading (default: generic)")
     add_overwrite_flag(parser)
     args = parser.parse_args(argv)
-    out_json, out_md = args.out / "detector_candidate.json", args.out / "detector_candidate.md"
+    out_json, out_md = args.out / f"{args.name}.json", args.out / f"{args.name}.md"
     refuse_to_overwrite([out_json, out_md], args.overwrite)
     shared = args.shared or Path(
         os.environ.get("DEEPFAKE_STUDIO_DATA", ROOT.parent / "shared" / "data")
@@ -311,6 +333,14 @@ def main(argv: list[str] | None = None) -> int:
         "data": str(args.data),
         "data_config": json.loads((args.data / "config.json").read_text(encoding="utf-8")),
         "data_note": args.note,
+        "title": args.title,
+        "test_clips": {
+            f"test_{name}": {
+                g: sum(1 for r in test if r["generator"] == g and (r["augment"] == "none") == clean)
+                for g in sorted({str(r["generator"]) for r in test})
+            }
+            for name, clean in (("clean", True), ("augmented", False))
+        },
         "heldout_note": args.heldout_note,
         "held_out_sources": list(sources),
         "baseline_dir": str(args.baseline) if args.baseline else str(weights_dir()),

@@ -139,6 +139,7 @@ def run_all(args: argparse.Namespace, held_out: tuple[str, ...]) -> None:
         epochs=args.epochs,
         threads=args.threads,
         exclude_real_sources=held_out,
+        init_onnx="",  # from scratch: a fine-tuned model's start saw the left-out family
     )
     built = json.loads((args.data / "config.json").read_text(encoding="utf-8"))
     groups = logo_groups(built["generators"])

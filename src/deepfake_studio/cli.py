@@ -827,6 +827,14 @@ def _steps(description: str):  # type: ignore[no-untyped-def]
     return bar, update
 
 
+def _pairs(text: str, option: str) -> dict[str, str]:
+    """`a=1,b=2` → {"a": "1", "b": "2"} (an option's comma-separated KEY=VALUE pairs)."""
+    pairs = [p.strip().split("=", 1) for p in text.split(",") if p.strip()]
+    if not all(len(p) == 2 for p in pairs):
+        raise StudioError(f"{option} takes KEY=VALUE pairs separated by commas")
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
 @detector_app.command("build-data")
 def detector_build_data(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for clips + manifest.")],
@@ -855,6 +863,22 @@ def detector_build_data(
             "also: resample).",
         ),
     ] = None,
+    clone_speakers: Annotated[
+        str | None,
+        typer.Option(
+            "--clone-speakers",
+            help="Speakers (train/dev/test) cloned per quality for kokoro-clone-QUALITY, e.g. "
+            "quick=16/4/4,standard=4/1/2 (default: those).",
+        ),
+    ] = None,
+    spoofs_for: Annotated[
+        str | None,
+        typer.Option(
+            "--spoofs-for",
+            help="Synthetic clips of single generators, e.g. kokoro-clone-quick=90 "
+            "(others: --spoofs-per-generator).",
+        ),
+    ] = None,
 ) -> None:
     """Generate the detector's real/synthetic clips (resumable: run it again to continue)."""
     from dataclasses import replace
@@ -873,6 +897,20 @@ def detector_build_data(
     if augmentations:
         kinds = tuple(a.strip() for a in augmentations.split(","))
         config = replace(config, augmentations=kinds)
+    if clone_speakers:
+        per_quality = dict(config.quality_clone_voices)
+        for quality, counts in _pairs(clone_speakers, "--clone-speakers").items():
+            numbers = counts.split("/")
+            if len(numbers) != 3 or not all(n.isdigit() for n in numbers):
+                raise StudioError(f"--clone-speakers {quality}={counts}: give train/dev/test")
+            split_counts = zip(("train", "dev", "test"), map(int, numbers), strict=True)
+            per_quality[quality] = dict(split_counts)
+        config = replace(config, quality_clone_voices=per_quality)
+    if spoofs_for:
+        pairs = _pairs(spoofs_for, "--spoofs-for")
+        if not all(v.isdigit() for v in pairs.values()):
+            raise StudioError("--spoofs-for takes GENERATOR=COUNT pairs")
+        config = replace(config, spoofs_by_generator={k: int(v) for k, v in pairs.items()})
     bar, progress = _steps("building")
     with bar:
         written = build(out, config, speech_dir=speech, progress=progress)
@@ -907,6 +945,14 @@ def detector_train(
             "phone recordings out of train and dev, to measure false positives on them.",
         ),
     ] = False,
+    init_onnx: Annotated[
+        Path | None,
+        typer.Option(
+            "--init-onnx",
+            help="Fine-tune: start from this detector.onnx (e.g. the shipped weights); "
+            "set a lower learning_rate with --config.",
+        ),
+    ] = None,
 ) -> None:
     """Train the detector; OUT gets detector.onnx + detector.json (copy them to ship)."""
     from deepfake_studio.detector.data import held_out_real_sources
@@ -924,6 +970,7 @@ def detector_train(
         exclude_generators=left_out,
         rawboost=rawboost,
         exclude_real_sources=held,
+        **({"init_onnx": str(init_onnx)} if init_onnx else {}),
     )
     card = train(data, out, config, resume=resume, log=lambda line: typer.echo(line, err=True))
     typer.echo(f"{out / 'detector.onnx'}  dev EER {100 * float(card['dev']['eer']):.2f} %")  # type: ignore[index]

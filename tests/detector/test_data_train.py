@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 
 from deepfake_studio.detector.data import DataConfig, build, read_manifest
+from deepfake_studio.detector.generators import Request
 from deepfake_studio.detector.train import TrainConfig, train
 from deepfake_studio.errors import StudioError
 from deepfake_studio.evaluation.speakers import SPLIT_FILE
@@ -352,3 +353,59 @@ def test_an_unknown_clone_quality_is_refused_before_anything_is_built(
     with pytest.raises(StudioError, match="unknown clone quality 'top'"):
         build(tmp_path / "set", replace(tiny_config, clone_quality="top"), speech_dir=speech_dir)
     assert not (tmp_path / "set" / "config.json").exists()
+
+
+def test_quality_clone_generators_plan_their_own_speakers_and_clip_counts(
+    speech_dir: Path, tiny_config: DataConfig
+) -> None:
+    """kokoro-clone-QUALITY takes `quality_clone_voices[QUALITY]` speakers per split (more than
+    kokoro-clone's) and `spoofs_by_generator` clips; the other generators keep their jobs."""
+    from deepfake_studio.detector.data import plan
+    from deepfake_studio.evaluation.speakers import load_manifest
+
+    splits = json.loads(SPLIT_FILE.read_text())["splits"]
+    split_of = {s: k for k, c in splits.items() for ss in c.values() for s in ss}
+    clips = load_manifest(speech_dir / "manifest.csv")
+    config = replace(
+        tiny_config,
+        generators=("espeak-ng", "kokoro-clone-quick", "kokoro-clone-standard"),
+        quality_clone_voices={
+            "quick": {"train": 5, "dev": 2, "test": 3},
+            "standard": {"train": 1, "dev": 1, "test": 1},
+        },
+        spoofs_by_generator={"kokoro-clone-quick": 40},
+    )
+    jobs = plan(config, clips, split_of)
+    quick = [j for j in jobs if j.generator == "kokoro-clone-quick"]
+    assert [sum(j.split == s for j in quick) for s in ("train", "dev", "test")] == [28, 6, 6]
+    voices = {s: {j.voice for j in quick if j.split == s} for s in ("train", "dev", "test")}
+    assert [len(voices[s]) for s in ("train", "dev", "test")] == [5, 2, 3]
+    assert all(split_of[v] == s for s, vs in voices.items() for v in vs)  # split by speaker
+    standard = [j for j in jobs if j.generator == "kokoro-clone-standard"]
+    assert len(standard) == 6 and len({j.voice for j in standard}) == 3  # spoofs_per_generator
+    alone = plan(replace(config, generators=("espeak-ng",)), clips, split_of)
+    espeak = [j for j in jobs if j.generator == "espeak-ng"]
+    assert [j.id for j in espeak] == [j.id for j in alone if j.generator == "espeak-ng"]
+    assert [j.seed for j in espeak] == [j.seed for j in alone if j.generator == "espeak-ng"]
+
+
+def test_quality_clone_voices_are_enrolled_at_their_quality_beside_the_older_clones(
+    speech_dir: Path, tmp_path: Path, tiny_config: DataConfig
+) -> None:
+    from deepfake_studio.detector.data import Builder
+    from deepfake_studio.studio import enrollment_quality
+
+    config = replace(
+        tiny_config,
+        generators=("kokoro-clone-quick",),
+        quality_clone_voices={"quick": {"train": 1, "test": 1}},
+    )
+    builder = Builder(tmp_path, config, speech_dir)
+    voices = builder._enroll("kokoro", "quick")
+    assert len(voices) == 2
+    assert {enrollment_quality(v) for v in voices.values()} == {"quick"}
+    assert all(v.name.startswith("kokoro-quick-") for v in voices.values())
+    clip = builder.generator("kokoro-clone-quick").generate(
+        Request(text="A short sentence to say.", source=None, voice=sorted(voices)[0])
+    )
+    assert clip.duration > 0.8 and float(np.abs(clip.samples).max()) > 0.05

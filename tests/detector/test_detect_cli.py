@@ -121,3 +121,46 @@ def test_build_data_refuses_an_unknown_codec_in_one_line(tmp_path: Path, run_her
     assert result.returncode == 1
     assert result.stderr.strip() == "error: unknown codec 'flac' (known: mp3, opus, aac)"
     assert not out.exists()  # refused before anything was written
+
+
+def test_train_init_onnx_starts_from_the_given_weights(
+    tiny_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fine-tuning at learning rate 0 must export the starting model unchanged: the ONNX
+    weights came back into torch whole, and the frozen BatchNorms kept their statistics."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from deepfake_studio.detector.infer import weights_dir
+
+    shipped = weights_dir() / "detector.onnx"
+    config = tmp_path / "lr0.json"
+    config.write_text(json.dumps({"learning_rate": 0.0, "threads": 1}), encoding="utf-8")
+    out = tmp_path / "run"
+    args = ["detector", "train", "--data", str(tiny_data), "--out", str(out), "--epochs", "1",
+            "--init-onnx", str(shipped), "--config", str(config)]  # fmt: skip
+    code, _, err = cli_in_process(args, capsys, monkeypatch)
+    assert code == 0, err
+    card = json.loads((out / "detector.json").read_text(encoding="utf-8"))
+    assert card["train"]["init_onnx"] == str(shipped)
+    x = np.random.default_rng(2).standard_normal((2, 160, 301)).astype(np.float32) * 10
+    before = ort.InferenceSession(str(shipped), providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(str(out / "detector.onnx"), providers=["CPUExecutionProvider"])
+    expected = before.run(None, {"lfcc": x})[0]
+    assert np.abs(expected).max() > 0.5
+    assert after.run(None, {"lfcc": x})[0] == pytest.approx(expected, abs=1e-4)
+
+
+def test_build_data_refuses_malformed_clone_speaker_counts(
+    tmp_path: Path, run_here: RunHere
+) -> None:
+    out = tmp_path / "set"
+    result = run_here(
+        "detector", "build-data", "--out", out, "--clone-speakers", "quick=16/4", home=tmp_path
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: --clone-speakers quick=16/4: give train/dev/test"
+    assert not out.exists()

@@ -118,3 +118,29 @@ def test_one_class_head_scores_by_cosine_to_the_real_direction(tmp_path: Path) -
         expected_logits = model(x).numpy()
     assert session.run(None, {"lfcc": x.numpy()})[0] == pytest.approx(expected_logits, abs=1e-4)
     assert np.all(np.abs(expected_logits) <= 20 * 1.55 + 1e-4)  # bounded: a cosine underneath
+
+
+def test_onnx_weights_load_back_into_torch_for_fine_tuning(tmp_path: Path) -> None:
+    """The shipped weights exist only as ONNX, with four BatchNorms folded into convolutions
+    and the GRU's gates reordered: loaded back, the torch model gives the ONNX model's logits,
+    and stays that way in training mode once its BatchNorms are frozen."""
+    import onnxruntime as ort
+
+    from deepfake_studio.detector.infer import weights_dir
+    from deepfake_studio.detector.model import freeze_batchnorm, load_onnx_weights
+
+    shipped = weights_dir() / "detector.onnx"
+    model = load_onnx_weights(SpecRNetLite(ModelConfig()), shipped).eval()
+    session = ort.InferenceSession(str(shipped), providers=["CPUExecutionProvider"])
+    x = 10 * torch.randn(3, 160, 301, generator=torch.Generator().manual_seed(1))
+    expected = session.run(None, {"lfcc": x.numpy()})[0]
+    assert np.abs(expected).max() > 0.5  # not a degenerate input
+    with torch.inference_mode():
+        assert model(x).numpy() == pytest.approx(expected, abs=1e-4)
+        model.train()
+        freeze_batchnorm(model)
+        model.dropout.eval()  # dropout is the one random layer left
+        assert model(x).numpy() == pytest.approx(expected, abs=1e-4)
+    # A fresh model is far from it: the weights did come from the file.
+    with torch.inference_mode():
+        assert np.abs(SpecRNetLite(ModelConfig()).eval()(x).numpy() - expected).max() > 0.1

@@ -67,7 +67,11 @@ GENERATORS = (
     "griffin-lim",
 )
 # Built only when asked (`--generators`): not in the shipped model's data.
-OPTIONAL_GENERATORS = ("kokoro-varied",)
+# `kokoro-clone-QUALITY`: studio clones enrolled at that quality, of their own (more) speakers
+# (`DataConfig.quality_clone_voices`), so a build holds the clones of today's studio at every
+# quality a user picks, whatever `clone_quality` the older `kokoro-clone` was made with.
+CLONE_PREFIX = "kokoro-clone-"
+OPTIONAL_GENERATORS = ("kokoro-varied", *(CLONE_PREFIX + q for q in QUALITIES))
 CLIP_LUFS = -23.0
 MAX_TEXT_WORDS = 13  # about 4-5 s of speech: enough to cut a 4 s clip from
 MIN_TEXT_WORDS = 8  # shorter transcripts are joined with the next one
@@ -95,6 +99,19 @@ class DataConfig:
     # default does not silently change what a rebuild makes (builds before this field was
     # recorded used the default of their day: the search, `quick`, until session 11).
     clone_quality: str = "standard"
+    # Speakers per split enrolled for each `kokoro-clone-QUALITY` generator. More than
+    # `clone_voices`: the detector must learn fitted voices in general, not four of them
+    # (quick enrolls in ~10 s, so many; standard costs minutes per speaker, so a few).
+    quality_clone_voices: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {
+            "quick": {"train": 16, "dev": 4, "test": 4},
+            "standard": {"train": 4, "dev": 1, "test": 2},
+            "best": {"train": 2, "dev": 1, "test": 1},
+        }
+    )
+    # Synthetic clips per generator where it differs from `spoofs_per_generator` (e.g. more
+    # clips of the studio's own clones, whose test catch rate is the first thing a user checks).
+    spoofs_by_generator: dict[str, int] = field(default_factory=dict)
     watermark_fraction: float = 0.5  # share of studio-clone clips that carry the watermark
     seed: int = 0
 
@@ -167,9 +184,10 @@ def plan(config: DataConfig, clips: list, split_of: dict[str, str]) -> list[Job]
             pool = by_split[split]
             if not pool:
                 continue
-            voices = _voices(generator, config, split)
+            voices = _voices(generator, config, split, clips)
             rng = np.random.default_rng(_seed(config.seed, generator, split))
-            count = max(1, round(config.spoofs_per_generator * SPLIT_SHARES[split]))
+            total = config.spoofs_by_generator.get(generator, config.spoofs_per_generator)
+            count = max(1, round(total * SPLIT_SHARES[split]))
             for i in range(count):
                 clip = pool[int(rng.integers(len(pool)))]
                 words = _words(clip.text)
@@ -221,15 +239,48 @@ def _rel(path: Path) -> str:
     return "/".join(parts[parts.index("speech") + 1 :]) if "speech" in parts else str(path)
 
 
-def clone_speakers(config: DataConfig, split: str) -> list[str]:
-    """The real speakers whose voices are enrolled as studio clones for a split."""
+def clone_speakers(
+    config: DataConfig, split: str, quality: str | None = None, clips: list | None = None
+) -> list[str]:
+    """The real speakers whose voices are enrolled as studio clones for a split (with a
+    quality: those of the `kokoro-clone-QUALITY` generator, skipping speakers with too little
+    audio for a reference, as the clone evaluation does; `clips`: the corpus manifest)."""
     from deepfake_studio.evaluation.speakers import ENGLISH_NATIVE, split_speakers
 
-    wanted = config.clone_voices.get(split, 0)
-    return [s for _, s in split_speakers(split, ENGLISH_NATIVE)][:wanted]
+    order = [s for _, s in split_speakers(split, ENGLISH_NATIVE)]
+    if quality is None:
+        return order[: config.clone_voices.get(split, 0)]
+    wanted = config.quality_clone_voices.get(quality, {}).get(split, 0)
+    chosen: list[str] = []
+    for speaker in order:
+        if len(chosen) == wanted:
+            break
+        if _cloneable(speaker, clips):
+            chosen.append(speaker)
+    return chosen
 
 
-def _voices(generator: str, config: DataConfig, split: str) -> tuple[str, ...]:
+_CLONEABLE: dict[str, bool] = {}  # speaker → has a usable reference (reading audio is slow)
+
+
+def _cloneable(speaker: str, clips: list | None) -> bool:
+    from deepfake_studio.evaluation.speakers import load_manifest, speaker_case
+
+    if speaker not in _CLONEABLE:
+        _CLONEABLE[speaker] = speaker_case(speaker, clips or load_manifest()) is not None
+    return _CLONEABLE[speaker]
+
+
+def clone_quality_of(generator: str) -> str | None:
+    """The enrollment quality a `kokoro-clone-QUALITY` generator stands for (else None)."""
+    if generator.startswith(CLONE_PREFIX) and generator[len(CLONE_PREFIX) :] in QUALITIES:
+        return generator[len(CLONE_PREFIX) :]
+    return None
+
+
+def _voices(
+    generator: str, config: DataConfig, split: str, clips: list | None = None
+) -> tuple[str, ...]:
     static = {
         "espeak-ng": ESPEAK_VOICES,
         "flite": FLITE_VOICES,
@@ -245,8 +296,8 @@ def _voices(generator: str, config: DataConfig, split: str) -> tuple[str, ...]:
         return tuple(sorted(load_style_packs()))
     if generator == "kokoro-varied":  # recipes differ between splits (seeded by the name)
         return tuple(f"{split}-mix{k}" for k in range(KOKORO_RECIPES_PER_SPLIT))
-    if generator in ("kokoro-clone", "piper"):
-        speakers = clone_speakers(config, split)
+    if generator in ("kokoro-clone", "piper") or clone_quality_of(generator):
+        speakers = clone_speakers(config, split, clone_quality_of(generator), clips)
         if not speakers:
             raise StudioError(f"no clone voices configured for the {split} split")
         return tuple(speakers)
@@ -293,6 +344,9 @@ class Builder:
             if name in ("kokoro-clone", "piper"):
                 engine = "kokoro" if name == "kokoro-clone" else "piper"
                 self._generators[name] = g.studio_clones(name, self.studio(), self._enroll(engine))
+            elif quality := clone_quality_of(name):
+                voices = self._enroll("kokoro", quality)
+                self._generators[name] = g.studio_clones(name, self.studio(), voices)
             else:
                 factories: dict[str, Callable[[], Generator]] = {
                     "kokoro": lambda: g.kokoro_packs(self.studio()),
@@ -306,17 +360,22 @@ class Builder:
                 self._generators[name] = factories[name]()
         return self._generators[name]
 
-    def _enroll(self, engine: str):  # type: ignore[no-untyped-def]
-        """Clone voices of every split's chosen speakers, enrolled once and kept in OUT/studio."""
+    def _enroll(self, engine: str, fixed_quality: str | None = None):  # type: ignore[no-untyped-def]
+        """Clone voices of every split's chosen speakers, enrolled once and kept in OUT/studio.
+
+        `fixed_quality`: the voices of `kokoro-clone-QUALITY` (named kokoro-QUALITY-SPEAKER);
+        None: those of `kokoro-clone` (at `clone_quality`) and `piper`."""
         from deepfake_studio.evaluation.speakers import load_manifest, speaker_case
         from deepfake_studio.voices import voice_id
 
         studio = self.studio()
         clips = load_manifest(self.speech_dir.parent)
         voices = {}
+        wanted = fixed_quality or (self.config.clone_quality if engine == "kokoro" else None)
         for split in SPLITS:
-            for speaker in clone_speakers(self.config, split):
-                name = f"{engine}-{speaker}".lower()
+            for speaker in clone_speakers(self.config, split, fixed_quality, clips):
+                prefix = f"{engine}-{fixed_quality}" if fixed_quality else engine
+                name = f"{prefix}-{speaker}".lower()
                 if voice_id(name) not in studio.library.names():
                     case = speaker_case(speaker, clips)
                     if case is None:
@@ -325,18 +384,17 @@ class Builder:
                         f"Public-corpus speaker {speaker}, used only to make detector "
                         "training data; never published."
                     )
-                    quality = self.config.clone_quality if engine == "kokoro" else None
                     studio.enroll(
-                        case.reference, name, consent, engine=engine, seed=0, quality=quality
+                        case.reference, name, consent, engine=engine, seed=0, quality=wanted
                     )
                 voices[speaker] = studio.voice(name)
                 made = enrollment_quality(voices[speaker])
-                if engine == "kokoro" and made != self.config.clone_quality:
+                if engine == "kokoro" and made != wanted:
                     # A build resumed from before clone_quality was recorded (config.json
                     # then claims today's default) must not mix two kinds of clones.
                     raise StudioError(
                         f"{self.out} holds the voice {name!r} enrolled at {made}, not at "
-                        f"{self.config.clone_quality}: use a new --out folder"
+                        f"{wanted}: use a new --out folder"
                     )
         return voices
 
@@ -506,6 +564,7 @@ def shrink(out: Path, spoofs_per_generator: int, max_bona_fide: int | None) -> D
 
     out = Path(out)
     built = json.loads((out / "config.json").read_text(encoding="utf-8"))
+    built = _with_defaults(built)
     built["clone_voices"] = dict(built["clone_voices"])
     built["generators"] = tuple(built["generators"])
     for name in ("augmentations", "codecs"):

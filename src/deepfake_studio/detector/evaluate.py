@@ -38,6 +38,10 @@ GENERATOR_FAMILIES: dict[str, str] = {
     "kokoro-clone": "kokoro",  # the same Kokoro-82M network, a fitted style instead of a pack
     "kokoro": "kokoro",
     "kokoro-varied": "kokoro",  # the same network again, other styles and prosody
+    # Today's studio clones at each enrollment quality (data.CLONE_PREFIX), of more speakers
+    "kokoro-clone-quick": "kokoro",
+    "kokoro-clone-standard": "kokoro",
+    "kokoro-clone-best": "kokoro",
     "piper": "piper",  # VITS (end to end)
     "espeak-ng": "espeak-ng",  # formant synthesis
     "flite": "festvox",  # flite and festival: Festvox-built diphone / clustergen / HTS voices
@@ -214,6 +218,7 @@ def evaluate(
                     epochs=config.logo_epochs,
                     exclude_generators=members,
                     threads=config.threads,
+                    init_onnx="",  # from scratch: a fine-tuned model's start saw the family
                 )
                 train(data_dir, run, train_config, resume=True, log=log)
             held_out = Detector(DetectorConfig(weights_dir=run, threads=config.threads))

@@ -20,6 +20,7 @@ Any number of frames ≥ 32 works; the detector feeds 3 s windows (301 frames).
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -140,3 +141,72 @@ def one_class_loss(
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def load_onnx_weights(model: SpecRNetLite, path: str | os.PathLike[str]) -> SpecRNetLite:
+    """Load an exported detector.onnx back into `model` (same ModelConfig), to fine-tune
+    weights that exist only as ONNX (the shipped ones).
+
+    Initialisers named like the torch parameters are copied as they are. The exporter folded
+    four BatchNorms into the convolution before them (the stem's, and each block's `bn2` into
+    its `conv1`) and renamed those convolutions: they are taken in graph order, and the folded
+    BatchNorms become identities. The GRU's ONNX gate order (z, r, h) is put back into torch's
+    (r, z, n). Train such a model with its BatchNorm statistics frozen (`freeze_batchnorm`):
+    batch statistics would undo the folding.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    weights = {t.name: torch.from_numpy(numpy_helper.to_array(t).copy()) for t in graph.initializer}
+    state = model.state_dict()
+    loaded = {name: weights[name] for name in state if name in weights}
+    folded = [("stem.0", "stem.1")] + [
+        (f"blocks.{k}.conv1", f"blocks.{k}.bn2") for k in range(len(model.blocks))
+    ]
+    # The renamed convolutions, in the order the graph uses them.
+    renamed = [
+        node.input[1:3]
+        for node in graph.node
+        if node.op_type == "Conv" and node.input[1] in weights and node.input[1] not in state
+    ]
+    if len(renamed) != len(folded):
+        raise ValueError(f"{path}: {len(renamed)} folded convolutions, expected {len(folded)}")
+    for (conv, bn), (w, b) in zip(folded, renamed, strict=True):
+        loaded[f"{conv}.weight"], loaded[f"{conv}.bias"] = weights[w], weights[b]
+        eps = next(m.eps for n, m in model.named_modules() if n == bn)  # type: ignore[union-attr]
+        size = state[f"{bn}.weight"].shape
+        loaded[f"{bn}.weight"], loaded[f"{bn}.bias"] = torch.ones(size), torch.zeros(size)
+        loaded[f"{bn}.running_mean"] = torch.zeros(size)
+        loaded[f"{bn}.running_var"] = torch.full(size, 1.0 - eps)  # so that √(var + eps) = 1
+    gru = [n for n in graph.node if n.op_type == "GRU"]
+    if len(gru) != 1:
+        raise ValueError(f"{path}: {len(gru)} GRU nodes, expected 1")
+    w, r, b = (weights[name][0] for name in gru[0].input[1:4])
+    h = model.config.gru_hidden
+
+    def torch_order(x: torch.Tensor) -> torch.Tensor:  # (z, r, h) → (r, z, n)
+        return torch.cat([x[h : 2 * h], x[:h], x[2 * h :]])
+
+    loaded["gru.weight_ih_l0"], loaded["gru.weight_hh_l0"] = torch_order(w), torch_order(r)
+    loaded["gru.bias_ih_l0"], loaded["gru.bias_hh_l0"] = (
+        torch_order(b[: 3 * h]),
+        torch_order(b[3 * h :]),
+    )
+    missing = [n for n in state if n not in loaded and not n.endswith("num_batches_tracked")]
+    if missing:
+        raise ValueError(f"{path} has no weights for {', '.join(missing)}")
+    for name, value in loaded.items():
+        if tuple(value.shape) != tuple(state[name].shape):
+            raise ValueError(
+                f"{path}: {name} is {tuple(value.shape)}, expected {tuple(state[name].shape)}"
+            )
+    model.load_state_dict({**state, **{k: v.to(state[k].dtype) for k, v in loaded.items()}})
+    return model
+
+
+def freeze_batchnorm(model: nn.Module) -> None:
+    """BatchNorm layers back to their running statistics (call after `model.train()`)."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eval()

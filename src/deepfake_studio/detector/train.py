@@ -44,6 +44,8 @@ from deepfake_studio.detector.model import (
     ModelConfig,
     SpecRNetLite,
     count_parameters,
+    freeze_batchnorm,
+    load_onnx_weights,
     one_class_loss,
 )
 from deepfake_studio.errors import StudioError
@@ -89,6 +91,10 @@ class TrainConfig:
     # Threshold: the lowest with at most this share of real dev clips flagged (issue 5's FPR
     # target; at 1 % the threshold sat on two odd dev recordings and missed 26 % of test fakes).
     max_dev_fpr: float = 0.02
+    # Fine-tuning: start from an exported detector.onnx (e.g. the shipped weights, which exist
+    # only as ONNX) instead of random weights; its BatchNorm statistics stay frozen, because
+    # the export folded four BatchNorms into convolutions (model.load_onnx_weights).
+    init_onnx: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     windows: WindowConfig = field(default_factory=WindowConfig)
@@ -293,6 +299,8 @@ def train(
 
     rng = _seed_everything(config.seed)
     model = SpecRNetLite(config.model)
+    if config.init_onnx:
+        load_onnx_weights(model, config.init_onnx)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -321,6 +329,8 @@ def train(
     log(f"{count_parameters(model):,} parameters; {len(train_idx)} train clips, {len(dev_idx)} dev")
     for epoch in range(start_epoch, config.epochs):
         model.train()
+        if config.init_onnx:
+            freeze_batchnorm(model)
         started, total = time.monotonic(), 0.0
         order = rng.permutation(len(train_idx))[: config.clips_per_epoch]
         # Cosine decay over all epochs (computed, so a resumed run continues the same schedule).
