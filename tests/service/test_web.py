@@ -580,7 +580,7 @@ def test_the_quality_radio_names_the_shipped_default_and_what_it_costs(tmp_path:
             "standard",
         ),
         (
-            "Best: 2-6 minutes; similarity 0.71 (standard plus the decoder adapted to the speaker)",
+            "Best: 2-6 minutes; similarity 0.69 (standard plus the decoder adapted to the speaker)",
             "best",
         ),
     ]

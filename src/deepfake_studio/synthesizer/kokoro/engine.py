@@ -90,13 +90,13 @@ QUALITY_CARDS: dict[str, QualityCard] = {
     ),
     "standard": QualityCard("the style fitted to the reference by gradient", "1-2 minutes", 0.61),
     "best": QualityCard(
-        "standard plus the decoder adapted to the speaker", "2-6 minutes", 0.71, "4.75 MB"
+        "standard plus the decoder adapted to the speaker", "2-6 minutes", 0.69, "4.75 MB"
     ),
 }
 
 
 def quality_similarities() -> str:
-    """'quick 0.38, standard 0.61, best 0.71': what each quality gives, for help texts."""
+    """'quick 0.38, standard 0.61, best 0.69': what each quality gives, for help texts."""
     return ", ".join(f"{q} {card.similarity:.2f}" for q, card in QUALITY_CARDS.items())
 
 
