@@ -240,6 +240,7 @@ class KokoroEngine:
                 return fit_voice(
                     self, reference, encoder, seed=seed, progress=progress, config=self.config.fit
                 )
+            # One rate switch for both quick methods (`FitConfig.match_speed`).
             match_speed = (self.config.fit or FitConfig()).match_speed
             return encode_voice(
                 self, reference, encoder, self.style_encoder, match_speed=match_speed,
