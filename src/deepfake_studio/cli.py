@@ -868,7 +868,7 @@ def detector_build_data(
         typer.Option(
             "--clone-speakers",
             help="Speakers (train/dev/test) cloned per quality for kokoro-clone-QUALITY, e.g. "
-            "quick=16/4/4,standard=4/1/2 (default: those).",
+            "quick=16/4/8,standard=4/1/2 (default: those).",
         ),
     ] = None,
     spoofs_for: Annotated[

@@ -104,7 +104,7 @@ class DataConfig:
     # (quick enrolls in ~10 s, so many; standard costs minutes per speaker, so a few).
     quality_clone_voices: dict[str, dict[str, int]] = field(
         default_factory=lambda: {
-            "quick": {"train": 16, "dev": 4, "test": 4},
+            "quick": {"train": 16, "dev": 4, "test": 8},
             "standard": {"train": 4, "dev": 1, "test": 2},
             "best": {"train": 2, "dev": 1, "test": 1},
         }
