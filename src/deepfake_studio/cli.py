@@ -306,7 +306,7 @@ def speak(
     data_dir: DataDir = None,
 ) -> None:
     """Speak TEXT in an enrolled voice while it is synthesised (kokoro voices: the first
-    half second plays after about half a second; other engines sentence by sentence)."""
+    0.4 s plays after about half a second; other engines sentence by sentence)."""
     emotion, emotion_strength = check_emotion(emotion, emotion_strength, "--emotion")
     if (text is None) == (text_file is None):
         raise TextError("give exactly one of --text or --text-file")

@@ -607,7 +607,7 @@ class Studio:
         emotion_strength: float | None = None,
     ) -> Iterator[GeneratedAudio]:
         """`speak` in pieces shorter than a sentence, each yielded as soon as it is decoded
-        (kokoro voices: the first about 0.5 s of speech, then windows twice as long each,
+        (kokoro voices: the first about 0.4 s of speech, then windows 1.5 × as long each,
         `synthesizer/kokoro/streaming.py`; other engines: sentence by sentence, a first sentence
         over `first_chunk_chars` cut at a clause to start sooner).
         Arguments and checks are those of `speak`. Joined (`join_stream`), the pieces are the

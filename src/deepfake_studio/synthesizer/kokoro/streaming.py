@@ -60,8 +60,12 @@ SOURCE_FRAMES_PER_FRAME = 120  # source STFT frames (hop 5) per aligned decoder 
 class StreamConfig:
     """How a sentence is cut into decoder windows (frames are 25 ms)."""
 
-    first_window_frames: int = 20  # 0.5 s: the first audio comes after this much is decoded
-    growth: float = 2.0  # each later window this much longer than the one before
+    # 0.4 s, then each window 1.5 × the one before. On 2 idle AMD EPYC cores the first audio
+    # came after 0.52 / 0.47 s (one sentence / long text) with at most 0.01 s of stall, against
+    # 0.57 / 0.52 s and 0.07 / 0.04 s of stall with 0.5 s and 2 ×; 0.3 s first windows stalled
+    # 0.1 s or more (the next window was not ready in time): benchmarks/streaming_windows.md.
+    first_window_frames: int = 16
+    growth: float = 1.5
     max_window_frames: int = 400  # 10 s
     context_frames: int = 12  # each side, 0.3 s: the convolutions' receptive field
     crossfade_samples: int = 480  # 20 ms at each seam (inside the context)
