@@ -39,6 +39,7 @@ from deepfake_studio.evaluation.machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bundled_voice import bundled_kokoro_voice  # noqa: E402
 from _output import add_overwrite_flag, refuse_to_overwrite  # noqa: E402
 
 ONE_SENTENCE = "The weather is lovely today, so we walked down to the river to watch the boats."
@@ -431,19 +432,10 @@ def main() -> None:
     refuse_to_overwrite([md, js], args.overwrite)
 
     from deepfake_studio import Studio, StudioConfig
-    from deepfake_studio.voices import Voice
 
     studio = Studio(StudioConfig(data_dir=Path(tempfile.mkdtemp(prefix="bench-stream-"))))
     conditioning = studio.engine("kokoro").default_conditioning()
-    voice = Voice(
-        name="Bench Stream",
-        embedding=np.full(256, 1 / 16, np.float32),
-        conditioning=conditioning,
-        consent="The bundled Kokoro voice, for the benchmark.",
-        source_sha256="0" * 64,
-    )
-    studio.library.save(voice, overwrite=True)
-    voice = studio.voice(voice.name)
+    voice = bundled_kokoro_voice(studio, "Bench Stream")
     result: dict[str, Any] = {
         "cpu": cpu_model(),
         "load_start": load(),

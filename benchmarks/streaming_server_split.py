@@ -27,12 +27,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 from deepfake_studio.evaluation.machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bundled_voice import bundled_kokoro_voice  # noqa: E402
 from _output import add_overwrite_flag, refuse_to_overwrite  # noqa: E402
 from bench_streaming import ONE_SENTENCE  # noqa: E402
 
@@ -56,18 +56,9 @@ def main() -> None:
 
     from deepfake_studio import Studio, StudioConfig
     from deepfake_studio.service.api import create_app
-    from deepfake_studio.voices import Voice
 
     studio = Studio(StudioConfig(data_dir=Path(tempfile.mkdtemp(prefix="bench-split-"))))
-    voice = Voice(
-        name="Bench Split",
-        embedding=np.full(256, 1 / 16, np.float32),
-        conditioning=studio.engine("kokoro").default_conditioning(),
-        consent="The bundled Kokoro voice, for the benchmark.",
-        source_sha256="0" * 64,
-    )
-    studio.library.save(voice, overwrite=True)
-    voice = studio.voice(voice.name)
+    voice = bundled_kokoro_voice(studio, "Bench Split")
     studio.warm_streaming(speak=True)
 
     marks: dict[str, float] = {}

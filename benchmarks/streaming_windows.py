@@ -21,7 +21,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
+from _bundled_voice import bundled_kokoro_voice
 from _output import add_overwrite_flag, refuse_to_overwrite
 from bench_streaming import LONG_TEXT, ONE_SENTENCE
 
@@ -59,13 +59,7 @@ def main() -> None:
     refuse_to_overwrite([out.with_suffix(".md"), out.with_suffix(".json")], args.overwrite)
 
     studio = Studio(StudioConfig(data_dir=Path(tempfile.mkdtemp(prefix="bench-windows-"))))
-    voice = Voice(
-        name="Bench Windows",
-        embedding=np.full(256, 1 / 16, np.float32),
-        conditioning=studio.engine("kokoro").default_conditioning(),
-        consent="The bundled Kokoro voice, for the benchmark.",
-        source_sha256="0" * 64,
-    )
+    voice = bundled_kokoro_voice(studio, "Bench Windows")
     for _ in range(2):  # warm: models loaded, first-run allocations done
         list(studio.speak_stream(ONE_SENTENCE, voice))
     load_start = os.getloadavg()
