@@ -847,6 +847,13 @@ def detector_build_data(
     max_real: Annotated[
         int, typer.Option("--max-real", help="Cap on real clips (0: every recording).")
     ] = 519,
+    crops: Annotated[
+        int,
+        typer.Option(
+            "--crops-per-recording",
+            help="Real clips cut from each recording long enough for them (default 1).",
+        ),
+    ] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the whole build.")] = 0,
     speech: Annotated[
         Path | None, typer.Option("--speech", help="Real-speech corpus (manifest.csv).")
@@ -890,8 +897,11 @@ def detector_build_data(
         generators=chosen,
         spoofs_per_generator=spoofs,
         max_bona_fide=max_real or None,
+        crops_per_recording=crops,
         seed=seed,
     )
+    if crops < 1:
+        raise StudioError("--crops-per-recording must be at least 1")
     if codecs:
         config = replace(config, codecs=tuple(c.strip() for c in codecs.split(",")))
     if augmentations:

@@ -409,3 +409,45 @@ def test_quality_clone_voices_are_enrolled_at_their_quality_beside_the_older_clo
         Request(text="A short sentence to say.", source=None, voice=sorted(voices)[0])
     )
     assert clip.duration > 0.8 and float(np.abs(clip.samples).max()) > 0.05
+
+
+def test_a_fine_tune_of_the_gru_and_head_keeps_the_front_end(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """`trainable` names the modules that learn: after an epoch at a high learning rate the
+    shipped convolutions (and their BatchNorm statistics) are bit-identical and the GRU moved."""
+    import torch
+
+    from deepfake_studio.detector.infer import weights_dir
+    from deepfake_studio.detector.model import SpecRNetLite, load_onnx_weights
+
+    shipped = weights_dir() / "detector.onnx"
+    config = TrainConfig(
+        epochs=1,
+        batch_size=8,
+        threads=1,
+        learning_rate=1e-2,
+        init_onnx=str(shipped),
+        trainable=("gru", "head"),
+    )
+    card = train(tiny_data, tmp_path / "run", config, log=lambda _: None)
+    assert card["train"]["trainable"] == ("gru", "head")
+    start = load_onnx_weights(SpecRNetLite(), shipped).state_dict()
+    tuned = torch.load(tmp_path / "run" / "best.pt", weights_only=True)["model"]
+    front = [k for k in start if k.split(".")[0] in ("input_bn", "stem", "blocks", "out_bn")]
+    assert len(front) > 20
+    for key in front:
+        assert torch.equal(tuned[key], start[key]), key
+    for key in ("gru.weight_hh_l0", "head.weight"):
+        assert (tuned[key] - start[key]).abs().max() > 1e-3, key
+
+
+def test_an_unknown_trainable_module_is_refused() -> None:
+    from deepfake_studio.detector.model import SpecRNetLite
+    from deepfake_studio.detector.train import freeze_all_but
+
+    model = SpecRNetLite()
+    with pytest.raises(StudioError, match=r"trainable: no module 'rnn' \(the model has input_bn"):
+        freeze_all_but(model, ("rnn", "head"))
+    assert freeze_all_but(model, ()) == []
+    assert all(p.requires_grad for p in model.parameters())

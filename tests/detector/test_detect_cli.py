@@ -164,3 +164,15 @@ def test_build_data_refuses_malformed_clone_speaker_counts(
     assert result.returncode == 1
     assert result.stderr.strip() == "error: --clone-speakers quick=16/4: give train/dev/test"
     assert not out.exists()
+
+
+def test_build_data_refuses_fewer_than_one_crop_per_recording(
+    tmp_path: Path, run_here: RunHere
+) -> None:
+    out = tmp_path / "set"
+    result = run_here(
+        "detector", "build-data", "--out", out, "--crops-per-recording", "0", home=tmp_path
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: --crops-per-recording must be at least 1"
+    assert not out.exists()

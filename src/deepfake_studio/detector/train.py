@@ -95,6 +95,10 @@ class TrainConfig:
     # only as ONNX) instead of random weights; its BatchNorm statistics stay frozen, because
     # the export folded four BatchNorms into convolutions (model.load_onnx_weights).
     init_onnx: str = ""
+    # Top-level modules of the network that learn (empty: all), e.g. ("gru", "head"): a
+    # fine-tune that keeps the shipped convolutional front end, and with it the features real
+    # speech gets, and adapts only the recurrent part and the head. The rest stay in eval mode.
+    trainable: tuple[str, ...] = ()
     model: ModelConfig = field(default_factory=ModelConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
     windows: WindowConfig = field(default_factory=WindowConfig)
@@ -265,6 +269,24 @@ def choose_threshold(bona_fide_p: np.ndarray, max_fpr: float) -> float:
 
 
 # -- training ----------------------------------------------------------------------------------
+def freeze_all_but(model: nn.Module, trainable: tuple[str, ...]) -> list[nn.Module]:
+    """Stop gradients to every top-level module not named in `trainable` (empty: train all);
+    returns the frozen modules."""
+    if not trainable:
+        return []
+    children = dict(model.named_children())
+    unknown = [name for name in trainable if name not in children]
+    if unknown:
+        raise StudioError(
+            f"trainable: no module {', '.join(map(repr, unknown))} "
+            f"(the model has {', '.join(children)})"
+        )
+    frozen = [module for name, module in children.items() if name not in trainable]
+    for module in frozen:
+        module.requires_grad_(False)
+    return frozen
+
+
 def _seed_everything(seed: int) -> np.random.Generator:
     torch.manual_seed(seed)
     return np.random.default_rng(seed)
@@ -301,8 +323,11 @@ def train(
     model = SpecRNetLite(config.model)
     if config.init_onnx:
         load_onnx_weights(model, config.init_onnx)
+    frozen = freeze_all_but(model, config.trainable)
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+        [p for p in model.parameters() if p.requires_grad],
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
     )
     # Real clips are fewer than spoofs: weight them up so both classes count the same.
     pos_weight = torch.tensor((~train_y).sum() / max(1, train_y.sum()), dtype=torch.float32)
@@ -331,6 +356,8 @@ def train(
         model.train()
         if config.init_onnx:
             freeze_batchnorm(model)
+        for module in frozen:  # no BatchNorm statistics (or dropout) move in a frozen part
+            module.eval()
         started, total = time.monotonic(), 0.0
         order = rng.permutation(len(train_idx))[: config.clips_per_epoch]
         # Cosine decay over all epochs (computed, so a resumed run continues the same schedule).
