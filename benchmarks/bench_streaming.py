@@ -145,7 +145,7 @@ def first_audio_split(studio: Any, voice: Any, runs: int) -> dict[str, float]:
         t = time.perf_counter()
         ids = token_ids(" ".join(engine.phonemes(ONE_SENTENCE)), streamer._vocab)
         t = note("phonemes", t)
-        plan = plan_sentence(model, ids, style[len(ids) - 1], 1.0)
+        plan = plan_sentence(model, ids, style[len(ids) - 1], 1.0, None, engine.torch_path.bfloat16)
         t = note("text encoder + prosody + harmonic source", t)
         hi = cfg.first_window_frames + cfg.context_frames
         segments = [(0, hi)] + [(lo, h) for lo, h, _, _ in probe_segments(hi, plan.frames, cfg)]
@@ -180,7 +180,7 @@ def receptive_field(studio: Any, voice: Any) -> dict[str, Any]:
     model = streamer.engine.torch_path.model
     ids = token_ids(" ".join(streamer.engine.phonemes(LONG_TEXT.split(". ")[1])), streamer._vocab)
     style = voice.conditioning.arrays["style"]
-    plan = plan_sentence(model, ids, style[len(ids) - 1], 1.0)
+    plan = plan_sentence(model, ids, style[len(ids) - 1], 1.0, None, False)
     whole = decode_segments(model, plan, [(0, plan.frames)], {}, Norms(), False)
     k = plan.frames // 2
     moved = copy.copy(plan)

@@ -48,7 +48,7 @@ from deepfake_studio.synthesizer.kokoro.model import (
     SnakeResBlock,
     snake,
 )
-from deepfake_studio.synthesizer.kokoro.torch_path import ProsodyEdit, TorchKokoro
+from deepfake_studio.synthesizer.kokoro.torch_path import ProsodyEdit, TorchKokoro, text_stage
 from deepfake_studio.synthesizer.languages import DEFAULT_LANGUAGE
 
 FRAME_SAMPLES = 600  # 24 kHz samples per aligned decoder frame (40 frames per second)
@@ -239,18 +239,16 @@ def plan_sentence(
     ids: list[int],
     style_row: np.ndarray,
     speed: float,
-    edit: ProsodyEdit | None = None,
+    edit: ProsodyEdit | None,
+    bfloat16: bool,
 ) -> SentencePlan:
-    """Text encoding, prosody (with `edit`), alignment and the harmonic source."""
+    """Text encoding, prosody (with `edit`), alignment (`text_stage`, as `render` does them)
+    and the harmonic source."""
     with torch.inference_mode():
-        tokens = torch.tensor([[0, *ids, 0]])
-        style = torch.from_numpy(np.asarray(style_row, np.float32)).reshape(1, -1)
-        features = model.encode_text(tokens)
-        prosody = (edit or ProsodyEdit()).apply(model.predict_prosody(features, style, speed))
-        aligned = model.align(features, prosody.durations)
-        decoder_style, _ = model.split_style(style)
-        source = model.decoder.generator.source_spectrum(prosody.f0)
-    return SentencePlan(aligned, prosody.f0, prosody.energy, decoder_style, source)
+        text = text_stage(model, ids, style_row, speed, edit, bfloat16)
+        f0, energy = text.prosody.f0, text.prosody.energy
+        source = model.decoder.generator.source_spectrum(f0)
+    return SentencePlan(text.aligned, f0, energy, text.decoder_style, source)
 
 
 def _segments_input(
@@ -374,7 +372,7 @@ def render_stream(
     """
     config = config or StreamConfig()
     model = torch_kokoro.model
-    plan = plan_sentence(model, ids, style_row, speed, edit)
+    plan = plan_sentence(model, ids, style_row, speed, edit, torch_kokoro.text_bfloat16)
     frames = plan.frames
     first_done = False
 

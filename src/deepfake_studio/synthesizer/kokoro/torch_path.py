@@ -176,10 +176,11 @@ def cpu_has_bfloat16() -> bool:
 class TorchKokoro:
     """The float model, loaded once on first use, run one utterance at a time.
 
-    The decoder (most of the compute) runs under bfloat16 autocast where the CPU has native
-    bfloat16: measured 17-37 % faster on a 2-core Xeon with AMX, with the same log-mel
-    distance to the ONNX (benchmarks/kokoro_torch.md). Text encoding and prosody stay float32
-    so durations and F0 are not rounded differently.
+    Every stage runs under bfloat16 autocast where the CPU has native bfloat16: the decoder
+    (most of the compute) measured 17-37 % faster on a 2-core Xeon with AMX, with the same
+    log-mel distance to the ONNX (benchmarks/kokoro_torch.md); the text stage (`text_stage`)
+    102 vs 166 ms for a 76-token sentence on 2 idle AMD EPYC cores, time a stream waits before
+    its first audio: 0.32 vs 0.38 s (benchmarks/streaming_bf16_text.md).
     """
 
     def __init__(
@@ -187,10 +188,12 @@ class TorchKokoro:
         cache_dir: Path | None = None,
         model: KokoroModel | None = None,
         bfloat16: bool | None = None,  # None = when the CPU has it
+        text_bfloat16: bool | None = None,  # the text stage; None = as the decoder
     ) -> None:
         self._cache_dir = cache_dir
         self._model = model  # given: share an already loaded model
         self.bfloat16 = cpu_has_bfloat16() if bfloat16 is None else bfloat16
+        self.text_bfloat16 = self.bfloat16 if text_bfloat16 is None else text_bfloat16
         self._lock = threading.Lock()
         # The last adapted voice's decoder parameters, by a digest of its deltas: expanding
         # the factors and adding them to 53 M weights costs more than a short sentence.
@@ -261,23 +264,51 @@ class TorchKokoro:
     ) -> np.ndarray:
         """One utterance; `decoder_params` replace the decoder's own (names without `decoder.`)."""
         model = self.model
-        edit = edit or ProsodyEdit()
-        adapted = decoder_params
         with self._lock, torch.inference_mode():  # one run at a time: it uses every core
-            tokens = torch.tensor([[0, *ids, 0]])
-            style = torch.from_numpy(np.asarray(style_row, np.float32)).reshape(1, -1)
-            features = model.encode_text(tokens)
-            prosody = edit.apply(model.predict_prosody(features, style, speed))
-            aligned = model.align(features, prosody.durations)
-            decoder_style, _ = model.split_style(style)
+            text = text_stage(model, ids, style_row, speed, edit, self.text_bfloat16)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16):
                 audio = torch.func.functional_call(
                     model.decoder,
-                    adapted,
-                    (aligned, prosody.f0, prosody.energy, decoder_style),
+                    decoder_params,
+                    (text.aligned, text.prosody.f0, text.prosody.energy, text.decoder_style),
                     strict=False,
                 )
         return audio[0].float().numpy()
+
+
+@dataclass(frozen=True)
+class TextStage:
+    """What the decoder needs from one utterance's text: stages 1-2 and the alignment."""
+
+    aligned: torch.Tensor  # [1, 512, frames] float32
+    prosody: Prosody  # durations, F0 and energy (float32), after the edit
+    decoder_style: torch.Tensor  # [1, 128]
+
+
+def text_stage(
+    model: KokoroModel,
+    ids: list[int],
+    style_row: np.ndarray,
+    speed: float,
+    edit: ProsodyEdit | None,
+    bfloat16: bool,
+) -> TextStage:
+    """Text encoding, prosody (with `edit`) and alignment, under bfloat16 autocast if asked.
+
+    Against float32, bfloat16 moved 47 of 3,570 token durations by one frame and F0 by a
+    median 0.03 semitones; Whisper-base WER 6.5 vs 6.2 % (50 clips, every bundled pack;
+    benchmarks/streaming_bf16_text.md). Its outputs are float32: the harmonic source sums F0
+    into a phase, which bfloat16 would not hold."""
+    tokens = torch.tensor([[0, *ids, 0]])
+    style = torch.from_numpy(np.asarray(style_row, np.float32)).reshape(1, -1)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bfloat16):
+        features = model.encode_text(tokens)
+        predicted = model.predict_prosody(features, style, speed)
+        aligned = model.align(features, predicted.durations)
+    predicted = Prosody(predicted.durations, predicted.f0.float(), predicted.energy.float())
+    prosody = (edit or ProsodyEdit()).apply(predicted)
+    decoder_style, _ = model.split_style(style)
+    return TextStage(aligned.float(), prosody, decoder_style)
 
 
 def _deltas_digest(conditioning: Conditioning) -> str | None:
