@@ -8,7 +8,8 @@ in one warm process, with the decoder in bfloat16 both times:
 1. the sound: token durations and F0 of the text stage in float32 and in bfloat16, Whisper-base
    WER of both renderings, and the aligned log-mel distance between them (several bundled
    packs, sentences of several shapes);
-2. the text stage's time for the one-sentence text of `bench_streaming.py`;
+2. the text stage's time for the one-sentence text of `bench_streaming.py`, and the window
+   decoder's with the model's fused instance norm against statistics counted per position;
 3. first audio, stall and RTF of `Studio.speak_stream` with each setting, runs interleaved.
 
     .venv/bin/python benchmarks/streaming_bf16_text.py [--runs 5] [--overwrite]
@@ -35,7 +36,8 @@ from deepfake_studio import Studio, StudioConfig
 from deepfake_studio.evaluation.asr import word_error_rate
 from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.synthesizer.kokoro.engine import STYLE_DIM, token_ids
-from deepfake_studio.synthesizer.kokoro.parity import aligned_log_mel_l1
+from deepfake_studio.synthesizer.kokoro.parity import aligned_log_mel_l1, log_mel_l1
+from deepfake_studio.synthesizer.kokoro.streaming import Norms, decode_segments, plan_sentence
 from deepfake_studio.synthesizer.kokoro.torch_path import text_stage
 
 HERE = Path(__file__).resolve().parent
@@ -124,6 +126,32 @@ def stage_time(studio: Studio, runs: int) -> dict[str, float]:
     return {name: statistics.median(v) for name, v in times.items()} | {"tokens": len(ids)}
 
 
+def window_norms_time(studio: Studio, runs: int) -> dict[str, float]:
+    """Median seconds of the window decoder over the whole one-sentence text, with the model's
+    fused instance norm (`Norms()`) and with statistics counted position by position (what
+    every window used until session 17; `Norms(counted)` with every position counted)."""
+    engine = studio.engine("kokoro")
+    torch_kokoro = engine.torch_path
+    model = torch_kokoro.model
+    ids = token_ids(" ".join(engine.phonemes(ONE_SENTENCE)), engine._vocab)
+    row = engine.style_packs[PACKS[0]][len(ids) - 1].reshape(1, STYLE_DIM)
+    plan = plan_sentence(model, ids, row, 1.0, None, True)
+    every = Norms(torch.ones(plan.frames, dtype=torch.bool))
+    times: dict[str, list[float]] = {"fused": [], "counted": []}
+    audio = {}
+    for _ in range(runs):
+        for name, norms in (("fused", Norms()), ("counted", every)):
+            t = time.perf_counter()
+            audio[name] = decode_segments(
+                model, plan, [(0, plan.frames)], {}, norms, torch_kokoro.bfloat16
+            )
+            times[name].append(time.perf_counter() - t)
+    result = {name: statistics.median(v) for name, v in times.items()}
+    result["seconds_of_audio"] = plan.frames / 40
+    result["log_mel_between"] = log_mel_l1(audio["fused"], audio["counted"])
+    return result
+
+
 def streams(studio: Studio, voice_name: str, runs: int) -> list[dict[str, object]]:
     """First audio, stall, RTF per text and setting; settings interleaved run by run."""
     torch_kokoro = studio.engine("kokoro").torch_path
@@ -169,6 +197,7 @@ def main() -> None:
     data: dict[str, object] = {"cpu": cpu_model(), "load_start": load_start}
     data["streams"] = streams(studio, voice.name, args.runs)
     data["stage"] = stage_time(studio, args.runs * 2)
+    data["window_norms"] = window_norms_time(studio, args.runs)
     load_timed = os.getloadavg()
     print("timed parts done", flush=True)
     data["sound"] = sound(studio)
@@ -194,7 +223,14 @@ def write_markdown(path: Path, data: dict, runs: int) -> None:
         f"Text stage alone, the one-sentence text ({stage['tokens']} tokens): float32 "
         f"{stage['float32'] * 1000:.0f} ms, bfloat16 {stage['bfloat16'] * 1000:.0f} ms.",
         "",
-        "`Studio.speak_stream` (bundled pack, watermark on, the shipped `StreamConfig`):",
+        "The window decoder over the whole sentence "
+        f"({data['window_norms']['seconds_of_audio']:.1f} s of audio): the model's fused "
+        f"instance norm {data['window_norms']['fused']:.2f} s, statistics counted position by "
+        f"position (every window until session 17) {data['window_norms']['counted']:.2f} s; "
+        f"log-mel L1 between the two {data['window_norms']['log_mel_between']:.3f}.",
+        "",
+        "`Studio.speak_stream` (bundled pack, watermark on, the shipped `StreamConfig`, "
+        "windows with the fused norm):",
         "",
         "| text | text stage | first audio s (runs) | stall s | RTF |",
         "|---|---|---|---|---|",

@@ -179,8 +179,8 @@ class TorchKokoro:
     Every stage runs under bfloat16 autocast where the CPU has native bfloat16: the decoder
     (most of the compute) measured 17-37 % faster on a 2-core Xeon with AMX, with the same
     log-mel distance to the ONNX (benchmarks/kokoro_torch.md); the text stage (`text_stage`)
-    102 vs 166 ms for a 76-token sentence on 2 idle AMD EPYC cores, time a stream waits before
-    its first audio: 0.32 vs 0.38 s (benchmarks/streaming_bf16_text.md).
+    109 vs 176 ms for a 76-token sentence on 2 idle AMD EPYC cores, time a stream waits before
+    its first audio: 0.28 vs 0.32 s (benchmarks/streaming_bf16_text.md).
     """
 
     def __init__(
