@@ -114,9 +114,12 @@ ATTACKS: dict[str, tuple[str, Callable[[Audio, Path, int], Audio]]] = {
 }
 
 
-def real_crops(count: int, seed: int) -> list[tuple[str, str, Audio]]:
-    """3-5 s crops of one recording per test speaker, corpora interleaved."""
-    table = json.loads(SPLIT_FILE.read_text(encoding="utf-8"))["splits"]["test"]
+def real_crops(
+    count: int, seed: int, split: str = "test", seconds: tuple[float, float] = (3.0, 5.0)
+) -> list[tuple[str, str, Audio]]:
+    """Crops of `seconds` (seeded lengths) of one recording per speaker of `split`, corpora
+    interleaved; a speaker whose first recording is shorter than its crop is skipped."""
+    table = json.loads(SPLIT_FILE.read_text(encoding="utf-8"))["splits"][split]
     test = {s: c for c, speakers in table.items() for s in speakers}
     by_corpus: dict[str, list] = {}
     for clip in load_manifest():
@@ -133,7 +136,7 @@ def real_crops(count: int, seed: int) -> list[tuple[str, str, Audio]]:
                 continue
             clip = queue.pop(0)
             audio = trim_silence(load_audio(clip.path))
-            length = rng.uniform(3.0, 5.0)
+            length = rng.uniform(*seconds)
             if audio.duration < length:
                 continue
             out.append(
@@ -146,7 +149,11 @@ def real_crops(count: int, seed: int) -> list[tuple[str, str, Audio]]:
     return out
 
 
-def synthetic(count: int) -> list[tuple[str, str, Audio]]:
+def synthetic(
+    count: int, sentences: tuple[str, ...] = SHORT_SENTENCES, first: int = 0
+) -> list[tuple[str, str, Audio]]:
+    """Kokoro (its bundled packs in turn) and Piper (every third clip) speaking `sentences`;
+    `first` offsets the rotation, so a second set pairs sentences with other voices."""
     from deepfake_studio.synthesizer.base import Conditioning
     from deepfake_studio.synthesizer.kokoro import KokoroEngine
     from deepfake_studio.synthesizer.piper import PiperEngine
@@ -154,8 +161,8 @@ def synthetic(count: int) -> list[tuple[str, str, Audio]]:
     kokoro, piper = KokoroEngine(), PiperEngine()
     packs = sorted(kokoro.style_packs)
     out = []
-    for i in range(count):
-        text = SHORT_SENTENCES[i % len(SHORT_SENTENCES)]
+    for i in range(first, first + count):
+        text = sentences[i % len(sentences)]
         if i % 3 == 2:
             samples = piper.synthesize(text, piper.default_conditioning())
             out.append(("piper", f"piper:{i}", Audio(samples, piper.sample_rate)))

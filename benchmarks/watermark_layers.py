@@ -30,6 +30,7 @@ import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -136,6 +137,131 @@ def wer_clips(count: int) -> list[tuple[str, Audio]]:
     return [(r["text"], load_audio(speech / r["path"])) for r in picked]
 
 
+def flag_count(zs: list[float], threshold: float) -> dict[str, float]:
+    """How many scores reach the threshold, of how many, and the highest."""
+    return {"flagged": sum(z >= threshold for z in zs), "clips": len(zs), "max": max(zs)}
+
+
+def embed_clips(
+    marker: AudioWatermarker,
+    layer: spread.SpreadSpectrumWatermark,
+    clips: list[tuple[str, str, Audio]],
+) -> dict[str, list]:  # type: ignore[type-arg]
+    """Each clip at -20 LUFS (as `Studio.speak` leaves it) marked with both layers: the marked
+    clips, the loudness change of both layers and of the new layer alone, embed seconds (wall
+    and process CPU, which a paused or crowded process does not inflate), and the new layer's
+    score on the unmarked synthetic clips."""
+    out: dict[str, list] = {  # type: ignore[type-arg]
+        k: [] for k in ("marked", "loudness", "loudness_spread", "embed_s", "embed_cpu_s")
+    }
+    out["unmarked_synthetic_z"] = []
+    for kind, _, clip in clips:
+        level = normalize_loudness(clip, -20.0)
+        t, c = time.time(), time.process_time()
+        mark = marker.embed(level)
+        out["embed_s"].append(time.time() - t)
+        out["embed_cpu_s"].append(time.process_time() - c)
+        out["loudness"].append(lufs(mark) - lufs(level))
+        alone = level.with_samples(layer.embed(level.samples, level.sample_rate))
+        out["loudness_spread"].append(lufs(alone) - lufs(level))
+        out["marked"].append(mark)
+        if not kind.startswith("real"):
+            out["unmarked_synthetic_z"].append(layer.score(level.samples, level.sample_rate).z)
+    return out
+
+
+def detection_table(
+    marker: AudioWatermarker,
+    marked: list[Audio],
+    sources: list[str],
+    attacks: dict[str, tuple[str, Callable[[Audio, Path, int], Audio]]],
+    wrong: spread.SpreadSpectrumWatermark,
+    after_each: Callable[[dict[str, dict]], None] = lambda results: None,  # type: ignore[type-arg]
+) -> tuple[dict[str, dict], list[float], list[float]]:  # type: ignore[type-arg]
+    """Per attack: detected by PerthNet, by the keyed layer and by either (what `detect`
+    calls present), overall and per source label; the detect seconds; and the wrong key's
+    score on the unattacked marked clips. `after_each` sees the table after every attack."""
+    results: dict[str, dict] = {}  # type: ignore[type-arg]
+    detect_s: list[float] = []
+    wrong_key: list[float] = []
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for name, (_, attack) in attacks.items():
+            rows = []
+            for i, clip in enumerate(marked):
+                attacked = attack(clip, tmp, i)
+                t = time.time()
+                found = marker.detect(attacked)
+                detect_s.append(time.time() - t)
+                perth, ss = found.layers
+                rows.append((perth.score, ss.score, perth.present, ss.present, found.present))
+                if name == "none":
+                    wrong_key.append(wrong.score(attacked.samples, attacked.sample_rate).z)
+            per_source = {}
+            for source in dict.fromkeys(sources):
+                sel = [r for r, s in zip(rows, sources, strict=True) if s == source]
+                per_source[source] = {
+                    "clips": len(sel),
+                    "perthnet": sum(r[2] for r in sel),
+                    "spread": sum(r[3] for r in sel),
+                    "either": sum(r[4] for r in sel),
+                }
+            n = len(rows)
+            results[name] = {
+                "clips": n,
+                "perthnet": sum(r[2] for r in rows),
+                "spread": sum(r[3] for r in rows),
+                "either": sum(r[4] for r in rows),
+                "either_wilson95": wilson(sum(r[4] for r in rows), n),
+                "spread_min_z": min(r[1] for r in rows),
+                "spread_median_z": statistics.median(r[1] for r in rows),
+                "per_source": per_source,
+                "perthnet_scores": [round(r[0], 4) for r in rows],
+                "spread_z": [round(r[1], 3) for r in rows],
+            }
+            print(name, *(results[name][k] for k in ("perthnet", "spread", "either")), flush=True)
+            after_each(results)
+    return results, detect_s, wrong_key
+
+
+def wer_measure(
+    marker: AudioWatermarker,
+    picked: list[tuple[str, Audio]],
+    prepare: Callable[[Audio], Audio] = lambda a: a,
+) -> dict[str, object]:
+    """Whisper-base WER against each clip's transcript, at -20 LUFS, unmarked and marked
+    (`prepare` is applied to both first, e.g. a WAV round trip): pooled over all words."""
+    from deepfake_studio.evaluation.asr import Transcriber, word_error_rate
+
+    asr = Transcriber()
+    rows = []
+    for text, audio in picked:
+        level = normalize_loudness(audio, -20.0)
+        plain_audio, marked = prepare(level), prepare(marker.embed(level))
+        plain = asr.transcribe(plain_audio.samples, plain_audio.sample_rate)
+        heard = asr.transcribe(marked.samples, marked.sample_rate)
+        rows.append(
+            {
+                "text": text,
+                "seconds": round(audio.duration, 2),
+                "plain": plain,
+                "marked": heard,
+                "wer_plain": word_error_rate(text, plain),
+                "wer_marked": word_error_rate(text, heard),
+                "words": len(text.split()),
+            }
+        )
+    words = sum(r["words"] for r in rows)
+    return {
+        "clips": len(rows),
+        "words": words,
+        "plain": sum(r["wer_plain"] * r["words"] for r in rows) / words,
+        "marked": sum(r["wer_marked"] * r["words"] for r in rows) / words,
+        "same_transcript": sum(r["plain"] == r["marked"] for r in rows),
+        "rows": rows,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--real", type=int, default=80)
@@ -191,84 +317,19 @@ def main() -> None:
     wrong = spread.SpreadSpectrumWatermark(other_key, config)
     clips = real_crops(args.real, args.seed) + synthetic(args.synthetic)
     print(f"{len(clips)} clips", flush=True)
-    marked, loudness, loudness_spread, embed_s, unmarked_synthetic = [], [], [], [], []
-    for kind, _, clip in clips:
-        level = normalize_loudness(clip, -20.0)
-        t = time.time()
-        mark = marker.embed(level)
-        embed_s.append(time.time() - t)
-        loudness.append(lufs(mark) - lufs(level))
-        alone = level.with_samples(layer.embed(level.samples, level.sample_rate))
-        loudness_spread.append(lufs(alone) - lufs(level))
-        marked.append(mark)
-        if kind != "real":
-            unmarked_synthetic.append(layer.score(level.samples, level.sample_rate).z)
-    results: dict[str, dict] = {}
-    detect_s: list[float] = []
-    wrong_key: list[float] = []
-    with tempfile.TemporaryDirectory() as tmp_name:
-        tmp = Path(tmp_name)
-        for name, (_, attack) in ATTACKS.items():
-            rows = []
-            for i, clip in enumerate(marked):
-                attacked = attack(clip, tmp, i)
-                t = time.time()
-                found = marker.detect(attacked)
-                detect_s.append(time.time() - t)
-                perth, ss = found.layers
-                rows.append((perth.score, ss.score, perth.present, ss.present, found.present))
-                if name == "none":
-                    wrong_key.append(wrong.score(attacked.samples, attacked.sample_rate).z)
-            per_source = {}
-            for source in ("real", "kokoro", "piper"):
-                sel = [r for r, c in zip(rows, clips, strict=True) if c[0] == source]
-                per_source[source] = {
-                    "clips": len(sel),
-                    "perthnet": sum(r[2] for r in sel),
-                    "spread": sum(r[3] for r in sel),
-                    "either": sum(r[4] for r in sel),
-                }
-            n = len(rows)
-            results[name] = {
-                "clips": n,
-                "perthnet": sum(r[2] for r in rows),
-                "spread": sum(r[3] for r in rows),
-                "either": sum(r[4] for r in rows),
-                "either_wilson95": wilson(sum(r[4] for r in rows), n),
-                "spread_min_z": min(r[1] for r in rows),
-                "spread_median_z": statistics.median(r[1] for r in rows),
-                "per_source": per_source,
-                "perthnet_scores": [round(r[0], 4) for r in rows],
-                "spread_z": [round(r[1], 3) for r in rows],
-            }
-            print(
-                name,
-                results[name]["perthnet"],
-                results[name]["spread"],
-                results[name]["either"],
-                flush=True,
-            )
+    marks = embed_clips(marker, layer, clips)
+    marked, loudness, loudness_spread, embed_s = (
+        marks["marked"],
+        marks["loudness"],
+        marks["loudness_spread"],
+        marks["embed_s"],
+    )
+    unmarked_synthetic = marks["unmarked_synthetic_z"]
+    results, detect_s, wrong_key = detection_table(
+        marker, marked, [c[0] for c in clips], ATTACKS, wrong
+    )
 
-    from deepfake_studio.evaluation.asr import Transcriber, word_error_rate
-
-    asr = Transcriber()
-    wer_rows = []
-    for text, audio in wer_clips(args.wer_clips):
-        level = normalize_loudness(audio, -20.0)
-        plain = asr.transcribe(level.samples, level.sample_rate)
-        mark = marker.embed(level)
-        heard = asr.transcribe(mark.samples, mark.sample_rate)
-        wer_rows.append(
-            {
-                "text": text,
-                "plain": plain,
-                "marked": heard,
-                "wer_plain": word_error_rate(text, plain),
-                "wer_marked": word_error_rate(text, heard),
-                "words": len(text.split()),
-            }
-        )
-    words = sum(r["words"] for r in wer_rows)
+    wer = wer_measure(marker, wer_clips(args.wer_clips))
 
     res = {
         "about": "benchmarks/watermark_layers.py (issue 22 items 1-2)",
@@ -291,16 +352,8 @@ def main() -> None:
         },
         "false_positives": false_pos,
         "held_out_scan_minutes": scan_minutes,
-        "wrong_key_on_marked": {
-            "flagged": sum(z >= threshold for z in wrong_key),
-            "clips": len(wrong_key),
-            "max": max(wrong_key),
-        },
-        "unmarked_synthetic": {
-            "flagged": sum(z >= threshold for z in unmarked_synthetic),
-            "clips": len(unmarked_synthetic),
-            "max": max(unmarked_synthetic),
-        },
+        "wrong_key_on_marked": flag_count(wrong_key, threshold),
+        "unmarked_synthetic": flag_count(unmarked_synthetic, threshold),
         **clip_summary(clips),
         "detection": results,
         "loudness_change_lu": {
@@ -309,13 +362,7 @@ def main() -> None:
             "spread_median_abs": statistics.median(abs(x) for x in loudness_spread),
             "spread_max_abs": max(abs(x) for x in loudness_spread),
         },
-        "wer": {
-            "clips": len(wer_rows),
-            "words": words,
-            "plain": sum(r["wer_plain"] * r["words"] for r in wer_rows) / words,
-            "marked": sum(r["wer_marked"] * r["words"] for r in wer_rows) / words,
-            "rows": wer_rows,
-        },
+        "wer": wer,
         "seconds_per_clip": {
             "embed_both_median": statistics.median(embed_s),
             "detect_both_median": statistics.median(detect_s),

@@ -1,24 +1,34 @@
-"""How robust, how rare by accident and how audible is the PerthNet watermark? (issue 6)
+"""The shipped studio watermark, measured honestly: issue 22 item 2 (rerun of issue 6's report).
 
-    .venv/bin/python benchmarks/watermark_robustness.py                  (defaults: ~10 min)
-    .venv/bin/python benchmarks/watermark_robustness.py --clips 50 --marked 12 --wer-clips 6
+    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/watermark_robustness.py --overwrite
+    (~35 min on 2 shared cores; --fp-passes 1 --wer-clips 6 for a quick look)
 
-Measures, with fixed seeds, in one process:
+Both layers exactly as `Studio` embeds them (PerthNet, then the keyed spread-spectrum layer of
+a fixed benchmark signing key) and as its verify decides "present": either layer found. With
+fixed seeds, in one process:
 
-1. Robustness: ``--marked`` clips (real recordings from shared/data/speech plus ``--synthetic``
-   Kokoro/Piper outputs) are loudness-normalised to -20 LUFS and watermarked exactly as
-   ``Studio.speak`` does, then each goes through every condition (a codec round trip through
-   ffmpeg, or a sample-level change followed by a 16-bit WAV round trip) and is detected with
-   the default threshold. Per condition: detection rate (with a Wilson 95 % interval) at the
-   default threshold and at PerthNet's own 0.5, mean and minimum confidence.
-2. False positives: ``--clips`` unwatermarked real recordings, exactly as stored.
-3. Intelligibility: Whisper-base WER of ``--wer-clips`` real recordings with the corpus's own
-   transcript, before and after watermarking (both through a 16-bit WAV round trip).
-4. Perceptual change: waveform SNR of watermarked vs original and the loudness change (LUFS).
-5. The machine and the seconds per clip for embed and detect.
+1. Detection per attack (issue 22's list: white and pink noise at 20 dB SNR, MP3 64 kbps, Opus
+   32 kbps, AAC 64 kbps, 8 kHz resampling, speed +-5 %; plus a plain WAV round trip) on marked
+   clips of several engines and speakers, each at -20 LUFS: 3-5 s crops of one recording per
+   test speaker and 6-12 s crops of one per dev speaker (speaker split of
+   `evaluation/speaker_split.json`), Kokoro (its five bundled packs) and Piper speaking short
+   and long sentences. Per layer and either, per source, with Wilson 95 % intervals.
+2. False positives on unmarked real clips of speakers the thresholds were not chosen on (both
+   were chosen on train speakers: `watermark_threshold_split.md`, `watermark_layers.md`): every
+   dev- and test-speaker recording whole, consecutive 1.5-3 s crops of it in several passes
+   (each pass starts 0.75 s later, so crops of different passes overlap), and the EmoDB clips
+   whole plus one 1.5 s crop of each. PerthNet once, the keyed layer with four keys (the
+   marking key decides; the others show the spread). Clopper-Pearson upper bounds for all
+   clips and for the non-overlapping subset.
+3. Loudness change (BS.1770) of the embedding, both layers and the keyed layer alone.
+4. Whisper-base WER with and without the mark on test-speaker recordings with the corpus's
+   own transcript.
+5. Embed and verify seconds per clip: wall and process CPU during the run, and a short timing
+   run taken when the load average is below 1.5 (waited for, up to 2 min; its load is kept).
 
-Writes benchmarks/watermark_robustness.json (every per-clip score) and .md (the tables).
-The data directory is ``--data`` or ``$DEEPFAKE_STUDIO_DATA`` or ../shared/data.
+The attack, clip and layer helpers are `watermark_attacks.py`'s and `watermark_layers.py`'s
+(imported where used: they import this module's codec helpers). Writes
+benchmarks/watermark_robustness.{json,md}.
 """
 
 from __future__ import annotations
@@ -33,34 +43,23 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from _output import add_overwrite_flag, refuse_to_overwrite
 
-from deepfake_studio.audio import (
-    Audio,
-    ffmpeg_path,
-    load_audio,
-    normalize_loudness,
-    resample,
-    save_audio,
-)
+from deepfake_studio.audio import Audio, ffmpeg_path, load_audio, resample, save_audio
 from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.provenance import AudioWatermarker
 from deepfake_studio.provenance.watermark import model_version
 
-ROOT = Path(__file__).resolve().parents[1]
 OUT_DIR = Path(__file__).resolve().parent
-OUTPUT_LUFS = -20.0  # StudioConfig.output_lufs: what generated clips are normalised to
-PERTH_THRESHOLD = 0.5  # PerthNet's own decision point, reported alongside
-MIN_MARKED_SECONDS = 4.0  # real robustness clips must be longer than the 3 s crop
-WER_CORPORA = ("ljspeech", "vctk", "speechocean762")  # `reference` transcripts, read sentences
-SENTENCES = (  # synthetic clips: the same sentences from each engine
+SEED_NOISE = 4  # white-noise attack seed (kept from issue 6, so its noise is the same)
+TARGET = 0.95  # issue 22: detected after each attack
+FP_TARGET = 0.001  # issue 22: false positives on held-out real clips
+LONG_SENTENCES = (  # issue 6's synthetic sentences: 4-7 s clips next to the short ones
     "The museum opens at nine, and tickets are free for everyone on Sundays.",
     "Please remember to bring your umbrella when you visit the north coast in spring.",
     "A small boat drifted past the harbour wall while the gulls circled overhead.",
@@ -70,19 +69,11 @@ SENTENCES = (  # synthetic clips: the same sentences from each engine
     "Every autumn the orchard fills with people picking apples and pears.",
     "Before you leave, check that the windows are shut and the lights are off.",
 )
-SOURCES = ("real", "kokoro", "piper")
-WER_MAX_SECONDS = 10.0  # longer slow read clips (pauses) make Whisper-base loop for a minute
-SEED_FP, SEED_MARKED, SEED_WER, SEED_NOISE = 1, 2, 3, 4
+SHORT_MAX_S = 5.5  # clips up to this long are reported as "short" (voice-message length)
+WER_MAX_S = 12.0  # longer slow read clips with pauses make Whisper-base loop
 
 
 # -- conditions ---------------------------------------------------------------------------------
-@dataclass
-class Condition:
-    name: str
-    description: str
-    apply: Callable[[Audio, Path, int], Audio]  # (marked clip, temp dir, clip index) -> decoded
-
-
 def wav_round_trip(audio: Audio, tmp: Path) -> Audio:
     """16-bit WAV, the way a saved output is read back (save_audio clips to [-1, 1])."""
     return load_audio(save_audio(audio, tmp / "clip.wav"))
@@ -104,7 +95,8 @@ def ffmpeg_round_trip(audio: Audio, tmp: Path, key: str, suffix: str, args: list
         *args,
         str(out),
     ]
-    proc = subprocess.run(cmd, capture_output=True, check=False, timeout=120)
+    # Generous: on the shared machine a job may be paused for minutes; a real hang is rare.
+    proc = subprocess.run(cmd, capture_output=True, check=False, timeout=900)
     if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {proc.stderr.decode()[-300:]}")
     CODED_KBPS.setdefault(key, []).append(out.stat().st_size * 8 / 1000 / audio.duration)
@@ -124,93 +116,8 @@ def add_noise(audio: Audio, tmp: Path, index: int, snr_db: float = 20.0) -> Audi
     return wav_round_trip(audio.with_samples(x + noise), tmp)
 
 
-def gain(audio: Audio, tmp: Path, db: float) -> Audio:
-    scaled = audio.samples.astype(np.float64) * 10 ** (db / 20)
-    CLIPPED.setdefault(db, []).append(float(np.mean(np.abs(scaled) > 1.0)))
-    return wav_round_trip(audio.with_samples(scaled), tmp)  # save_audio clips, as a file would
-
-
-def crop(audio: Audio, tmp: Path, seconds: float = 3.0) -> Audio:
-    return wav_round_trip(
-        audio.with_samples(audio.samples[: int(seconds * audio.sample_rate)]), tmp
-    )
-
-
 FFMPEG = ffmpeg_path() or "ffmpeg"
 CODED_KBPS: dict[str, list[float]] = {}  # measured bitrate of each codec condition's files
-CLIPPED: dict[float, list[float]] = {}  # fraction of samples clipped, per gain
-
-CONDITIONS = (
-    Condition("none", "16-bit WAV round trip", lambda a, t, i: wav_round_trip(a, t)),
-    Condition(
-        "mp3_128k",
-        "MP3 128 kbps CBR (LAME, resampled to 44.1 kHz as MP3 files usually are)",
-        lambda a, t, i: ffmpeg_round_trip(
-            a, t, "mp3_128k", ".mp3", ["-ar", "44100", "-codec:a", "libmp3lame", "-b:a", "128k"]
-        ),
-    ),
-    Condition(
-        "mp3_64k",
-        "MP3 64 kbps CBR (LAME, 44.1 kHz)",
-        lambda a, t, i: ffmpeg_round_trip(
-            a, t, "mp3_64k", ".mp3", ["-ar", "44100", "-codec:a", "libmp3lame", "-b:a", "64k"]
-        ),
-    ),
-    Condition(
-        "opus_32k",
-        "Opus 32 kbps VBR in .ogg (libopus from the clip's rate, decoded by libsndfile)",
-        lambda a, t, i: ffmpeg_round_trip(
-            a, t, "opus_32k", ".ogg", ["-codec:a", "libopus", "-b:a", "32k"]
-        ),
-    ),
-    Condition(
-        "resample_16k",
-        "soxr to 16 kHz and back, WAV (a no-op for the 16 kHz real recordings)",
-        lambda a, t, i: resample_round_trip(a, t, 16_000),
-    ),
-    Condition(
-        "resample_8k",
-        "soxr to 8 kHz and back, WAV",
-        lambda a, t, i: resample_round_trip(a, t, 8_000),
-    ),
-    Condition("noise_20db", "white Gaussian noise at 20 dB SNR, WAV", add_noise),
-    Condition(
-        "gain_+6db",
-        "+6 dB, clipped to [-1, 1] by the 16-bit WAV write",
-        lambda a, t, i: gain(a, t, 6.0),
-    ),
-    Condition("gain_-6db", "-6 dB, WAV", lambda a, t, i: gain(a, t, -6.0)),
-    Condition("crop_3s", "first 3 s only, WAV", lambda a, t, i: crop(a, t)),
-)
-
-
-# -- data -----------------------------------------------------------------------------------
-def data_dir(arg: Path | None) -> Path:
-    if arg is not None:
-        return arg
-    env = os.environ.get("DEEPFAKE_STUDIO_DATA")
-    return Path(env) if env else ROOT.parent / "shared" / "data"
-
-
-def read_manifest(speech: Path) -> list[dict[str, str]]:
-    with open(speech / "manifest.csv", newline="", encoding="utf-8") as f:
-        return [r for r in csv.DictReader(f) if r["label"] == "real"]
-
-
-def stratified(rows: list[dict[str, str]], n: int, seed: int) -> list[dict[str, str]]:
-    """``n`` rows, round-robin over corpora (each corpus shuffled with ``seed``)."""
-    by_corpus: dict[str, list[dict[str, str]]] = {}
-    for r in rows:
-        by_corpus.setdefault(r["corpus"], []).append(r)
-    rng = random.Random(seed)
-    for corpus in sorted(by_corpus):
-        rng.shuffle(by_corpus[corpus])
-    out: list[dict[str, str]] = []
-    while len(out) < n and any(by_corpus.values()):
-        for corpus in sorted(by_corpus):
-            if by_corpus[corpus] and len(out) < n:
-                out.append(by_corpus[corpus].pop())
-    return out
 
 
 # -- statistics -----------------------------------------------------------------------------
@@ -224,32 +131,11 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
-def snr_db(clean: np.ndarray, changed: np.ndarray) -> float:
-    c = clean.astype(np.float64)
-    return float(10 * np.log10(np.sum(c**2) / np.sum((c - changed.astype(np.float64)) ** 2)))
-
-
 def lufs(audio: Audio) -> float:
     import pyloudnorm
 
     meter = pyloudnorm.Meter(audio.sample_rate)
     return float(meter.integrated_loudness(audio.samples.astype(np.float64)))
-
-
-def summarize(confidences: list[float], threshold: float) -> dict[str, object]:
-    n = len(confidences)
-    k = sum(c >= threshold for c in confidences)
-    k_perth = sum(c >= PERTH_THRESHOLD for c in confidences)
-    return {
-        "n": n,
-        "detected": k,
-        "rate": k / n if n else None,
-        "ci95": wilson(k, n),
-        "detected_at_0.5": k_perth,
-        "rate_at_0.5": k_perth / n if n else None,
-        "mean_confidence": statistics.fmean(confidences) if n else None,
-        "min_confidence": min(confidences) if n else None,
-    }
 
 
 def machine() -> dict[str, object]:
@@ -276,518 +162,562 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-# -- the measurement ------------------------------------------------------------------------
-def synthetic_clips(count: int) -> list[tuple[str, str, Audio]]:
-    """``count`` clips, alternating Kokoro (default pack) and Piper, over SENTENCES."""
-    from deepfake_studio.synthesizer.kokoro import KokoroEngine
-    from deepfake_studio.synthesizer.piper import PiperEngine
+def clopper_pearson_upper(k: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided upper confidence bound of a proportion k/n (exact, from the beta law)."""
+    from scipy.stats import beta
 
-    engines = [KokoroEngine(), PiperEngine()]
-    out = []
-    for i in range(count):
-        engine = engines[i % 2]
-        text = SENTENCES[(i // 2) % len(SENTENCES)]
-        samples = engine.synthesize(text, engine.default_conditioning())
-        out.append((engine.name, f"{engine.name}:{i // 2}", Audio(samples, engine.sample_rate)))
+    return 1.0 if k >= n else float(beta.ppf(confidence, k + 1, n - k))
+
+
+# -- the measurement ------------------------------------------------------------------------
+def held_out_real(passes: int, seed: int) -> list[tuple[str, str, Audio]]:
+    """(set, name, clip) for every unmarked held-out clip: dev/test-speaker recordings whole
+    and in `passes` passes of consecutive 1.5-3 s crops (pass p starts 0.75 p s in), EmoDB
+    whole and one 1.5 s crop of each starting 0.5 s in."""
+    from watermark_layers import consecutive_crops
+
+    from deepfake_studio.evaluation.speakers import SPLIT_FILE, data_root, load_manifest
+
+    splits = json.loads(SPLIT_FILE.read_text(encoding="utf-8"))["splits"]
+    held = {s: split for split in ("dev", "test") for v in splits[split].values() for s in v}
+    rng = random.Random(seed)
+    out: list[tuple[str, str, Audio]] = []
+    for clip in load_manifest():
+        if clip.speaker not in held:
+            continue
+        audio = load_audio(clip.path)
+        name = f"{held[clip.speaker]}:{clip.corpus}:{clip.path.name}"  # split first: see below
+        out.append(("whole", name, audio))
+        for p in range(passes):
+            shifted = audio.with_samples(audio.samples[int(0.75 * p * audio.sample_rate) :])
+            if p and shifted.duration < 1.5:
+                continue  # too short to cut again: it would repeat the whole clip
+            crops = consecutive_crops(shifted, rng)
+            out += [(f"crops_pass{p}", f"{name}#{j}", c) for j, c in enumerate(crops)]
+    emotion = data_root() / "emotion"
+    with open(emotion / "manifest.csv", newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            audio = load_audio(emotion / row["path"])
+            out.append(("emodb", row["path"], audio))
+            rate = audio.sample_rate
+            out.append(
+                (
+                    "emodb_crop",
+                    row["path"],
+                    audio.with_samples(audio.samples[rate // 2 :][: 3 * rate // 2]),
+                )
+            )
     return out
 
 
-def run(args: argparse.Namespace) -> dict[str, object]:
-    speech = data_dir(args.data) / "speech"
-    rows = read_manifest(speech)
-    wm = AudioWatermarker()
-    started = time.perf_counter()
-    results: dict[str, object] = {
+def false_positives(
+    marker: AudioWatermarker,
+    keys: list[bytes],
+    passes: int,
+    seed: int,
+    checkpoint: Callable[[dict[str, object]], None],
+) -> dict[str, object]:
+    """Both layers on every held-out clip; the marking key (keys[0]) decides "either". Clips
+    are scored in a seeded random order and `checkpoint` gets the summary every 250 clips, so
+    a run cut short still reports an unbiased part of every set."""
+    from deepfake_studio.provenance import spread_watermark as spread
+
+    layers = [spread.SpreadSpectrumWatermark(k) for k in keys]
+    clips = held_out_real(passes, seed)
+    random.Random(seed).shuffle(clips)
+    log(f"false positives: {len(clips)} held-out real clips")
+    rows: list[dict] = []  # type: ignore[type-arg]
+    started = time.time()
+    for i, (group, name, clip) in enumerate(clips):
+        perth = marker._detect_perthnet(clip)  # PerthNet alone: keyless, read once per clip
+        zs = [layer.score(clip.samples, clip.sample_rate).z for layer in layers]
+        rows.append(
+            {
+                "set": group,
+                "clip": name,
+                "seconds": round(clip.duration, 2),
+                "perthnet": round(perth.score, 4),
+                "spread_z": [round(z, 3) for z in zs],
+            }
+        )
+        if (i + 1) % 250 == 0:
+            log(f"  {i + 1}/{len(clips)} after {(time.time() - started) / 60:.1f} min")
+            checkpoint(fp_summary(rows, len(clips), marker.threshold, layers[0].threshold, started))
+    return fp_summary(rows, len(clips), marker.threshold, layers[0].threshold, started)
+
+
+def fp_summary(
+    rows: list[dict],  # type: ignore[type-arg]
+    planned: int,
+    perth_thr: float,
+    z_thr: float,
+    started: float,
+) -> dict[str, object]:
+    def count(sel: list[dict]) -> dict[str, object]:  # type: ignore[type-arg]
+        n = len(sel)
+        p = [r["perthnet"] >= perth_thr for r in sel]
+        s = [[r["spread_z"][k] >= z_thr for r in sel] for k in range(len(sel[0]["spread_z"]))]
+        either = [a or b for a, b in zip(p, s[0], strict=True)]
+        return {
+            "clips": n,
+            "perthnet": sum(p),
+            "spread": sum(s[0]),
+            "either": sum(either),
+            "spread_per_key": [sum(x) for x in s],
+            "either_per_key": [sum(a or b for a, b in zip(p, x, strict=True)) for x in s],
+            "perthnet_max": max(r["perthnet"] for r in sel),
+            "spread_max_z": max(r["spread_z"][0] for r in sel),
+            "spread_max_z_any_key": max(max(r["spread_z"]) for r in sel),
+            "either_upper95": clopper_pearson_upper(sum(either), n),
+        }
+
+    sets = sorted({r["set"] for r in rows})
+    # Non-overlapping subset: the first crop pass and EmoDB whole (the other passes and the
+    # whole recordings overlap the first pass, EmoDB's crops overlap the whole clips).
+    independent = [r for r in rows if r["set"] in ("crops_pass0", "emodb")]
+    return {
+        "perthnet_threshold": perth_thr,
+        "spread_threshold": z_thr,
+        "keys": len(rows[0]["spread_z"]),
+        "planned": planned,
+        "all": count(rows),
+        "non_overlapping": count(independent),
+        # PerthNet's 0.85 was re-derived on train + dev speakers (watermark_threshold_split.md),
+        # so for it only test speakers and EmoDB are held out.
+        "test_and_emodb": count([r for r in rows if not r["clip"].startswith("dev:")]),
+        "test_and_emodb_non_overlapping": count(
+            [r for r in independent if not r["clip"].startswith("dev:")]
+        ),
+        "per_set": {g: count([r for r in rows if r["set"] == g]) for g in sets},
+        "minutes": (time.time() - started) / 60,
+        "clips": rows,
+    }
+
+
+def marked_clip_set(
+    seed: int, short_real: int, long_real: int, short_syn: int, long_syn: int
+) -> list[tuple[str, str, Audio]]:
+    """(kind, name, clip) with kind real/kokoro/piper: short test-speaker crops, longer
+    dev-speaker crops, Kokoro/Piper short and long sentences."""
+    from watermark_attacks import real_crops, synthetic
+
+    return (
+        real_crops(short_real, seed)
+        + real_crops(long_real, seed + 1, "dev", (6.0, 12.0))
+        + synthetic(short_syn)
+        + synthetic(long_syn, LONG_SENTENCES, first=1)
+    )
+
+
+def group_of(kind: str, clip: Audio) -> str:
+    return f"{kind} {'short' if clip.duration <= SHORT_MAX_S else 'long'}"
+
+
+def wer(marker: AudioWatermarker, count: int) -> dict[str, object]:
+    """Whisper-base on test-speaker recordings of at most WER_MAX_S (corpus transcripts),
+    plain and marked, both through a 16-bit WAV round trip as a saved file would be."""
+    import tempfile
+
+    from watermark_layers import wer_clips, wer_measure
+
+    picked = [(t, a) for t, a in wer_clips(2 * count) if a.duration <= WER_MAX_S][:count]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        return wer_measure(marker, picked, lambda a: wav_round_trip(a, tmp))
+
+
+def quiet_timing(marker: AudioWatermarker, clips: list[Audio], wait_s: float) -> dict[str, object]:
+    """Embed and verify seconds per clip, wall and process CPU, started when the 1-minute load
+    average is below 1.5 (or after `wait_s`, the load then recorded either way)."""
+    deadline = time.time() + wait_s
+    while os.getloadavg()[0] >= 1.5 and time.time() < deadline:
+        time.sleep(15)
+    load_before = os.getloadavg()
+    rows = []
+    for clip in clips:
+        t, c = time.time(), time.process_time()
+        mark = marker.embed(clip)
+        embed = (time.time() - t, time.process_time() - c)
+        t, c = time.time(), time.process_time()
+        marker.detect(mark)
+        rows.append((clip.duration, *embed, time.time() - t, time.process_time() - c))
+    return {
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "clips": len(rows),
+        "clip_seconds_median": statistics.median(r[0] for r in rows),
+        "embed_wall_median": statistics.median(r[1] for r in rows),
+        "embed_cpu_median": statistics.median(r[2] for r in rows),
+        "verify_wall_median": statistics.median(r[3] for r in rows),
+        "verify_cpu_median": statistics.median(r[4] for r in rows),
+        "rows": [[round(x, 3) for x in r] for r in rows],
+    }
+
+
+def run(args: argparse.Namespace, save: Callable[[dict[str, object]], None]) -> dict[str, object]:
+    """The measurement; `save` gets the results so far after each stage (and during the
+    false-positive scan), so a run stopped early still leaves a report."""
+    from watermark_attacks import ATTACKS, clip_summary
+    from watermark_layers import benchmark_keys, detection_table, embed_clips, flag_count
+
+    from deepfake_studio.audio import normalize_loudness
+    from deepfake_studio.provenance import spread_watermark as spread
+
+    started, stages = time.time(), {}
+
+    def progress() -> None:
+        res["stage_minutes"] = {k: round(v / 60, 1) for k, v in stages.items()}
+        res["load_at_end"] = os.getloadavg()
+        res["minutes"] = (time.time() - started) / 60
+        save(res)
+
+    res: dict[str, object] = {
+        "about": "benchmarks/watermark_robustness.py (issue 22 item 2)",
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "machine": machine(),
-        "threshold": wm.threshold,
-        "settings": {
-            "clips": args.clips,
-            "marked": args.marked,
-            "synthetic": args.synthetic,
-            "wer_clips": args.wer_clips,
-            "output_lufs": OUTPUT_LUFS,
-            "seeds": {"fp": SEED_FP, "marked": SEED_MARKED, "wer": SEED_WER, "noise": SEED_NOISE},
-        },
+        "spread_method": spread.METHOD,
     }
-    t = time.perf_counter()
-    wm.net  # noqa: B018 (load the model outside the timings)
-    results["model_load_s"] = round(time.perf_counter() - t, 2)
-    embed_times: list[tuple[float, float]] = []  # (seconds, audio seconds)
-    detect_times: list[tuple[float, float]] = []
+    keys = benchmark_keys()
+    marker = AudioWatermarker(key=keys[0])  # shipped thresholds: 0.85 and z >= 7
+    wrong = spread.SpreadSpectrumWatermark(keys[1])
+    assert marker.spread is not None
+    res["thresholds"] = {"perthnet": marker.threshold, "spread_z": marker.spread.threshold}
 
-    def timed_embed(audio: Audio) -> Audio:
-        t0 = time.perf_counter()
-        out = wm.embed(audio)
-        embed_times.append((time.perf_counter() - t0, audio.duration))
-        return out
-
-    def timed_detect(audio: Audio) -> float:
-        t0 = time.perf_counter()
-        conf = wm.detect(audio).confidence
-        detect_times.append((time.perf_counter() - t0, audio.duration))
-        return conf
-
-    stages: dict[str, float] = {}
-    stage_start = time.perf_counter()
-
-    def stage_done(name: str) -> None:
-        nonlocal stage_start
-        stages[name] = round(time.perf_counter() - stage_start, 1)
-        stage_start = time.perf_counter()
-
-    # 2. false positives on unwatermarked real recordings, as stored
-    fp_rows = random.Random(SEED_FP).sample(rows, min(args.clips, len(rows)))
-    log(f"false positives: {len(fp_rows)} clean clips")
-    clean = []
-    for r in fp_rows:
-        clean.append(
-            {
-                "path": r["path"],
-                "corpus": r["corpus"],
-                "confidence": timed_detect(load_audio(speech / r["path"])),
-            }
-        )
-    confs = [c["confidence"] for c in clean]
-    worst = max(clean, key=lambda c: c["confidence"])
-    k = sum(c >= wm.threshold for c in confs)
-    results["false_positives"] = {
-        "n": len(confs),
-        "detected": k,
-        "rate": k / len(confs),
-        "ci95": wilson(k, len(confs)),
-        "detected_at_0.5": sum(c >= PERTH_THRESHOLD for c in confs),
-        "max_confidence": worst["confidence"],
-        "max_clip": worst["path"],
-        "median_confidence": statistics.median(confs),
-        "p95_confidence": float(np.percentile(confs, 95)),
-        "by_corpus_max": {
-            corpus: max(c["confidence"] for c in clean if c["corpus"] == corpus)
-            for corpus in sorted({c["corpus"] for c in clean})
-        },
-        "clips": clean,
-    }
-    log(f"  {k}/{len(confs)} detected, max {worst['confidence']:.3f}")
-
-    stage_done("false_positives")
-
-    # 1. robustness on watermarked clips (real + synthetic), Studio-style: -20 LUFS, then embed
-    n_syn = min(args.synthetic, args.marked)
-    eligible = [r for r in rows if float(r["duration_s"]) >= MIN_MARKED_SECONDS]
-    marked_rows = stratified(eligible, args.marked - n_syn, SEED_MARKED)
-    log(f"robustness: {len(marked_rows)} real + {n_syn} synthetic clips x {len(CONDITIONS)}")
-    sources: list[tuple[str, str, Audio]] = [
-        ("real", f"{r['corpus']}:{r['path']}", load_audio(speech / r["path"])) for r in marked_rows
-    ]
-    if n_syn:
-        sources += synthetic_clips(n_syn)
-
-    per_clip = []
-    perceptual = []
-    with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        for index, (kind, name, raw) in enumerate(sources):
-            original = normalize_loudness(raw, OUTPUT_LUFS)
-            marked = timed_embed(original)
-            perceptual.append(perceptual_row(kind, name, original, marked))
-            row: dict[str, object] = {
-                "source": kind,
-                "clip": name,
-                "rate": raw.sample_rate,
-                "seconds": round(raw.duration, 3),
-                "clean_confidence": timed_detect(wav_round_trip(original, tmp)),
-            }
-            for cond in CONDITIONS:
-                decoded = cond.apply(marked, tmp, index)
-                row[cond.name] = (
-                    timed_detect(decoded)
-                    if cond.name == "none"
-                    else (wm.detect(decoded).confidence)
-                )
-            per_clip.append(row)
-            worst_cond = min((c.name for c in CONDITIONS), key=lambda c: row[c])
-            log(
-                f"  {index + 1}/{len(sources)} {name}: none {row['none']:.2f}, "
-                f"lowest {worst_cond} {row[worst_cond]:.2f}"
-            )
-
-    robustness = {}
-    for cond in CONDITIONS:
-        entry = {"description": cond.description}
-        entry.update(summarize([float(r[cond.name]) for r in per_clip], wm.threshold))
-        for kind in SOURCES:
-            sub = [float(r[cond.name]) for r in per_clip if r["source"] == kind]
-            entry[kind] = summarize(sub, wm.threshold)
-        robustness[cond.name] = entry
-    clean_marked = [float(r["clean_confidence"]) for r in per_clip]
-    results["robustness"] = {
-        "conditions": robustness,
-        "clean_versions_max_confidence": max(clean_marked),
-        "codec_measured_kbps": {k: statistics.median(v) for k, v in CODED_KBPS.items()},
-        "clipped_fraction_median": {str(k): statistics.median(v) for k, v in CLIPPED.items()},
-        "clips_with_clipping": {str(k): sum(x > 0 for x in v) for k, v in CLIPPED.items()},
-        "clips": per_clip,
-    }
-
-    stage_done("robustness (incl. Kokoro/Piper loading and synthesis)")
-
-    # 3. Whisper WER with and without the watermark
-    if args.wer_clips:
-        results["wer"] = wer_measurement(args, rows, speech, timed_embed, perceptual)
-
-        stage_done("wer (incl. Whisper loading)")
-
-    # 4. perceptual change (robustness + WER clips)
-    results["perceptual"] = {
-        "n": len(perceptual),
-        "median_snr_db": statistics.median(p["snr_db"] for p in perceptual),
-        "min_snr_db": min(p["snr_db"] for p in perceptual),
-        "max_snr_db": max(p["snr_db"] for p in perceptual),
-        "median_loudness_change_lu": statistics.median(p["loudness_change_lu"] for p in perceptual),
-        "max_abs_loudness_change_lu": max(abs(p["loudness_change_lu"]) for p in perceptual),
-        "by_source": {
-            kind: {
-                "n": len(sub),
-                "median_snr_db": statistics.median(p["snr_db"] for p in sub),
-                "median_loudness_change_lu": statistics.median(
-                    p["loudness_change_lu"] for p in sub
-                ),
-            }
-            for kind in SOURCES
-            if (sub := [p for p in perceptual if p["source"] == kind])
-        },
-        "clips": perceptual,
-    }
-
-    # 5. timings
-    def per(times: list[tuple[float, float]]) -> dict[str, float]:
-        return {
-            "n": len(times),
-            "median_s_per_clip": statistics.median(s for s, _ in times),
-            "median_clip_seconds": statistics.median(d for _, d in times),
-            "s_per_audio_second": sum(s for s, _ in times) / sum(d for _, d in times),
+    t = time.time()
+    clips = marked_clip_set(
+        args.seed, args.short_real, args.long_real, args.short_syn, args.long_syn
+    )
+    stages["synthesis"] = time.time() - t
+    groups = [group_of(kind, clip) for kind, _, clip in clips]
+    log(
+        f"{len(clips)} marked clips: "
+        + ", ".join(f"{g} {groups.count(g)}" for g in dict.fromkeys(groups))
+    )
+    # issue 22's list and a plain WAV round trip (tempo alone is in watermark_layers.md)
+    attacks = {k: v for k, v in ATTACKS.items() if k != "tempo_+5%"}
+    t = time.time()
+    marks = embed_clips(marker, marker.spread, clips)
+    stages["embed"] = time.time() - t
+    z_thr = marker.spread.threshold
+    loud, alone = marks["loudness"], marks["loudness_spread"]
+    res.update(
+        {
+            **clip_summary(clips),
+            "groups": {g: groups.count(g) for g in dict.fromkeys(groups)},
+            "speakers": {
+                "real": len({n for k, n, _ in clips if k == "real"}),
+                "kokoro_packs": len({n.split(":")[1] for k, n, _ in clips if k == "kokoro"}),
+            },
+            "unmarked_synthetic": flag_count(marks["unmarked_synthetic_z"], z_thr),
+            "loudness_change_lu": {
+                "both_median": statistics.median(loud),
+                "both_median_abs": statistics.median(abs(x) for x in loud),
+                "both_max_abs": max(abs(x) for x in loud),
+                "both_median_abs_per_group": {
+                    g: statistics.median(
+                        abs(x) for x, h in zip(loud, groups, strict=True) if h == g
+                    )
+                    for g in dict.fromkeys(groups)
+                },
+                "spread_median_abs": statistics.median(abs(x) for x in alone),
+                "spread_max_abs": max(abs(x) for x in alone),
+            },
+            "during_run_seconds_per_clip": {
+                "embed_wall_median": statistics.median(marks["embed_s"]),
+                "embed_cpu_median": statistics.median(marks["embed_cpu_s"]),
+            },
         }
+    )
 
-    results["timing"] = {"embed": per(embed_times), "detect": per(detect_times)}
-    results["stage_seconds"] = stages
-    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    results["total_seconds"] = round(time.perf_counter() - started, 1)
-    return results
+    def attack_checkpoint(table: dict[str, dict]) -> None:  # type: ignore[type-arg]
+        res["detection"] = table
+        # The attacks fill this module's counter as imported by watermark_attacks (a second
+        # copy of this file when it runs as __main__).
+        coded = sys.modules["watermark_robustness"].CODED_KBPS
+        res["codec_kbps_median"] = {k: statistics.median(v) for k, v in coded.items()}
+        progress()
 
+    t = time.time()
+    res["detection"], detect_s, wrong_key = detection_table(
+        marker, marks["marked"], groups, attacks, wrong, attack_checkpoint
+    )
+    stages["attacks"] = time.time() - t
+    res["wrong_key_on_marked"] = flag_count(wrong_key, z_thr)
+    res["during_run_seconds_per_clip"]["verify_wall_median"] = statistics.median(detect_s)  # type: ignore[index]
+    log(f"attacks done after {(time.time() - started) / 60:.1f} min")
+    progress()
 
-def perceptual_row(kind: str, name: str, original: Audio, marked: Audio) -> dict[str, object]:
-    return {
-        "source": kind,
-        "clip": name,
-        "snr_db": snr_db(original.samples, marked.samples),
-        "loudness_change_lu": lufs(marked) - lufs(original),
+    t = time.time()
+
+    def fp_checkpoint(fp: dict[str, object]) -> None:
+        res["false_positives"] = fp
+        progress()
+
+    res["false_positives"] = false_positives(marker, keys, args.fp_passes, args.seed, fp_checkpoint)
+    progress()
+    stages["false_positives"] = time.time() - t
+    log(f"false positives: {res['false_positives']['all']}")
+    t = time.time()
+    res["wer"] = wer(marker, args.wer_clips)
+    progress()
+    stages["wer"] = time.time() - t
+    short = [normalize_loudness(c, -20.0) for k, _, c in clips if group_of(k, c).endswith("short")]
+    long_ = [normalize_loudness(c, -20.0) for k, _, c in clips if group_of(k, c).endswith("long")]
+    t = time.time()
+    res["quiet_timing"] = {  # the second set follows at once: one wait for a quiet machine
+        "short": quiet_timing(marker, short[:: max(1, len(short) // 12)][:12], args.wait_quiet),
+        "long": quiet_timing(marker, long_[:: max(1, len(long_) // 12)][:12], 0.0),
     }
-
-
-def wer_measurement(
-    args: argparse.Namespace,
-    rows: list[dict[str, str]],
-    speech: Path,
-    timed_embed: Callable[[Audio], Audio],
-    perceptual: list[dict[str, object]],
-) -> dict[str, object]:
-    from deepfake_studio.evaluation.asr import Transcriber, normalize_words, word_error_rate
-
-    candidates = [
-        r
-        for r in rows
-        if r["text_source"] == "reference"
-        and r["corpus"] in WER_CORPORA
-        and float(r["duration_s"]) <= WER_MAX_SECONDS
-    ]
-    chosen = stratified(candidates, args.wer_clips, SEED_WER)
-    log(f"WER: {len(chosen)} clips with reference transcripts, with and without the mark")
-    asr = Transcriber()
-    asr_seconds: list[float] = []
-    clips = []
-    with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        for r in chosen:
-            original = normalize_loudness(load_audio(speech / r["path"]), OUTPUT_LUFS)
-            marked = timed_embed(original)
-            name = f"{r['corpus']}:{r['path']}"
-            perceptual.append(perceptual_row("real", name, original, marked))
-            hyp = {}
-            for label, audio in (("original", original), ("watermarked", marked)):
-                decoded = wav_round_trip(audio, tmp)
-                t0 = time.perf_counter()
-                hyp[label] = asr.transcribe(decoded.samples, decoded.sample_rate)
-                asr_seconds.append(time.perf_counter() - t0)
-            clips.append(
-                {
-                    "clip": f"{r['corpus']}:{r['path']}",
-                    "reference": r["text"],
-                    "ref_words": len(normalize_words(r["text"])),
-                    "hyp_original": hyp["original"],
-                    "hyp_watermarked": hyp["watermarked"],
-                    "wer_original": word_error_rate(r["text"], hyp["original"]),
-                    "wer_watermarked": word_error_rate(r["text"], hyp["watermarked"]),
-                }
-            )
-    words = sum(c["ref_words"] for c in clips)
-
-    def pooled(key: str) -> float:  # total word errors / total reference words
-        return sum(c[key] * c["ref_words"] for c in clips) / words
-
-    def corpus_of(c: dict[str, object]) -> str:
-        return str(c["clip"]).split(":", 1)[0]
-
-    diffs = [c["wer_watermarked"] - c["wer_original"] for c in clips]
-    return {
-        "n": len(clips),
-        "reference_words": words,
-        "wer_original": pooled("wer_original"),
-        "wer_watermarked": pooled("wer_watermarked"),
-        "transcripts_identical": sum(
-            normalize_words(c["hyp_original"]) == normalize_words(c["hyp_watermarked"])
-            for c in clips
-        ),
-        "clips_worse": sum(d > 0 for d in diffs),
-        "clips_better": sum(d < 0 for d in diffs),
-        "max_seconds": WER_MAX_SECONDS,
-        "median_transcribe_s": statistics.median(asr_seconds) if asr_seconds else None,
-        "by_corpus": {
-            corpus: {
-                "n": len(sub),
-                "wer_original": sum(c["wer_original"] * c["ref_words"] for c in sub)
-                / sum(c["ref_words"] for c in sub),
-                "wer_watermarked": sum(c["wer_watermarked"] * c["ref_words"] for c in sub)
-                / sum(c["ref_words"] for c in sub),
-            }
-            for corpus in WER_CORPORA
-            if (sub := [c for c in clips if corpus_of(c) == corpus])
-        },
-        "clips": clips,
-    }
+    stages["timing"] = time.time() - t
+    progress()
+    return res
 
 
 # -- report ---------------------------------------------------------------------------------
-def pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.0f} %"
+def pct(k: int, n: int) -> str:
+    return f"{k}/{n} ({100 * k / n:.1f} %)" if n else "-"
 
 
-def markdown(res: dict[str, object]) -> str:
-    m = res["machine"]
-    s = res["settings"]
-    thr = res["threshold"]
-    rob = res["robustness"]
-    fp = res["false_positives"]
-    none = rob["conditions"]["none"]
-    n_real, n_kokoro, n_piper = (none[k]["n"] for k in SOURCES)
-    n_all = none["n"]
-
-    def group(c: dict[str, object]) -> str:
-        if not c["n"]:
-            return "–"
-        return f"{c['detected']}/{c['n']} (min {c['min_confidence']:.2f})"
-
-    weak = [
-        f"`{name}` ({pct(c['rate'])}; real {pct(c['real']['rate'])}, Kokoro"
-        f" {pct(c['kokoro']['rate'])}, Piper {pct(c['piper']['rate'])})"
-        for name, c in rob["conditions"].items()
-        if c["rate"] < 0.9 or any(c[k]["n"] and c[k]["rate"] < 0.9 for k in SOURCES)
-    ]
-    marginal = [
-        f"`{name}` (lowest {c['min_confidence']:.3f})"
-        for name, c in rob["conditions"].items()
-        if c["rate"] >= 0.9 and c["min_confidence"] < thr + 0.05
-    ]
+def markdown(r: dict) -> str:  # type: ignore[type-arg]
+    m, thr, loud = r["machine"], r["thresholds"], r["loudness_change_lu"]
+    fp = r.get("false_positives")
+    secs, w, q, run_s = (
+        r["clip_seconds"],
+        r.get("wer"),
+        r.get("quiet_timing", {}),
+        r["during_run_seconds_per_clip"],
+    )
+    n_marked = sum(r["groups"].values())
     lines = [
-        "# Watermark robustness (PerthNet, issue 6)",
+        "# Watermark robustness: the shipped studio watermark (issue 22 item 2, rerun)",
         "",
-        f"Generated by `benchmarks/watermark_robustness.py` (`{res['command']}`) on {res['date']};"
-        f" {res['total_seconds'] / 60:.1f} min in total. Per-clip scores are in"
-        " `watermark_robustness.json`.",
+        f"`benchmarks/watermark_robustness.py` (`{r['command']}`) on {r['date']}, "
+        f"{r['minutes']:.0f} min under `nice -n 19` on {m['cpu']} ({m['cores']} cores shared "
+        f"with other jobs: load average {m['load_average_at_start'][0]:.1f} at start, "
+        f"{r['load_at_end'][0]:.1f} at end; torch {m['torch_threads']} thread(s)), "
+        f"{m['watermark_model']}, {r['spread_method']}, {m['ffmpeg']}. Every per-clip score is "
+        "in `watermark_robustness.json`."
+        + ("" if r.get("complete") else " **Partial run: stopped before every stage ended.**"),
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores ({m['cores_usable']} usable, shared with"
-        f" other jobs: load average {m['load_average_at_start'][0]} at the start,"
-        f" {m['load_average_at_end'][0]} at the end), torch {m['torch']} with"
-        f" {m['torch_threads']} threads, {m['watermark_model']}, {m['ffmpeg']}.",
+        "Both layers are embedded as `Studio` embeds them (PerthNet, then the keyed layer of a "
+        "fixed benchmark signing key), on clips at -20 LUFS; a clip is **marked** when either "
+        f"layer finds it, as `Studio`'s verify decides (PerthNet >= {thr['perthnet']}, keyed "
+        f"layer z >= {thr['spread_z']}). The keyed layer's threshold was chosen on train speakers "
+        "(`watermark_layers.md`); PerthNet's 0.85 was first set on the whole corpus and later "
+        "re-derived on train + dev speakers (`watermark_threshold_split.md`), so for PerthNet "
+        "only the test speakers and EmoDB are held out.",
         "",
-        f"Threshold: the default {thr} (`DETECTION_THRESHOLD`); PerthNet's own 0.5 is shown for"
-        " comparison. Marked clips are loudness-normalised to"
-        f" {s['output_lufs']:.0f} LUFS and watermarked the way `Studio.speak` does it.",
+        "## 1. Detection per attack",
         "",
-        "## 1. Detection after common transformations",
+        f"{n_marked} marked clips of {secs['min']:.1f}-{secs['max']:.1f} s (median "
+        f"{secs['median']:.1f} s): "
+        + ", ".join(f"{n} {g}" for g, n in r["groups"].items())
+        + f". Real: {r['speakers']['real']} speakers (3-5 s crops of one recording per test "
+        "speaker, 6-12 s crops of one per dev speaker, LibriSpeech, speechocean762, VCTK, "
+        f"alphanumeric); Kokoro: its {r['speakers']['kokoro_packs']} bundled packs; Piper: "
+        "en_US-joe-medium; short = at most 5.5 s. Issue 22's target: >= 95 % after each attack.",
         "",
-        f"{n_all} watermarked clips: {n_real} real recordings from shared/data/speech"
-        f" (16 kHz, ≥ {MIN_MARKED_SECONDS:.0f} s, round-robin over the six corpora, seed"
-        f" {SEED_MARKED}), {n_kokoro} Kokoro clips (default pack, 24 kHz) and {n_piper} Piper"
-        " clips (en_US-joe-medium, 22.05 kHz) of fixed sentences. Every condition ends in"
-        " a file that is decoded again. Interval: Wilson 95 % on the detection rate (all clips)."
-        " The real/Kokoro/Piper columns give detected/clips and the lowest confidence.",
-        "",
-        f"| condition | detected ≥ {thr} | 95 % CI | mean conf. | real | Kokoro | Piper"
-        " | detected ≥ 0.5 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| attack | PerthNet | keyed layer (median z, min) | **either** | either 95 % CI | "
+        + " | ".join(r["groups"])
+        + " |",
+        "|---|---|---|---|---|" + "---|" * len(r["groups"]),
     ]
-    for name, c in rob["conditions"].items():
-        lo, hi = c["ci95"]
+    for name, d in r["detection"].items():
+        n = d["clips"]
+        lo, hi = d["either_wilson95"]
+        miss = "" if d["either"] >= TARGET * n else " **(below 95 %)**"
+        per = " | ".join(f"{s['either']}/{s['clips']}" for s in d["per_source"].values())
         lines.append(
-            f"| {name} | {c['detected']}/{c['n']} ({pct(c['rate'])}) | {pct(lo)}–{pct(hi)}"
-            f" | {c['mean_confidence']:.3f} | {group(c['real'])} | {group(c['kokoro'])}"
-            f" | {group(c['piper'])} | {c['detected_at_0.5']}/{c['n']} ({pct(c['rate_at_0.5'])}) |"
+            f"| {r['attacks'][name]} | {d['perthnet']}/{n} | {d['spread']}/{n} "
+            f"({d['spread_median_z']:.1f}, {d['spread_min_z']:.1f}) | **{d['either']}/{n}**"
+            f"{miss} | {100 * lo:.1f}-{100 * hi:.1f} % | {per} |"
         )
+    kbps = ", ".join(f"{k} {v:.0f} kbps" for k, v in r["codec_kbps_median"].items())
+    wk, us = r.get("wrong_key_on_marked"), r["unmarked_synthetic"]
     lines += [
         "",
-        "Below 90 % detection (overall or for one source): "
-        + (", ".join(weak) if weak else "none")
-        + ". Detected but within 0.05 of the threshold: "
-        + (", ".join(marginal) if marginal else "none")
-        + ".",
-        "",
-        "Conditions:",
+        (f"Measured file bitrates (median): {kbps}. " if kbps else "")
+        + (
+            f"Another studio's key on the marked clips (unattacked): {wk['flagged']}/"
+            f"{wk['clips']} flagged (highest z {wk['max']:.2f}). "
+            if wk
+            else ""
+        )
+        + "The Kokoro/Piper clips "
+        f"unmarked: {us['flagged']}/{us['clips']} flagged by the keyed layer (highest "
+        f"{us['max']:.2f}).",
         "",
     ]
-    lines += [f"- `{name}`: {c['description']}" for name, c in rob["conditions"].items()]
-    kbps = ", ".join(f"`{k}` {v:.0f} kbps" for k, v in rob["codec_measured_kbps"].items())
-    clipped = rob["clips_with_clipping"].get("6.0", 0)
+    lines += (
+        fp_section(fp)
+        if fp
+        else ["## 2. False positives on held-out real clips", "", "Not reached in this run.", ""]
+    )
     lines += [
+        "## 3. Loudness change",
         "",
-        f"Measured file bitrates (median): {kbps}. With +6 dB, {clipped} of {n_all}"
-        f" clips clip (median fraction of clipped samples"
-        f" {100 * rob['clipped_fraction_median'].get('6.0', 0):.2f} %). The same clips"
-        f" *without* the watermark scored at most {rob['clean_versions_max_confidence']:.3f}.",
+        f"BS.1770 integrated loudness, marked minus unmarked, over the {n_marked} clips: both "
+        f"layers median |change| {loud['both_median_abs']:.2f} LU (signed median "
+        f"{loud['both_median']:+.2f}), largest {loud['both_max_abs']:.2f} LU; per group "
+        + ", ".join(f"{g} {v:.2f}" for g, v in loud["both_median_abs_per_group"].items())
+        + f". The keyed layer alone: median {loud['spread_median_abs']:.2f} LU, largest "
+        f"{loud['spread_max_abs']:.2f} LU. Target: <= 0.5 LU median.",
         "",
-        "## 2. False positives on unwatermarked real speech",
+        "## 4. Whisper-base WER with and without the mark",
         "",
-        f"{fp['n']} real recordings drawn at random (seed {SEED_FP}) from all six corpora of"
-        " shared/data/speech, scored exactly as stored (16 kHz FLAC).",
-        "",
-        f"| clips | detected ≥ {thr} | 95 % CI | detected ≥ 0.5 | median conf. | 95th pct."
-        " | highest conf. (clip) |",
-        "|---|---|---|---|---|---|---|",
-        f"| {fp['n']} | {fp['detected']} ({pct(fp['rate'])}) | {pct(fp['ci95'][0])}–"
-        f"{pct(fp['ci95'][1])} | {fp['detected_at_0.5']} | {fp['median_confidence']:.3f}"
-        f" | {fp['p95_confidence']:.3f} | {fp['max_confidence']:.3f} (`{fp['max_clip']}`) |",
-        "",
-        "Highest clean confidence per corpus: "
-        + ", ".join(f"{k} {v:.3f}" for k, v in fp["by_corpus_max"].items())
-        + ".",
-        "",
-        "Caveat: `DETECTION_THRESHOLD` was set above every clean score of these same 1,102"
-        " recordings, so this false-positive rate is in-sample (the threshold was fitted to"
-        " make it 0); it shows the code path behaves, not how often unseen recordings (other"
-        " microphones, music, noise, other TTS systems) would be flagged. The speaker-disjoint"
-        " check is benchmarks/watermark_threshold_split.md: the same rule applied to the train"
-        " and dev speakers alone gives 0.85 again, and 0 of 573 recordings by other speakers"
-        " (166 of the test split, 407 EmoDB clips) reach it.",
     ]
-    if "wer" in res:
-        w = res["wer"]
-        lines += [
+    lines += (
+        ["Not reached in this run.", ""]
+        if not w
+        else [
+            f"{w['clips']} test-speaker recordings of at most {WER_MAX_S:.0f} s with the corpus's "
+            f"own transcript ({w['words']} words), at -20 LUFS, both through a 16-bit WAV: "
+            f"{100 * w['plain']:.1f} % unmarked, {100 * w['marked']:.1f} % marked "
+            f"({100 * (w['marked'] - w['plain']):+.1f} points; target within 1 point); the same "
+            f"transcript for {w['same_transcript']} of {w['clips']} clips.",
             "",
-            "## 3. Intelligibility: Whisper-base WER with and without the watermark",
-            "",
-            f"{w['n']} real recordings with the corpus's own transcript ({', '.join(WER_CORPORA)},"
-            f" clips of at most {w['max_seconds']:.0f} s, round-robin, seed {SEED_WER};"
-            f" {w['reference_words']} reference words), normalised to -20 LUFS, both versions"
-            " through a 16-bit WAV round trip. WER = all word errors / all reference words."
-            f" Whisper-base took a median {w['median_transcribe_s']:.1f} s per clip.",
-            "",
-            "| set | clips | WER original | WER watermarked | change |",
-            "|---|---|---|---|---|",
-            f"| all | {w['n']} | {100 * w['wer_original']:.1f} % |"
-            f" {100 * w['wer_watermarked']:.1f} % |"
-            f" {100 * (w['wer_watermarked'] - w['wer_original']):+.1f} pts |",
         ]
-        for corpus, c in w["by_corpus"].items():
-            lines.append(
-                f"| {corpus} | {c['n']} | {100 * c['wer_original']:.1f} % |"
-                f" {100 * c['wer_watermarked']:.1f} % |"
-                f" {100 * (c['wer_watermarked'] - c['wer_original']):+.1f} pts |"
-            )
-        lines += [
-            "",
-            f"Transcripts identical (after normalisation) for {w['transcripts_identical']} of"
-            f" {w['n']} clips; WER worse on {w['clips_worse']}, better on {w['clips_better']}.",
-        ]
-    p = res["perceptual"]
+    )
     lines += [
+        "## 5. Embed and verify time per clip",
         "",
-        "## 4. Perceptual change",
-        "",
-        f"Over {p['n']} watermarked clips (robustness and WER sets): waveform SNR of watermarked"
-        f" vs original, median {p['median_snr_db']:.1f} dB (range {p['min_snr_db']:.1f} to"
-        f" {p['max_snr_db']:.1f} dB); integrated loudness change median"
-        f" {p['median_loudness_change_lu']:+.2f} LU (largest"
-        f" {p['max_abs_loudness_change_lu']:.2f} LU). "
-        + "; ".join(
-            f"{k}: {v['n']} clips, SNR {v['median_snr_db']:.1f} dB,"
-            f" {v['median_loudness_change_lu']:+.2f} LU"
-            for k, v in p["by_source"].items()
-        )
-        + ". The SNR is low for an 'inaudible' mark because the change is a coherent"
-        " reshaping of the 0–2 kHz magnitudes, not added noise; no listening test was done.",
-        "",
-        "## 5. Cost",
-        "",
-        "| step | clips | median s / clip | median clip length | s per audio second |",
+        "| run | load average (1 / 5 / 15 min) | clips (median length) | embed wall / CPU s | "
+        "verify wall / CPU s |",
         "|---|---|---|---|---|",
     ]
-    for step, tm in res["timing"].items():
+    for name, t in q.items():
+        la = t["load_before"]
         lines.append(
-            f"| {step} | {tm['n']} | {tm['median_s_per_clip']:.2f} |"
-            f" {tm['median_clip_seconds']:.1f} s | {tm['s_per_audio_second']:.3f} |"
+            f"| timing run, {name} clips{' (load >= 1.5: not idle)' if la[0] >= 1.5 else ''} "
+            f"| {la[0]:.2f} / {la[1]:.2f} / {la[2]:.2f} | "
+            f"{t['clips']} ({t['clip_seconds_median']:.1f} s) | {t['embed_wall_median']:.2f} / "
+            f"{t['embed_cpu_median']:.2f} | {t['verify_wall_median']:.2f} / "
+            f"{t['verify_cpu_median']:.2f} |"
         )
     lines += [
+        f"| during the run (all {n_marked} clips, attacked copies for verify) | shared, "
+        f"{m['load_average_at_start'][0]:.1f} at start | {n_marked} ({secs['median']:.1f} s) | "
+        f"{run_s['embed_wall_median']:.2f} / {run_s['embed_cpu_median']:.2f} | "
+        f"{run_s.get('verify_wall_median', float('nan')):.2f} / - |",
         "",
-        f"Model load: {res['model_load_s']} s (once per process). Timings are wall-clock on the"
-        " shared machine described above, so they are upper bounds for an idle one. Stages: "
-        + ", ".join(f"{k} {v / 60:.1f} min" for k, v in res["stage_seconds"].items())
+        "Medians. Wall seconds taken at a load average above 1.5 or while the process may be "
+        "paused are not speed figures; process CPU seconds (all threads) are not inflated by "
+        "other jobs. Stages (min): "
+        + ", ".join(f"{k} {v}" for k, v in r["stage_minutes"].items())
         + ".",
         "",
-        "## Not measured",
-        "",
-        "- The watermark's effect on the synthetic-speech detector's EER: the project has no"
-        " detector yet, so this cannot be measured; rerun once one exists.",
-        "- Listening tests; other codecs (AAC, telephone AMR), time stretching, pitch shift,"
-        " reverberation, mixing with music, and deliberate removal attacks.",
+        "Not measured here: reverb, pitch shift without tempo, mixing with music, cropping "
+        "below 1.5 s, deliberate removal attacks, listening tests.",
         "",
     ]
     return "\n".join(lines)
 
 
+def fp_section(fp: dict) -> list[str]:  # type: ignore[type-arg]
+    a = fp["all"]
+    partial = (
+        []
+        if a["clips"] >= fp["planned"]
+        else [
+            f"**Scan incomplete**: {a['clips']} of {fp['planned']} planned clips were scored "
+            "(in a seeded random order, so every set is sampled) before the run was stopped.",
+            "",
+        ]
+    )
+    lines = [
+        "## 2. False positives on held-out real clips",
+        "",
+        *partial,
+        "Unmarked real clips of speakers the keyed layer's threshold never saw: the "
+        f"{fp['per_set']['whole']['clips']} "
+        "dev- and test-speaker recordings of shared/data/speech whole, consecutive 1.5-3 s crops "
+        "of them in passes starting 0.75 s apart (so crops of different passes overlap), and "
+        "the EmoDB clips (2 s, German, 10 actors) whole and cropped to 1.5 s. Scored as "
+        "stored. The keyed layer is read with the marking key (and three other keys: per key "
+        "in brackets).",
+        "",
+        "| set | clips | PerthNet | keyed layer (4 keys) | either | highest PerthNet / z |",
+        "|---|---|---|---|---|---|",
+    ]
+    rows = [
+        *fp["per_set"].items(),
+        ("**all**", fp["all"]),
+        ("non-overlapping subset (crop pass 0 + EmoDB whole)", fp["non_overlapping"]),
+        ("test speakers + EmoDB (held out for PerthNet too)", fp["test_and_emodb"]),
+        ("the same, non-overlapping", fp["test_and_emodb_non_overlapping"]),
+    ]
+    for name, d in rows:
+        per = ", ".join(str(x) for x in d["spread_per_key"])
+        lines.append(
+            f"| {name} | {d['clips']} | {d['perthnet']} | {d['spread']} ({per}) | {d['either']} "
+            f"| {d['perthnet_max']:.3f} / {d['spread_max_z']:.2f} (any key "
+            f"{d['spread_max_z_any_key']:.2f}) |"
+        )
+    a, ind = fp["all"], fp["non_overlapping"]
+    te, ten = fp["test_and_emodb"], fp["test_and_emodb_non_overlapping"]
+    lines += [
+        "",
+        f"Either layer: {pct(a['either'], a['clips'])} of all held-out clips, one-sided 95 % "
+        f"Clopper-Pearson upper bound {100 * a['either_upper95']:.3f} %; on the "
+        f"{ind['clips']} clips that share no audio {pct(ind['either'], ind['clips'])}, bound "
+        f"{100 * ind['either_upper95']:.3f} %. Target <= {100 * FP_TARGET:.1f} %: "
+        + (
+            "met by the bound over all clips."
+            if a["either_upper95"] <= FP_TARGET
+            else f"**missed**: the measured rate itself is {100 * a['either'] / a['clips']:.2f} %."
+            if a["either"] > FP_TARGET * a["clips"]
+            else "not shown by the bound over all clips (the overlapping crops are not "
+            "independent draws, so the honest bound lies between the two figures)."
+        )
+        + f" The keyed layer alone: {pct(a['spread'], a['clips'])}, bound "
+        f"{100 * clopper_pearson_upper(a['spread'], a['clips']):.3f} %; PerthNet alone: "
+        f"{pct(a['perthnet'], a['clips'])}."
+        + f" PerthNet alone on the test speakers + EmoDB ({te['clips']} clips): "
+        f"{pct(te['perthnet'], te['clips'])}, bound "
+        f"{100 * clopper_pearson_upper(te['perthnet'], te['clips']):.3f} % (non-overlapping "
+        f"{pct(ten['perthnet'], ten['clips'])}, bound "
+        f"{100 * clopper_pearson_upper(ten['perthnet'], ten['clips']):.3f} %). Scan: "
+        f"{fp['minutes']:.1f} min.",
+        "",
+    ]
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=int, default=200, help="clean clips for false positives")
-    parser.add_argument("--marked", type=int, default=40, help="watermarked clips (robustness)")
-    parser.add_argument(
-        "--synthetic", type=int, default=16, help="how many of --marked are Kokoro/Piper outputs"
-    )
-    parser.add_argument("--wer-clips", type=int, default=30, help="clips for the WER check")
-    parser.add_argument("--data", type=Path, default=None, help="shared data directory")
+    parser.add_argument("--short-real", type=int, default=90, help="test speakers tried")
+    parser.add_argument("--long-real", type=int, default=24, help="dev speakers tried")
+    parser.add_argument("--short-syn", type=int, default=45)
+    parser.add_argument("--long-syn", type=int, default=12)
+    parser.add_argument("--fp-passes", type=int, default=3, help="crop passes (0.75 s apart)")
+    parser.add_argument("--wer-clips", type=int, default=24)
+    parser.add_argument("--wait-quiet", type=float, default=120.0, help="seconds, for timing")
+    parser.add_argument("--seed", type=int, default=22)
     parser.add_argument("--out", type=Path, default=OUT_DIR / "watermark_robustness")
     parser.add_argument(
         "--render-only", action="store_true", help="rewrite the .md from the existing .json"
     )
     add_overwrite_flag(parser)
     args = parser.parse_args(argv)
-    refuse_to_overwrite(
-        [args.out.with_suffix(".json"), args.out.with_suffix(".md")], args.overwrite
-    )
+    outputs = [args.out.with_suffix(".json"), args.out.with_suffix(".md")]
     if args.render_only:
-        results = json.loads(args.out.with_suffix(".json").read_text())
-        args.out.with_suffix(".md").write_text(markdown(results))
+        outputs[1].write_text(markdown(json.loads(outputs[0].read_text())), encoding="utf-8")
         return 0
-    speech = data_dir(args.data) / "speech"
-    if not (speech / "manifest.csv").exists():
-        parser.error(f"no speech manifest at {speech} (use --data or DEEPFAKE_STUDIO_DATA)")
+    refuse_to_overwrite(outputs, args.overwrite)
     if ffmpeg_path() is None:
-        parser.error("ffmpeg is needed for the codec conditions")
+        parser.error("ffmpeg is needed for the codec attacks")
+    outputs[0].parent.mkdir(parents=True, exist_ok=True)
 
-    results = run(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(markdown(results))
-    log(f"wrote {args.out.with_suffix('.md')} and .json")
-    print(markdown(results))
+    def save(res: dict[str, object]) -> None:
+        # The JSON first: a report that fails to render can be redone with --render-only.
+        outputs[0].write_text(json.dumps(res, indent=1) + "\n", encoding="utf-8")
+        outputs[1].write_text(markdown(res), encoding="utf-8")
+
+    res = run(args, save)
+    res["complete"] = True
+    save(res)
+    log(f"wrote {outputs[0]} and {outputs[1]}")
     return 0
 
 
