@@ -18,8 +18,9 @@ STFT bins of the loud frames, and a decoder averages a per-frame score over thos
 "made by a watermarking generator", and the signed provenance record says the rest.
 
 What it changes: magnitudes below 2 kHz move by 1.4 dB on average (15 Kokoro/Piper clips),
-nothing above 2.5 kHz changes; integrated loudness moves by a median +0.03 LU, at most 1.27 LU
-(70 real and synthetic clips, benchmarks/watermark_robustness.md); as a waveform that is an
+nothing above 2.5 kHz changes; integrated loudness moves by a median 0.21 LU with both layers,
+at most 1.19 LU (132 real and synthetic clips, benchmarks/watermark_robustness.md; the keyed
+layer alone 0.05 LU); as a waveform that is an
 SNR of only 14-17.5 dB, because the change is coherent with the speech rather than added
 noise. Not listening-tested here. The GE2E d-vector of a clip moves slightly (cosine 0.98-0.99
 to the unmarked clip), so compute speaker-similarity metrics before watermarking.
