@@ -170,16 +170,19 @@ def clopper_pearson_upper(k: int, n: int, confidence: float = 0.95) -> float:
 
 
 # -- the measurement ------------------------------------------------------------------------
-def held_out_real(passes: int, seed: int) -> list[tuple[str, str, Audio]]:
+def held_out_real(
+    passes: int, seed: int, splits: tuple[str, ...] = ("dev", "test"), emodb: bool = True
+) -> list[tuple[str, str, Audio]]:
     """(set, name, clip) for every unmarked held-out clip: dev/test-speaker recordings whole
     and in `passes` passes of consecutive 1.5-3 s crops (pass p starts 0.75 p s in), EmoDB
-    whole and one 1.5 s crop of each starting 0.5 s in."""
+    whole and one 1.5 s crop of each starting 0.5 s in. Other `splits` (the train speakers,
+    without EmoDB) give the same recipe on the speakers thresholds are chosen on."""
     from watermark_layers import consecutive_crops
 
     from deepfake_studio.evaluation.speakers import SPLIT_FILE, data_root, load_manifest
 
-    splits = json.loads(SPLIT_FILE.read_text(encoding="utf-8"))["splits"]
-    held = {s: split for split in ("dev", "test") for v in splits[split].values() for s in v}
+    table = json.loads(SPLIT_FILE.read_text(encoding="utf-8"))["splits"]
+    held = {s: split for split in splits for v in table[split].values() for s in v}
     rng = random.Random(seed)
     out: list[tuple[str, str, Audio]] = []
     for clip in load_manifest():
@@ -194,6 +197,8 @@ def held_out_real(passes: int, seed: int) -> list[tuple[str, str, Audio]]:
                 continue  # too short to cut again: it would repeat the whole clip
             crops = consecutive_crops(shifted, rng)
             out += [(f"crops_pass{p}", f"{name}#{j}", c) for j, c in enumerate(crops)]
+    if not emodb:
+        return out
     emotion = data_root() / "emotion"
     with open(emotion / "manifest.csv", newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
@@ -358,7 +363,13 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, object]], None]) -> 
     """The measurement; `save` gets the results so far after each stage (and during the
     false-positive scan), so a run stopped early still leaves a report."""
     from watermark_attacks import ATTACKS, clip_summary
-    from watermark_layers import benchmark_keys, detection_table, embed_clips, flag_count
+    from watermark_layers import (
+        benchmark_keys,
+        detection_table,
+        embed_clips,
+        flag_count,
+        wrong_key_count,
+    )
 
     from deepfake_studio.audio import normalize_loudness
     from deepfake_studio.provenance import spread_watermark as spread
@@ -443,7 +454,7 @@ def run(args: argparse.Namespace, save: Callable[[dict[str, object]], None]) -> 
         marker, marks["marked"], groups, attacks, wrong, attack_checkpoint
     )
     stages["attacks"] = time.time() - t
-    res["wrong_key_on_marked"] = flag_count(wrong_key, z_thr)
+    res["wrong_key_on_marked"] = wrong_key_count(wrong_key, z_thr)
     res["during_run_seconds_per_clip"]["verify_wall_median"] = statistics.median(detect_s)  # type: ignore[index]
     log(f"attacks done after {(time.time() - started) / 60:.1f} min")
     progress()
@@ -540,7 +551,14 @@ def markdown(r: dict) -> str:  # type: ignore[type-arg]
         (f"Measured file bitrates (median): {kbps}. " if kbps else "")
         + (
             f"Another studio's key on the marked clips (unattacked): {wk['flagged']}/"
-            f"{wk['clips']} flagged (highest z {wk['max']:.2f}). "
+            f"{wk['clips']} called present"
+            + (
+                f" ({wk['z_at_threshold']} reach z {r['thresholds']['spread_z']:g} but do not "
+                "beat the decoys: watermark_attribution.md)"
+                if "z_at_threshold" in wk
+                else ""
+            )
+            + f", highest z {wk['max']:.2f}. "
             if wk
             else ""
         )

@@ -210,7 +210,7 @@ class AudioWatermarker:
         if self.spread is not None:
             found = self.spread.score(_checked(audio), audio.sample_rate)
             threshold = self.spread.threshold
-            layers.append(LayerResult(SPREAD_LAYER, found.z >= threshold, found.z, threshold))
+            layers.append(LayerResult(SPREAD_LAYER, found.present, found.z, threshold))
         return WatermarkResult(
             any(layer.present for layer in layers), perth.score, self.threshold, tuple(layers)
         )
