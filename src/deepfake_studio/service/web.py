@@ -701,7 +701,7 @@ class StudioWeb:
         audio = audio_io.load_audio(upload)
         result = self.studio.detect(audio)
         found = self.studio.watermarker.detect(audio)
-        threshold = self.studio.watermarker.threshold
+        threshold = found.threshold  # PerthNet's, for this clip's length
         if found.present:
             layers = "; ".join(
                 f"{layer.name} {layer.score:.2f} {'≥' if layer.present else '<'} "
