@@ -157,11 +157,18 @@ def test_a_stream_kept_as_a_job_is_that_jobs_audio_and_a_left_one_fails_it(
         kept = client.get(f"{server.url}/api/v1/jobs/{job_id}/audio", headers=AUTH)
     rate, streamed = read_stream_wav(data)
     assert job["state"] == "done" and job["kind"] == "clone", job
+    # The record a queued job would have: the request as sent, the finished result (the
+    # voice loaded once, by the route, is the one the record names).
+    assert (job["progress"], job["message"], job["error"]) == (1.0, "done", None)
+    assert job["request"]["text"] == text and job["request"]["voice"] == stream_voice.id
+    assert job["result"]["voice"] == stream_voice.id and job["result"]["engine"] == "kokoro"
+    assert job["result"]["bytes"] == len(kept.content)
     assert kept.status_code == 200 and kept.headers["content-type"] == "audio/wav"
     samples, kept_rate = sf.read(io.BytesIO(kept.content), dtype="float32")
     # The job's file is the stream that was heard (16-bit on the wire: within one step),
     # without the stream's closing pause (as `clone` ends a clip).
     assert kept_rate == rate == 24_000 and 1.5 < len(samples) / rate < 6.0
+    assert abs(job["result"]["duration"] - len(samples) / rate) < 1e-3
     assert len(samples) <= len(streamed) and not streamed[len(samples) :].any()
     assert float(np.abs(samples - streamed[: len(samples)]).max()) < 2 / 32768
     assert studio.watermarker.detect(Audio(samples, kept_rate)).present

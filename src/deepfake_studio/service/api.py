@@ -1253,7 +1253,7 @@ def create_app(
             job = await run_in_threadpool(store.create, "clone", request_json)
             stream_id, keep = job.id, None
             headers = {"X-Job-Id": job.id}
-            pieces = stream_clone(studio, store, job)
+            pieces = stream_clone(studio, store, job, voice)
         else:
             stream_id = uuid.uuid4().hex
             headers = {"X-Stream-Id": stream_id}

@@ -180,19 +180,24 @@ def store_clone(studio: Studio, store: JobStore, job: Job, output: CloneOutput) 
 STOPPED_EARLY = "stopped before the clip was finished (the listener left or pressed Stop)"
 
 
-def stream_clone(studio: Studio, store: JobStore, job: Job) -> Iterator[GeneratedAudio]:
+def stream_clone(
+    studio: Studio, store: JobStore, job: Job, voice: Voice | None = None
+) -> Iterator[GeneratedAudio]:
     """Run a queued clone job for an enrolled voice here and now instead of in a runner,
     yielding the pieces of `Studio.speak_stream` as they are made (each watermarked). After
     the last one, the joined clip and its signed record are written where the runner writes
     a clone job's (same file, same record, plus `streamed`) and the job is done. A stream
-    closed early (the listener left) fails the job and writes nothing."""
+    closed early (the listener left) fails the job and writes nothing. `voice`: the job's
+    voice if the caller has loaded it already (the streaming route checks it before the job
+    exists), so the first audio does not wait for a second load."""
     claimed = store.claim(job.id)
     if claimed is None:
         raise StudioError(f"job {job.id} is not waiting to run")
     request = claimed.request
     text = request["text"]
     try:
-        voice = studio.resolve_voice(request["voice"], None, request.get("engine"))
+        if voice is None or voice.id != request["voice"]:
+            voice = studio.resolve_voice(request["voice"], None, request.get("engine"))
         pieces = studio.speak_stream(
             text,
             voice,
