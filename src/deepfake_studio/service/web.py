@@ -1353,6 +1353,10 @@ def build_blocks(web: StudioWeb) -> gr.Blocks:
             ],
             [status, result, signals, embedding, projection],
             js=_GENERATE_JS,
+            # No Gradio overlays (a timer from the click on, then a pulse on five outputs):
+            # drawing them kept Chromium at ~40 % of a core while the first audio was being
+            # made on the same 2 cores. The status line shows the job's progress in words.
+            show_progress="hidden",
             **hidden,
         )
         blocks.load(web.stream_key, None, [stream_key], **hidden)
