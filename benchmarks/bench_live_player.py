@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
 from deepfake_studio.evaluation.machine import cpu_model
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _bundled_voice import bundled_kokoro_voice  # noqa: E402
 from _output import add_overwrite_flag, refuse_to_overwrite  # noqa: E402
 from bench_streaming import LONG_TEXT, ONE_SENTENCE  # noqa: E402
 
@@ -55,18 +55,8 @@ def load() -> str:
 def enroll_bundled_voice(data_dir: Path) -> str:
     """The bundled Kokoro pack as an enrolled voice in `data_dir` (no fit: fast)."""
     from deepfake_studio import Studio, StudioConfig
-    from deepfake_studio.voices import Voice
 
-    studio = Studio(StudioConfig(data_dir=data_dir))
-    voice = Voice(
-        name=VOICE_NAME,
-        embedding=np.full(256, 1 / 16, np.float32),
-        conditioning=studio.engine("kokoro").default_conditioning(),
-        consent="The bundled Kokoro voice, for the benchmark.",
-        source_sha256="0" * 64,
-    )
-    studio.library.save(voice, overwrite=True)
-    return studio.voice(VOICE_NAME).id
+    return bundled_kokoro_voice(Studio(StudioConfig(data_dir=data_dir)), VOICE_NAME).id
 
 
 def start_server(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -106,13 +96,18 @@ def page_run(page: Any, text: str) -> dict[str, Any]:
     page.evaluate(_WATCH_JS)
     page.locator("#clone-text textarea").fill(text)
     page.locator("#clone-generate").click()
+    # Polled every 100 ms, not on every animation frame (Playwright's default): a page that
+    # draws frames only to be polled would take CPU from the synthesis it is timing.
     page.wait_for_function(
-        "window.studioLive.stats && window.studioLive.stats.state === 'done'", timeout=300_000
+        "window.studioLive.stats && window.studioLive.stats.state === 'done'",
+        timeout=300_000,
+        polling=100,
     )
     # The job's result and plots come next: wait, so runs do not overlap.
     page.wait_for_function(
         "/Speaker similarity|failed/.test(document.querySelector('#clone-status').innerText)",
         timeout=300_000,
+        polling=100,
     )
     stats = page.evaluate("window.studioLive.stats")
     clicked = page.evaluate("window.clickedAt")
