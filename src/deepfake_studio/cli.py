@@ -1319,7 +1319,7 @@ def eval_languages(
         str, typer.Option("--split", help="train, dev, test, or all (every manifest speaker).")
     ] = "test",
     speakers: Annotated[int, typer.Option("--speakers", help="How many cloned speakers.")] = 3,
-    sentences: Annotated[int, typer.Option("--sentences", help="Sentences per language.")] = 2,
+    sentences: Annotated[int, typer.Option("--sentences", help="Sentences per language, 1-6.")] = 2,
     quality: Annotated[
         str, typer.Option("--quality", help="Enrollment quality of the clones.")
     ] = "quick",

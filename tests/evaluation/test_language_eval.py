@@ -80,7 +80,7 @@ def test_config_rejects_nonsense() -> None:
     with pytest.raises(StudioError, match="unknown language 'de'"):
         LanguageEvalConfig(languages=("es", "de"))
     with pytest.raises(StudioError, match="sentences"):
-        LanguageEvalConfig(sentences=4)
+        LanguageEvalConfig(sentences=7)
     with pytest.raises(StudioError, match="quality"):
         LanguageEvalConfig(quality="perfect")
 
@@ -101,3 +101,16 @@ def test_hindi_is_also_scored_against_its_urdu_spelling() -> None:
     assert urdu_error((sentence,), heard) == {"error_urdu": 0.0}
     assert character_error_rate(sentence, heard) > 0.9
     assert urdu_error(SENTENCES["es"][:1], "¿Dónde está la biblioteca?") == {}
+
+
+def test_six_sentences_per_language_each_distinct() -> None:
+    # --sentences up to 6 steadies the cross-lingual similarity; every language must have
+    # that many distinct sentences, and every Hindi one an Urdu spelling to score against.
+    assert LanguageEvalConfig(sentences=6, languages=("es", "hi")).sentences == 6
+    for code, sentences in SENTENCES.items():
+        assert len(sentences) == 6, code
+        assert len(set(sentences)) == 6, code
+    assert set(SENTENCES["hi"]) == set(URDU_SCRIPT)
+    assert urdu_error(SENTENCES["hi"], " ".join(URDU_SCRIPT[s] for s in SENTENCES["hi"])) == {
+        "error_urdu": 0.0
+    }
