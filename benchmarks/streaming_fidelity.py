@@ -44,6 +44,12 @@ PACKS = ("jf_alpha", "jm_kumo")
 SHIPPED = StreamConfig()
 SETTINGS = {
     "shipped": SHIPPED,  # first window 0.4 s, context 0.3 s
+    "frame-rate blocks per window (before session 18)": replace(
+        SHIPPED, whole_sentence_frame_rate=False
+    ),
+    "frame-rate blocks per sentence after the first window": replace(
+        SHIPPED, frame_rate_after_first_window=True
+    ),
     "first window 0.6 s": replace(SHIPPED, first_window_frames=24),
     "context 0.4 s": replace(SHIPPED, context_frames=16),
     "context 0.5 s": replace(SHIPPED, context_frames=20),

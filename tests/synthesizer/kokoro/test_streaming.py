@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from deepfake_studio.evaluation.asr import word_error_rate
 from deepfake_studio.synthesizer.kokoro.engine import KokoroEngine, token_ids
 from deepfake_studio.synthesizer.kokoro.parity import log_mel_l1
 from deepfake_studio.synthesizer.kokoro.streaming import (
     FRAME_SAMPLES,
+    Norms,
     StreamConfig,
+    decode_segments,
+    plan_sentence,
     render_stream,
     window_cuts,
+    with_frame_rate_blocks,
 )
 
 SENTENCE = "The weather is lovely today, so we walked down to the river to watch the boats."
@@ -84,6 +89,31 @@ def test_streamed_sentence_matches_the_whole_one(kokoro_engine: KokoroEngine, tr
         word_error_rate(SENTENCE, heard_streamed)
         <= word_error_rate(SENTENCE, heard_whole) + slack + 1e-9
     ), (heard_whole, heard_streamed)
+
+
+def test_the_frame_rate_blocks_run_once_with_the_voices_weights(
+    kokoro_engine: KokoroEngine,
+) -> None:
+    # The decoder's frame-rate blocks run over the whole sentence before the first window
+    # (their per-window statistics lost words: benchmarks/streaming_norm_oracle.md); the
+    # generator then takes the slice of each window. Float32 here, so equality is tight.
+    model = kokoro_engine.torch_path.model
+    ids, row = _ids_and_row(kokoro_engine, "Please call me back after lunch.")
+    plan = plan_sentence(model, ids, row, 1.0, None, False)
+    planned = with_frame_rate_blocks(model, plan, {}, False)
+    assert planned.hidden is not None and plan.hidden is None
+    assert planned.hidden.shape[-1] == 2 * plan.frames
+    whole = [(0, plan.frames)]
+    given = decode_segments(model, planned, whole, {}, Norms(), False)
+    computed = decode_segments(model, plan, whole, {}, Norms(), False)
+    assert np.abs(given - computed).max() < 1e-4
+    # An adapted voice's decoder weights reach these blocks too (`best` voices).
+    weight = model.decoder.encode.conv1.weight  # noise, not a scale: the norms undo scales
+    noise = torch.randn(weight.shape, generator=torch.Generator().manual_seed(0))
+    adapted = {"encode.conv1.weight": weight + 0.1 * weight.std() * noise}
+    moved = with_frame_rate_blocks(model, plan, adapted, False)
+    assert moved.hidden is not None
+    assert float((moved.hidden - planned.hidden).abs().max()) > 1e-2
 
 
 def test_a_one_window_sentence_is_the_whole_decode(kokoro_engine: KokoroEngine) -> None:

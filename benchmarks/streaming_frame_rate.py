@@ -1,0 +1,116 @@
+"""The decoder's frame-rate blocks once per sentence, or per window: first audio and RTF (issue 24).
+
+Since session 18 a stream runs the decoder's frame-rate blocks (its encode block and four
+decode blocks) over the whole sentence before the first window
+(`StreamConfig.whole_sentence_frame_rate`): their per-window instance-norm statistics cost
+words (`streaming_norm_oracle.md`, `streaming_fidelity_frame_rate.md`). What it costs in time:
+`Studio.speak_stream` of `bench_streaming.py`'s one-sentence and long texts with each
+setting, runs interleaved (the order alternating) in one warm process; also the blocks run
+once per sentence but only after the first window is sent (`frame_rate_after_first_window`).
+
+    .venv/bin/python benchmarks/streaming_frame_rate.py [--runs 7] [--overwrite]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from _bundled_voice import bundled_kokoro_voice
+from _output import add_overwrite_flag, refuse_to_overwrite
+from bench_streaming import LONG_TEXT, ONE_SENTENCE
+from streaming_windows import timeline
+
+from deepfake_studio import Studio, StudioConfig
+from deepfake_studio.evaluation.machine import cpu_model
+
+HERE = Path(__file__).resolve().parent
+SETTINGS = {  # StreamConfig fields per setting
+    "once per sentence, before the first window": {"whole_sentence_frame_rate": True},
+    "once per sentence, after the first window": {"frame_rate_after_first_window": True},
+    "per window (before session 18)": {"whole_sentence_frame_rate": False},
+}
+TEXTS = {"one sentence": ONE_SENTENCE, "long text": LONG_TEXT}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=7)
+    add_overwrite_flag(parser)
+    args = parser.parse_args()
+    out = HERE / "streaming_frame_rate"
+    refuse_to_overwrite([out.with_suffix(".md"), out.with_suffix(".json")], args.overwrite)
+
+    studio = Studio(StudioConfig(data_dir=Path(tempfile.mkdtemp(prefix="bench-frame-rate-"))))
+    voice = bundled_kokoro_voice(studio, "Bench Frame Rate")
+    streamer = studio.kokoro_streamer
+    shipped = streamer.config
+    for _ in range(2):  # warm: models loaded, first-run allocations done
+        list(studio.speak_stream(ONE_SENTENCE, voice))
+    load_start = os.getloadavg()
+    rows: dict[str, dict[str, list[tuple[float, float, float]]]] = {
+        s: {t: [] for t in TEXTS} for s in SETTINGS
+    }
+    for run in range(args.runs):
+        order = list(SETTINGS.items())
+        if run % 2:
+            order.reverse()
+        for name, fields in order:
+            streamer.config = replace(shipped, **fields)
+            for label, text in TEXTS.items():
+                rows[name][label].append(timeline(studio, text, voice))
+    streamer.config = shipped
+    print("timed parts done", flush=True)
+    load_end = os.getloadavg()
+    summary = {
+        name: {
+            label: {
+                "first_audio_s": statistics.median(r[0] for r in runs),
+                "stall_s": statistics.median(r[1] for r in runs),
+                "rtf": statistics.median(r[2] for r in runs),
+                "first_audio_runs": [round(r[0], 3) for r in runs],
+            }
+            for label, runs in per_text.items()
+        }
+        for name, per_text in rows.items()
+    }
+    data = {
+        "cpu": cpu_model(),
+        "torch_threads": torch.get_num_threads(),
+        "load_start": load_start,
+        "load_end": load_end,
+        "runs": args.runs,
+        "summary": summary,
+    }
+    out.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
+    lines = [
+        "# Frame-rate blocks once per sentence vs per window: time (issue 24)",
+        "",
+        f"`benchmarks/streaming_frame_rate.py --runs {args.runs}`: {data['cpu']}, torch "
+        f"{data['torch_threads']} threads, load average at start "
+        f"{', '.join(f'{x:.2f}' for x in load_start)}, at end "
+        f"{', '.join(f'{x:.2f}' for x in load_end)}. `Studio.speak_stream` with the bundled "
+        "voice, the settings interleaved (order alternating); medians of the runs.",
+        "",
+        "| setting | text | first audio s (median) | runs | stall s | RTF |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, per_text in summary.items():
+        for label, r in per_text.items():
+            runs = ", ".join(f"{x:.2f}" for x in r["first_audio_runs"])
+            lines.append(
+                f"| {name} | {label} | {r['first_audio_s']:.3f} | {runs} | {r['stall_s']:.3f} "
+                f"| {r['rtf']:.3f} |"
+            )
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print(out.with_suffix(".md").read_text())
+
+
+if __name__ == "__main__":
+    main()
