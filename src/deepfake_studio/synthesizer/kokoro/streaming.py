@@ -12,8 +12,12 @@ computed once, before the first window:
 
 What cannot match the whole-sentence decode exactly: every AdaIN layer normalises over the
 frames it sees (instance norm), so a window's statistics come from its own frames plus
-context rather than the whole sentence. `benchmarks/streaming.md` measures what that costs
-(log-mel distance, Whisper's words, the largest sample jump at a seam).
+context rather than the whole sentence. That lost words, so the decoder's cheap frame-rate
+blocks (encode + 4 decode blocks) also run once over the whole sentence (`SentencePlan.hidden`)
+and only the generator is windowed; its norms still see the window
+(`benchmarks/streaming_norm_oracle.md`, `streaming_fidelity_frame_rate.md`).
+`benchmarks/streaming.md` measures what the windows cost (log-mel distance, Whisper's words,
+the largest sample jump at a seam).
 
 Receptive field (measured by perturbing one decoder frame and finding where the output
 moves: `benchmarks/streaming.md`): above 1e-3 of the peak the change stays within ±10
