@@ -41,7 +41,7 @@ from pathlib import Path
 from _output import add_overwrite_flag, refuse_to_overwrite
 from watermark_attacks import ATTACKS, real_crops, synthetic
 from watermark_layers import benchmark_keys
-from watermark_robustness import held_out_real, machine, wilson
+from watermark_robustness import clopper_pearson_upper, held_out_real, machine, wilson
 
 from deepfake_studio.audio import normalize_loudness
 from deepfake_studio.provenance import AudioWatermarker
@@ -52,12 +52,9 @@ SHORT_FRAMES = 300  # PerthNet frames (10 ms hop) of sound: 3 s
 
 
 def perthnet_row(marker: AudioWatermarker, audio) -> tuple[float, int]:  # type: ignore[no-untyped-def]
-    """PerthNet's mean score and the loud frames it averaged (the whole clip in one chunk)."""
-    from deepfake_studio.provenance.watermark import WATERMARK_RATE, _to_rate
-
-    x32 = _to_rate(audio.samples, audio.sample_rate, WATERMARK_RATE)
-    score, frames = marker._score_chunk(x32)
-    return round(min(1.0, max(0.0, score)), 4), frames
+    """PerthNet's mean score and the loud frames it averaged."""
+    score, frames = marker.perthnet_score(audio)
+    return round(score, 4), frames
 
 
 def measure(args: argparse.Namespace) -> dict[str, object]:
@@ -166,7 +163,7 @@ def markdown(res: dict) -> str:  # type: ignore[type-arg]
         fp_line(held, "held out: dev + test speakers, EmoDB"),
     ]
     after = sum(flagged(r[3], r[4], short) for r in held)
-    upper = clopper_upper(after, len(held))
+    upper = clopper_pearson_upper(after, len(held))
     lines += [
         "",
         f"Held out with the rule: {after}/{len(held)}, 95 % upper bound {100 * upper:.3f} % "
@@ -218,12 +215,6 @@ def sliding_lines(res: dict, short: float) -> list[str]:  # type: ignore[type-ar
         f"{len(high)} reach 0.85 and {len(over)} reach the rule, from "
         f"{len(by_recording)} recording(s)" + (f": {worst}." if worst else "."),
     ]
-
-
-def clopper_upper(k: int, n: int) -> float:
-    from watermark_robustness import clopper_pearson_upper
-
-    return clopper_pearson_upper(k, n)
 
 
 def main() -> None:

@@ -139,6 +139,13 @@ class SpreadSpectrumWatermark:
             freqs <= cfg.high_hz * (1 + cfg.search)
         )
         self._f_scales = _grid(cfg.search, cfg.frequency_step)
+        # The search grid: (frequency-scale index, rate scale) pairs. A speed change scales
+        # frequency and modulation rate alike (f, f); a tempo change only the rate (1, r).
+        # Searching only these keeps unmarked scores low.
+        unit = int(np.argmin(np.abs(self._f_scales - 1.0)))
+        self._hypotheses = [(i, float(f)) for i, f in enumerate(self._f_scales)]
+        self._hypotheses += [(unit, float(r)) for r in _grid(cfg.search, cfg.rate_step)]
+        self._unit_hypothesis = self._hypotheses.index((unit, 1.0))  # the unchanged clip's
         self._patterns: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- embedding ------------------------------------------------------------------------
@@ -191,7 +198,7 @@ class SpreadSpectrumWatermark:
         decoy_best = float(decoy_ratio.max())
         decoy_z = _gamma_z(decoy_best * windows, windows)
         present = z >= self.threshold and float(ratio[best]) > decoy_best
-        i, r = self._hypotheses()[0][best]
+        i, r = self._hypotheses[best]
         return LayerScore(z, float(self._f_scales[i]), r, windows, decoy_z, present)
 
     def ratios(self, samples: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -203,7 +210,7 @@ class SpreadSpectrumWatermark:
         x = np.asarray(x, dtype=np.float64)
         q, decoy_q = self._search_patterns()
         q_power = np.abs(q) ** 2
-        hypotheses, unit_h = self._hypotheses()
+        hypotheses = self._hypotheses
         num = np.zeros(len(hypotheses))
         den = np.zeros(len(hypotheses))
         decoy_num = np.zeros((len(hypotheses), len(self._decoys)))
@@ -236,19 +243,9 @@ class SpreadSpectrumWatermark:
             # keep the raw ratio: the mark also raises the decoys (it is coherent within a
             # chip), which would cost a third of the noise detections, and the threshold was
             # chosen on such clips, so their excess is inside it.
-            scale = max(float(decoy_ratio[unit_h].mean()), 1e-6)
+            scale = max(float(decoy_ratio[self._unit_hypothesis].mean()), 1e-6)
             ratio, decoy_ratio = ratio / scale, decoy_ratio / scale
         return ratio, decoy_ratio, windows
-
-    def _hypotheses(self) -> tuple[list[tuple[int, float]], int]:
-        """(frequency-scale index, rate scale) pairs, and the index of the unchanged clip's.
-        A speed change scales frequency and modulation rate alike (f, f); a tempo change only
-        the rate (1, r). Searching only these keeps unmarked scores low."""
-        r_scales = _grid(self.config.search, self.config.rate_step)
-        hypotheses = [(i, float(f)) for i, f in enumerate(self._f_scales)]
-        unit = int(np.argmin(np.abs(self._f_scales - 1.0)))
-        hypotheses += [(unit, float(r)) for r in r_scales]
-        return hypotheses, hypotheses.index((unit, 1.0))
 
     def _search_patterns(self) -> tuple[np.ndarray, np.ndarray]:
         """Our pattern (scales x bins) and the decoys' (scales x decoys x bins), as the

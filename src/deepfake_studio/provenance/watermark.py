@@ -228,14 +228,18 @@ class AudioWatermarker:
             any(layer.present for layer in layers), perth.score, perth.threshold, tuple(layers)
         )
 
-    def _detect_perthnet(self, audio: Audio) -> LayerResult:
-        x = _checked(audio)
-        x32 = _to_rate(x, audio.sample_rate, WATERMARK_RATE)
+    def perthnet_score(self, audio: Audio) -> tuple[float, int]:
+        """PerthNet's confidence (0-1, its loud frames' mean) and how many loud frames it
+        averaged: the frame count decides which threshold applies (`threshold_for`)."""
+        x32 = _to_rate(_checked(audio), audio.sample_rate, WATERMARK_RATE)
         total, frames = 0.0, 0
         for start, end, _, _ in _chunks(len(x32), overlap=0, size=self._chunk_samples):
             score, n = self._score_chunk(x32[start:end])
             total, frames = total + score * n, frames + n  # weight by frames the score covers
-        confidence = min(1.0, max(0.0, total / frames)) if frames else 0.0
+        return (min(1.0, max(0.0, total / frames)) if frames else 0.0), frames
+
+    def _detect_perthnet(self, audio: Audio) -> LayerResult:
+        confidence, frames = self.perthnet_score(audio)
         threshold = self.threshold_for(frames)
         return LayerResult(PERTHNET_LAYER, confidence >= threshold, confidence, threshold)
 
