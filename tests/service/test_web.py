@@ -78,7 +78,13 @@ class _Server:
         self.socket = socket.socket()
         self.socket.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.socket.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on")
+        # An open page holds a Gradio stream (its heartbeat) that never ends by itself: with
+        # uvicorn's default (no graceful-shutdown timeout) every exit waited for it until the
+        # join below gave up after 30 s, and the app's shutdown never ran. After 1 s the stream
+        # is cancelled and the server stops, shutdown included.
+        config = uvicorn.Config(
+            app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.socket]}, daemon=True
