@@ -886,6 +886,13 @@ def detector_build_data(
             "(others: --spoofs-per-generator).",
         ),
     ] = None,
+    hifigan_checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            "--hifigan-checkpoint",
+            help="RUN/hifigan.pt that the hifigan-resynth generator vocodes real clips with.",
+        ),
+    ] = None,
 ) -> None:
     """Generate the detector's real/synthetic clips (resumable: run it again to continue)."""
     from dataclasses import replace
@@ -898,6 +905,7 @@ def detector_build_data(
         spoofs_per_generator=spoofs,
         max_bona_fide=max_real or None,
         crops_per_recording=crops,
+        hifigan_checkpoint=str(hifigan_checkpoint) if hifigan_checkpoint else None,
         seed=seed,
     )
     if crops < 1:

@@ -70,8 +70,11 @@ GENERATORS = (
 # `kokoro-clone-QUALITY`: studio clones enrolled at that quality, of their own (more) speakers
 # (`DataConfig.quality_clone_voices`), so a build holds the clones of today's studio at every
 # quality a user picks, whatever `clone_quality` the older `kokoro-clone` was made with.
+# `hifigan-resynth`: real clips resynthesised by a HiFi-GAN checkpoint the build names
+# (`DataConfig.hifigan_checkpoint`), so a build records which vocoder made them.
 CLONE_PREFIX = "kokoro-clone-"
-OPTIONAL_GENERATORS = ("kokoro-varied", *(CLONE_PREFIX + q for q in QUALITIES))
+HIFIGAN = "hifigan-resynth"
+OPTIONAL_GENERATORS = ("kokoro-varied", *(CLONE_PREFIX + q for q in QUALITIES), HIFIGAN)
 CLIP_LUFS = -23.0
 MAX_TEXT_WORDS = 13  # about 4-5 s of speech: enough to cut a 4 s clip from
 MIN_TEXT_WORDS = 8  # shorter transcripts are joined with the next one
@@ -113,6 +116,9 @@ class DataConfig:
     # clips of the studio's own clones, whose test catch rate is the first thing a user checks).
     spoofs_by_generator: dict[str, int] = field(default_factory=dict)
     watermark_fraction: float = 0.5  # share of studio-clone clips that carry the watermark
+    # RUN/hifigan.pt (`train vocoder --model hifigan`) that `hifigan-resynth` vocodes with;
+    # needed only by that generator. Stored as given: a rebuild elsewhere names its own copy.
+    hifigan_checkpoint: str | None = None
     seed: int = 0
 
 
@@ -287,6 +293,7 @@ def _voices(
         "festival": FESTIVAL_VOICES,
         "world": ("world",),
         "griffin-lim": ("griffin-lim",),
+        HIFIGAN: (HIFIGAN,),
     }
     if generator in static:
         return static[generator]
@@ -356,6 +363,7 @@ class Builder:
                     "festival": g.festival,
                     "world": g.world_vocoder,
                     "griffin-lim": g.griffin_lim_vocoder,
+                    HIFIGAN: lambda: g.hifigan_resynth(Path(str(self.config.hifigan_checkpoint))),
                 }
                 self._generators[name] = factories[name]()
         return self._generators[name]
@@ -495,6 +503,12 @@ def build(
         raise StudioError(
             f"unknown clone quality {config.clone_quality!r} ({', '.join(QUALITIES)})"
         )
+    if HIFIGAN in config.generators:
+        # Checked before anything is built: a build must not run for an hour and then stop.
+        if not config.hifigan_checkpoint:
+            raise StudioError(f"{HIFIGAN} needs a HiFi-GAN checkpoint (--hifigan-checkpoint)")
+        if not Path(config.hifigan_checkpoint).is_file():
+            raise StudioError(f"HiFi-GAN checkpoint not found: {config.hifigan_checkpoint}")
     speech = Path(speech_dir) if speech_dir else data_root() / "speech"
     if not (speech / "manifest.csv").exists():
         raise StudioError(f"no real speech corpus at {speech} (manifest.csv missing)")

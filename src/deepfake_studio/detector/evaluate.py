@@ -48,6 +48,7 @@ GENERATOR_FAMILIES: dict[str, str] = {
     "festival": "festvox",  # (kal, slt and awb exist in both)
     "world": "world",  # copy-synthesis of real speech, WORLD vocoder
     "griffin-lim": "griffin-lim",  # copy-synthesis of real speech, Griffin-Lim phase recovery
+    "hifigan-resynth": "hifigan",  # copy-synthesis of real speech, the project's HiFi-GAN
 }
 
 

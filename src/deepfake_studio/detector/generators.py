@@ -7,8 +7,9 @@ Two kinds:
   prosody no pack has (`kokoro-varied`), Debian's espeak-ng (formant synthesis), flite and festival
   (diphone, clustergen and HTS voices);
 * copy-synthesis of a real recording (`world`: WORLD analysis → resynthesis; `griffin-lim`:
-  the project's SV2TTS mel → Griffin-Lim vocoder), which keeps the speaker and the words and
-  changes only the waveform model, the hardest case for a detector.
+  the project's SV2TTS mel → Griffin-Lim vocoder; `hifigan-resynth`: the recording's 22.05 kHz
+  mel → a HiFi-GAN checkpoint of the project's own, a neural vocoder), which keeps the speaker
+  and the words and changes only the waveform model, the hardest case for a detector.
 
 Every generator returns an `Audio` at its own rate; `data.py` resamples, trims and crops.
 """
@@ -275,3 +276,28 @@ def griffin_lim_vocoder() -> Generator:
         return Audio(griffin_lim(mel, config=config), request.source.sample_rate)
 
     return Generator("griffin-lim", ("griffin-lim",), False, generate)
+
+
+def hifigan_resynth(checkpoint: Path) -> Generator:
+    """A real recording's 22.05 kHz mel (HIFIGAN_AUDIO) → the project's HiFi-GAN from
+    `checkpoint` (RUN/hifigan.pt of `train vocoder --model hifigan`). Modern TTS systems end
+    in a neural vocoder like this one, so its fingerprints (upsampling artefacts, periodic
+    structure learnt rather than modelled) are what an unseen neural generator shares with it;
+    even a briefly trained checkpoint leaves them."""
+    from deepfake_studio.audio import resample
+    from deepfake_studio.synthesizer.sv2tts import SV2TTSModelError
+    from deepfake_studio.vocoder.audio import melspectrogram
+    from deepfake_studio.vocoder.hifigan import load_hifigan_vocoder
+
+    try:
+        vocoder = load_hifigan_vocoder(Path(checkpoint))
+    except SV2TTSModelError as exc:
+        raise GeneratorError(f"hifigan-resynth: {exc}") from exc
+    audio = vocoder.generator.config.audio
+
+    def generate(request: Request) -> Audio:
+        assert request.source is not None
+        wav = resample(request.source, audio.sample_rate).samples
+        return Audio(vocoder(melspectrogram(wav, audio)), audio.sample_rate)
+
+    return Generator("hifigan-resynth", ("hifigan-resynth",), False, generate)
