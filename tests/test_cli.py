@@ -6,14 +6,19 @@ stderr, without ~3-6 s of interpreter start-up and imports per call."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 import soundfile as sf
@@ -455,6 +460,23 @@ def test_serve_listens_on_loopback_and_warms_streaming_up_in_the_background(
             with socket.socket() as probe:
                 probe.settimeout(2)
                 assert probe.connect_ex((outside, port)) != 0, outside
+        # Ctrl+C with the web studio open in a browser: its heartbeat connection never ends,
+        # and the server used to wait for it forever. It stops within the 5 s grace now.
+        heartbeat = f"http://127.0.0.1:{port}/gradio_api/heartbeat/open-page"
+        opened = threading.Event()
+
+        def hold_a_page_open() -> None:
+            with contextlib.suppress(httpx.HTTPError), httpx.stream("GET", heartbeat) as page:
+                for _ in page.iter_lines():
+                    opened.set()
+
+        threading.Thread(target=hold_a_page_open, daemon=True).start()
+        assert opened.wait(timeout=30)
+        started = time.monotonic()
+        server.send_signal(signal.SIGINT)
+        assert server.wait(timeout=30) == 0
+        assert time.monotonic() - started < 15
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)

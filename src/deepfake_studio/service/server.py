@@ -97,4 +97,8 @@ def serve(
     # watermark's model): pay it now, beside the start-up, not when someone is listening.
     threading.Thread(target=_warm_streaming, args=(studio,), daemon=True).start()
     # One uvicorn process: embedded job workers live in it and share its loaded models.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
+    # An open web page holds a connection that never ends (Gradio's heartbeat): without a
+    # limit, Ctrl+C would wait for it forever. After 5 s the shutdown goes on without it.
+    uvicorn.run(
+        app, host=host, port=port, log_level=log_level, workers=1, timeout_graceful_shutdown=5
+    )
