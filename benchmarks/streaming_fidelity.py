@@ -50,6 +50,9 @@ SETTINGS = {
     "frame-rate blocks per sentence after the first window": replace(
         SHIPPED, frame_rate_after_first_window=True
     ),
+    "generator statistics pooled over the windows so far": replace(
+        SHIPPED, generator_running_stats=True
+    ),
     "first window 0.6 s": replace(SHIPPED, first_window_frames=24),
     "context 0.4 s": replace(SHIPPED, context_frames=16),
     "context 0.5 s": replace(SHIPPED, context_frames=20),

@@ -31,20 +31,28 @@ from deepfake_studio import Studio, StudioConfig
 from deepfake_studio.evaluation.machine import cpu_model
 
 HERE = Path(__file__).resolve().parent
-SETTINGS = {  # StreamConfig fields per setting
-    "once per sentence, before the first window": {"whole_sentence_frame_rate": True},
-    "once per sentence, after the first window": {"frame_rate_after_first_window": True},
+SETTINGS = {  # StreamConfig fields per setting (the shipped config with these changed)
+    "once per sentence, before the first window": {"generator_running_stats": False},
+    "once per sentence, after the first window": {
+        "frame_rate_after_first_window": True,
+        "generator_running_stats": False,
+    },
     "per window (before session 18)": {"whole_sentence_frame_rate": False},
+    "shipped (session 19: generator statistics pooled over the windows so far)": {},
 }
+DEFAULT_SETTINGS = list(SETTINGS)[:3]  # what streaming_frame_rate.md compares
 TEXTS = {"one sentence": ONE_SENTENCE, "long text": LONG_TEXT}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--settings", nargs="+", default=DEFAULT_SETTINGS, choices=list(SETTINGS))
+    parser.add_argument("--out", type=Path, default=HERE / "streaming_frame_rate")
     add_overwrite_flag(parser)
     args = parser.parse_args()
-    out = HERE / "streaming_frame_rate"
+    out = args.out
+    settings = {name: SETTINGS[name] for name in args.settings}
     refuse_to_overwrite([out.with_suffix(".md"), out.with_suffix(".json")], args.overwrite)
 
     studio = Studio(StudioConfig(data_dir=Path(tempfile.mkdtemp(prefix="bench-frame-rate-"))))
@@ -55,10 +63,10 @@ def main() -> None:
         list(studio.speak_stream(ONE_SENTENCE, voice))
     load_start = os.getloadavg()
     rows: dict[str, dict[str, list[tuple[float, float, float]]]] = {
-        s: {t: [] for t in TEXTS} for s in SETTINGS
+        s: {t: [] for t in TEXTS} for s in settings
     }
     for run in range(args.runs):
-        order = list(SETTINGS.items())
+        order = list(settings.items())
         if run % 2:
             order.reverse()
         for name, fields in order:
@@ -90,9 +98,10 @@ def main() -> None:
     }
     out.with_suffix(".json").write_text(json.dumps(data, indent=1) + "\n")
     lines = [
-        "# Frame-rate blocks once per sentence vs per window: time (issue 24)",
+        "# Stream settings: time to first audio and RTF (issue 24)",
         "",
-        f"`benchmarks/streaming_frame_rate.py --runs {args.runs}`: {data['cpu']}, torch "
+        f"`benchmarks/streaming_frame_rate.py --runs {args.runs}` ({len(settings)} settings): "
+        f"{data['cpu']}, torch "
         f"{data['torch_threads']} threads, load average at start "
         f"{', '.join(f'{x:.2f}' for x in load_start)}, at end "
         f"{', '.join(f'{x:.2f}' for x in load_end)}. `Studio.speak_stream` with the bundled "
