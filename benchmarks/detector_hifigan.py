@@ -69,6 +69,7 @@ def run_variant(args: argparse.Namespace, held_out: tuple[str, ...]) -> None:
         exclude_real_sources=held_out,
         init_onnx="",  # from scratch: the shipped weights saw Kokoro
         exclude_generators=left_out,
+        seed=args.seed,
     )
     run = args.runs / args.variant
     started = time.perf_counter()
@@ -78,6 +79,7 @@ def run_variant(args: argparse.Namespace, held_out: tuple[str, ...]) -> None:
         "left_out": list(left_out),
         "trained_on": str(args.train_data or args.data),
         "epochs": args.epochs,
+        "seed": args.seed,
         "parameters": card["parameters"],
         "dev_eer": card["dev"]["eer"],
         "train_minutes": (time.perf_counter() - started) / 60,
@@ -184,7 +186,8 @@ def report(args: argparse.Namespace) -> None:
         "# Detector: HiFi-GAN resynthesis in training, Kokoro unseen (issue 21, item 1)",
         "",
         "Written by `benchmarks/detector_hifigan.py` (its docstring says how the runs differ). "
-        f"Both runs: {results['with']['epochs']} epochs from scratch, seed 0, the shipped "
+        f"Both runs: {results['with']['epochs']} epochs from scratch, seed "
+        f"{results['with'].get('seed', 0)}, the shipped "
         "training settings, the whole Kokoro family "
         f"({', '.join(kokoro)}) left out of train and dev, children and phone-microphone "
         "real speech kept out; they differ only in whether the `hifigan-resynth` clips "
@@ -292,6 +295,7 @@ def report(args: argparse.Namespace) -> None:
         payload_asr = None
     if extra := args.notes.read_text(encoding="utf-8") if args.notes else "":
         lines += [extra.rstrip(), ""]
+    args.out.mkdir(parents=True, exist_ok=True)
     out_json, out_md = args.out / "detector_hifigan.json", args.out / "detector_hifigan.md"
     refuse_to_overwrite([out_json, out_md], args.overwrite)
     payload = {
@@ -318,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notes", type=Path, default=None, help="text appended to the .md")
     parser.add_argument("--asr-check", type=int, default=0, help="dev clips to transcribe")
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--seed", type=int, default=0, help="training seed of both runs")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--shared", type=Path, default=None, help="shared data folder")
     parser.add_argument("--out", type=Path, default=OUT)
