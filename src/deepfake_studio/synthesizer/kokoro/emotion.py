@@ -25,11 +25,6 @@ same actor's neutral, openSMILE eGeMAPS). EmoDB has no surprise: its row comes f
 for surprise in the synthesis literature (high, wide pitch ending in a rise; reviewed by
 Schröder 2001, "Emotional speech synthesis: a review"); the magnitudes of those are ours.
 
-The F0 level shift is the measured one × `LEVEL_KEEP` (below 1; not for fear): on dev clones
-the level shift is what cost the likeness to the speaker (the independent judge's normalised
-similarity), with the voice-quality filter on top of it; half the shift kept the classifier's
-recognition (`benchmarks/emotion_similarity.md`).
-
 Loudness is not in the table: the studio normalises every clip to one loudness, and the
 EmoDB copy is peak-normalised (no level can be calibrated on it); vocal effort shows as tilt.
 """
@@ -130,33 +125,16 @@ EQ_NOTE = (
 )
 
 
-# The F0 level shift each emotion gets is its measured shift × this. Acting an emotion moves a
-# real voice away from itself too (EmoDB: normalised similarity drops of 0.20-0.37 against the
-# same actor's neutral), but issue 20 asks a clone to stay within 0.05 of its neutral. On quick
-# clones of 2 dev speakers the voice-quality filter on the neutral audio cost -0.01 to +0.03,
-# the whole shift with the filter +0.03 to +0.12, half the shift with the filter -0.03 to +0.03
-# (angry +0.119 → +0.028), heard as the intended emotion as often as with the whole shift
-# (happy 3 of 6, sad 0, angry 6 of 6; benchmarks/emotion_similarity.md). Chosen among 1 and
-# 0.5 only. Range, contour, tempo and pauses stay as measured; the filters were calibrated
-# with the whole shift and were not refitted.
-LEVEL_KEEP = 0.5
-LEVEL_NOTE = f"× LEVEL_KEEP = {LEVEL_KEEP}: benchmarks/emotion_similarity.md (dev clones)"
-# Fear keeps its whole shift: with half of it the dev clones were heard as fearful in 1 of 6
-# clips instead of 2 of 6 (its drop with the whole shift was already the smallest, 0.025).
-WHOLE_NOTE = "whole: half was heard as fearful less often on dev (emotion_similarity.md)"
-
-
-def _emodb_sources(alpha_db: str = "", eq: bool = False, kept: bool = True) -> dict[str, str]:
+def _emodb_sources(alpha_db: str = "", eq: bool = False) -> dict[str, str]:
     """Where an emotion measured on EmoDB got its numbers (`alpha_db`: its alpha-ratio change,
-    for the tilt; `eq`: the equaliser instead; `kept`: its level shift × LEVEL_KEEP)."""
-    prosody = ("f0_range_scale", "f0_slope_semitones_per_s", "tempo")
+    for the tilt; `eq`: the equaliser instead)."""
+    prosody = ("f0_shift_semitones", "f0_range_scale", "f0_slope_semitones_per_s", "tempo")
     quality = (
         {"eq_db": EQ_NOTE}
         if eq
         else {"tilt_db": f"{EMODB} (alpha ratio {alpha_db} dB); {TILT_NOTE}"}
     )
-    level = {"f0_shift_semitones": f"{EMODB} {LEVEL_NOTE}" if kept else f"{EMODB}; {WHOLE_NOTE}"}
-    return {**dict.fromkeys((*prosody, "pause_scale"), EMODB), **level, **quality}
+    return {**dict.fromkeys((*prosody, "pause_scale"), EMODB), **quality}
 
 
 # Printed by benchmarks/emotion_spectrum.py (gains in dB at EQ_CENTRES_HZ, 63 Hz ... 6.3 kHz).
@@ -167,7 +145,7 @@ EQ_HAPPY = (1.3, 1.3, 1.3, 1.3, 1.3, 1.3, 1.3, 1.1, -0.2, 1.5, 3.5,
 EMOTION_TABLE: dict[str, EmotionSettings] = {
     "neutral": EmotionSettings(),
     "happy": EmotionSettings(
-        f0_shift_semitones=8.44 * LEVEL_KEEP,
+        f0_shift_semitones=8.44,
         f0_range_scale=(NEUTRAL_RANGE_ST + 1.59) / NEUTRAL_RANGE_ST,
         f0_slope_semitones_per_s=1.17,
         tempo=1.0,  # Δrate -0.03/s, 5 of 10 actors
@@ -176,7 +154,7 @@ EMOTION_TABLE: dict[str, EmotionSettings] = {
         sources=_emodb_sources(eq=True),
     ),
     "sad": EmotionSettings(
-        f0_shift_semitones=-2.07 * LEVEL_KEEP,
+        f0_shift_semitones=-2.07,
         f0_range_scale=(NEUTRAL_RANGE_ST - 1.49) / NEUTRAL_RANGE_ST,
         f0_slope_semitones_per_s=0.0,  # +0.49 st/s, only 6 of 10 actors
         tempo=(NEUTRAL_RATE - 0.48) / NEUTRAL_RATE,
@@ -187,7 +165,7 @@ EMOTION_TABLE: dict[str, EmotionSettings] = {
         sources=_emodb_sources("-4.5"),
     ),
     "angry": EmotionSettings(
-        f0_shift_semitones=9.19 * LEVEL_KEEP,
+        f0_shift_semitones=9.19,
         f0_range_scale=(NEUTRAL_RANGE_ST + 0.81) / NEUTRAL_RANGE_ST,
         f0_slope_semitones_per_s=1.81,
         tempo=1.0,  # Δrate +0.07/s, 6 of 10 actors
@@ -202,16 +180,16 @@ EMOTION_TABLE: dict[str, EmotionSettings] = {
         tempo=(NEUTRAL_RATE + 0.30) / NEUTRAL_RATE,
         pause_scale=1.0,  # Δ unvoiced +0.0003 s
         tilt_db=_tilt("fearful"),
-        sources=_emodb_sources("+3.5", kept=False),
+        sources=_emodb_sources("+3.5"),
     ),
     "surprised": EmotionSettings(
-        f0_shift_semitones=7.9 * LEVEL_KEEP,
+        f0_shift_semitones=7.9,
         f0_range_scale=(NEUTRAL_RANGE_ST + 4.2) / NEUTRAL_RANGE_ST,
         f0_end_rise_semitones=4.0,
         tempo=1.0,
         tilt_db=_tilt("surprised"),
         sources={
-            "f0_shift_semitones": f"{FACTS} {LEVEL_NOTE}",
+            "f0_shift_semitones": FACTS,
             "f0_range_scale": f"{FACTS} (+4.2 st over EmoDB's neutral range)",
             "f0_end_rise_semitones": RULE,
             "tempo": "no rate measure for surprise here: unchanged",
