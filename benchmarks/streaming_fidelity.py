@@ -47,9 +47,6 @@ SETTINGS = {
     "frame-rate blocks per window (before session 18)": replace(
         SHIPPED, whole_sentence_frame_rate=False
     ),
-    "frame-rate blocks per sentence after the first window": replace(
-        SHIPPED, frame_rate_after_first_window=True
-    ),
     "generator statistics pooled over the windows so far": replace(
         SHIPPED, generator_running_stats=True
     ),

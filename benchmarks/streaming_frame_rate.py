@@ -1,14 +1,17 @@
-"""The decoder's frame-rate blocks once per sentence, or per window: first audio and RTF (issue 24).
+"""Stream settings, timed: first audio, stall and RTF of `speak_stream` (issue 24).
 
 Since session 18 a stream runs the decoder's frame-rate blocks (its encode block and four
 decode blocks) over the whole sentence before the first window
 (`StreamConfig.whole_sentence_frame_rate`): their per-window instance-norm statistics cost
-words (`streaming_norm_oracle.md`, `streaming_fidelity_frame_rate.md`). What it costs in time:
-`Studio.speak_stream` of `bench_streaming.py`'s one-sentence and long texts with each
-setting, runs interleaved (the order alternating) in one warm process; also the blocks run
-once per sentence but only after the first window is sent (`frame_rate_after_first_window`).
+words (`streaming_norm_oracle.md`, `streaming_fidelity_frame_rate.md`); since session 19 the
+generator pools its statistics over the windows so far (`generator_running_stats`). What a
+setting costs in time: `Studio.speak_stream` of `bench_streaming.py`'s one-sentence and long
+texts with each setting, runs interleaved (the order alternating) in one warm process.
+`streaming_frame_rate.md` (session 18) also timed the blocks run only after the first window
+(an option since removed); `streaming_running_time.md` is session 19's comparison.
 
-    .venv/bin/python benchmarks/streaming_frame_rate.py [--runs 7] [--overwrite]
+    .venv/bin/python benchmarks/streaming_frame_rate.py [--runs 7] [--settings ...] \
+        [--out benchmarks/streaming_running_time] [--overwrite]
 """
 
 from __future__ import annotations
@@ -33,14 +36,10 @@ from deepfake_studio.evaluation.machine import cpu_model
 HERE = Path(__file__).resolve().parent
 SETTINGS = {  # StreamConfig fields per setting (the shipped config with these changed)
     "once per sentence, before the first window": {"generator_running_stats": False},
-    "once per sentence, after the first window": {
-        "frame_rate_after_first_window": True,
-        "generator_running_stats": False,
-    },
     "per window (before session 18)": {"whole_sentence_frame_rate": False},
     "shipped (session 19: generator statistics pooled over the windows so far)": {},
 }
-DEFAULT_SETTINGS = list(SETTINGS)[:3]  # what streaming_frame_rate.md compares
+DEFAULT_SETTINGS = list(SETTINGS)[:2]  # what streaming_frame_rate.md compared
 TEXTS = {"one sentence": ONE_SENTENCE, "long text": LONG_TEXT}
 
 

@@ -92,10 +92,9 @@ class StreamConfig:
     max_probes: int = 8
     # The decoder's frame-rate blocks (10 of its AdaIN norms) run over the whole sentence
     # before the first window, so only the generator is windowed (`with_frame_rate_blocks`).
+    # (Running them only after the first window was sent kept 0.03-0.06 s of first audio but
+    # lost words: WER 15.8 vs 15.0 % on 40 clips, benchmarks/streaming_fidelity_frame_rate.md.)
     whole_sentence_frame_rate: bool = True
-    # ... or, with this, only after the first window (its own statistics there): no cost to
-    # the first audio, the later windows exact in those blocks.
-    frame_rate_after_first_window: bool = False
     # The generator's AdaIN statistics pooled over the windows decoded so far (`RunningStats`;
     # with `whole_sentence_frame_rate` before the first window). On 120 clips: Whisper-base
     # WER 9.2 % vs 10.3 % with each window's own (whole sentences 8.8 %), log-mel distance to
@@ -488,8 +487,7 @@ def render_stream(
     config = config or StreamConfig()
     model = torch_kokoro.model
     plan = plan_sentence(model, ids, style_row, speed, edit, torch_kokoro.text_bfloat16)
-    later = config.whole_sentence_frame_rate and config.frame_rate_after_first_window
-    if config.whole_sentence_frame_rate and not later:
+    if config.whole_sentence_frame_rate:
         plan = with_frame_rate_blocks(model, plan, decoder_params, torch_kokoro.bfloat16)
     frames = plan.frames
     first_done = False
@@ -497,7 +495,7 @@ def render_stream(
     counted_to = 0  # frames [0, counted_to) are in `running`'s sums
 
     def decode(lo: int, hi: int) -> np.ndarray:
-        nonlocal first_done, plan, counted_to
+        nonlocal first_done, counted_to
         if running is not None:
             keep_hi = hi if hi == frames else hi - config.context_frames
             running.window(lo, hi, max(lo, counted_to), max(keep_hi, counted_to))
@@ -512,8 +510,6 @@ def render_stream(
                 torch_kokoro.bfloat16,
             )
         if first_done:
-            if later and plan.hidden is None:  # the first piece has been sent by now
-                plan = with_frame_rate_blocks(model, plan, decoder_params, torch_kokoro.bfloat16)
             return decode_segments(
                 model, plan, [(lo, hi)], decoder_params, Norms(), torch_kokoro.bfloat16
             )
