@@ -176,24 +176,10 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
-def report(args: argparse.Namespace) -> None:
-    results = {v: json.loads((args.runs / v / "result.json").read_text()) for v in VARIANTS}
-    built = json.loads((args.data / "config.json").read_text(encoding="utf-8"))
-    kokoro = kokoro_members(args.data)
-    members = (*kokoro, HIFIGAN)
+def tables(results: dict, kokoro: tuple[str, ...], members: tuple[str, ...]) -> list[str]:
+    """The markdown tables of one pair of runs (adds the Kokoro means to `results`)."""
     header = "| | " + " | ".join(f"{v} HiFi-GAN clips" for v in VARIANTS) + " |"
     lines = [
-        "# Detector: HiFi-GAN resynthesis in training, Kokoro unseen (issue 21, item 1)",
-        "",
-        "Written by `benchmarks/detector_hifigan.py` (its docstring says how the runs differ). "
-        f"Both runs: {results['with']['epochs']} epochs from scratch, seed "
-        f"{results['with'].get('seed', 0)}, the shipped "
-        "training settings, the whole Kokoro family "
-        f"({', '.join(kokoro)}) left out of train and dev, children and phone-microphone "
-        "real speech kept out; they differ only in whether the `hifigan-resynth` clips "
-        f"(real clips of each split's own speakers through `{built.get('hifigan_checkpoint')}`) "
-        "are in training. Same test clips for both. Clean / augmented test copies.",
-        "",
         "Unseen EER (lower is better):",
         "",
         header,
@@ -275,6 +261,39 @@ def report(args: argparse.Namespace) -> None:
     }
     for name, cell in rows.items():
         lines.append(f"| {name} | " + " | ".join(cell(results[v]) for v in VARIANTS) + " |")
+    return lines
+
+
+def report(args: argparse.Namespace) -> None:
+    results = {v: json.loads((args.runs / v / "result.json").read_text()) for v in VARIANTS}
+    built = json.loads((args.data / "config.json").read_text(encoding="utf-8"))
+    kokoro = kokoro_members(args.data)
+    members = (*kokoro, HIFIGAN)
+    repeats: dict[str, dict] = {}
+    lines = [
+        "# Detector: HiFi-GAN resynthesis in training, Kokoro unseen (issue 21, item 1)",
+        "",
+        "Written by `benchmarks/detector_hifigan.py` (its docstring says how the runs differ). "
+        f"Both runs: {results['with']['epochs']} epochs from scratch, seed "
+        f"{results['with'].get('seed', 0)}, the shipped "
+        "training settings, the whole Kokoro family "
+        f"({', '.join(kokoro)}) left out of train and dev, children and phone-microphone "
+        "real speech kept out; they differ only in whether the `hifigan-resynth` clips "
+        f"(real clips of each split's own speakers through `{built.get('hifigan_checkpoint')}`) "
+        "are in training. Same test clips for both. Clean / augmented test copies.",
+        "",
+    ]
+    lines += tables(results, kokoro, members)
+    for repeat in args.repeat_runs:
+        again = {v: json.loads((repeat / v / "result.json").read_text()) for v in VARIANTS}
+        repeats[str(repeat)] = again
+        lines += [
+            "",
+            f"### Repeat: both runs again with training seed {again['with'].get('seed', 0)}, "
+            "same clips",
+            "",
+            *tables(again, kokoro, members),
+        ]
     lines += [
         "",
         f"CPU: {cpu_model()}, {os.cpu_count()} cores shared with other agents' jobs; "
@@ -304,6 +323,7 @@ def report(args: argparse.Namespace) -> None:
         "data_config": built,
         "families": {g: GENERATOR_FAMILIES[g] for g in members},
         "runs": results,
+        "repeats": repeats,
         "asr_check": payload_asr,
     }
     out_json.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
@@ -319,6 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variant", choices=VARIANTS)
     parser.add_argument("--measure", action="store_true", help="score the trained runs")
     parser.add_argument("--report", action="store_true", help="write the tables")
+    parser.add_argument(
+        "--repeat-runs", type=Path, nargs="*", default=[], help="more RUNS folders to tabulate"
+    )
     parser.add_argument("--notes", type=Path, default=None, help="text appended to the .md")
     parser.add_argument("--asr-check", type=int, default=0, help="dev clips to transcribe")
     parser.add_argument("--epochs", type=int, default=6)
