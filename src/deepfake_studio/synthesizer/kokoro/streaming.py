@@ -496,11 +496,14 @@ def render_stream(
 
     def decode(lo: int, hi: int) -> np.ndarray:
         nonlocal first_done, counted_to
+        if lo == 0 and hi == frames:  # the whole sentence in one window: as `render` does
+            return decode_segments(
+                model, plan, [(lo, hi)], decoder_params, Norms(), torch_kokoro.bfloat16
+            )
         if running is not None:
             keep_hi = hi if hi == frames else hi - config.context_frames
             running.window(lo, hi, max(lo, counted_to), max(keep_hi, counted_to))
             counted_to = max(keep_hi, counted_to)
-            first_done = True
             return decode_segments(
                 model,
                 plan,
