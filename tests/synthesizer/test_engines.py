@@ -19,7 +19,11 @@ def test_engine_speaks_the_words(engine_fixture: str, request, transcriber) -> N
     assert 2.0 < seconds < 8.0
     rms = float(np.sqrt(np.mean(samples**2)))
     assert rms > 0.01
-    assert word_error_rate(SENTENCE, transcriber.transcribe(samples, engine.sample_rate)) <= 0.15
+    # Two words of slack in 13: Piper samples its noise inside the ONNX (unseeded), and once
+    # in a clean-clone CI Whisper-base heard "ask her" as "Hasker" (2 errors); 24 fresh
+    # Piper clips here: 23 heard perfectly, 1 with one error.
+    heard = transcriber.transcribe(samples, engine.sample_rate)
+    assert word_error_rate(SENTENCE, heard) <= 2 / len(SENTENCE.split()) + 1e-9, heard
 
 
 def test_speed_changes_duration(kokoro_engine) -> None:  # type: ignore[no-untyped-def]
