@@ -124,7 +124,7 @@ def first_audio_split(studio: Any, voice: Any, runs: int) -> dict[str, float]:
     from deepfake_studio.synthesizer.kokoro.engine import token_ids
     from deepfake_studio.synthesizer.kokoro.streaming import (
         FRAME_SAMPLES,
-        Norms,
+        CountedNorms,
         decode_segments,
         plan_sentence,
         probe_segments,
@@ -151,7 +151,7 @@ def first_audio_split(studio: Any, voice: Any, runs: int) -> dict[str, float]:
         segments = [(0, hi)] + [(lo, h) for lo, h, _, _ in probe_segments(hi, plan.frames, cfg)]
         counted = torch.ones(sum(h - lo for lo, h in segments), dtype=torch.bool)
         audio = decode_segments(
-            model, plan, segments, {}, Norms(counted), engine.torch_path.bfloat16
+            model, plan, segments, {}, CountedNorms(counted), engine.torch_path.bfloat16
         )
         t = note(f"first window + {len(segments) - 1} probes (decoder)", t)
         piece = audio[: cfg.first_window_frames * FRAME_SAMPLES]

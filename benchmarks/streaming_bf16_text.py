@@ -37,7 +37,12 @@ from deepfake_studio.evaluation.asr import word_error_rate
 from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.synthesizer.kokoro.engine import STYLE_DIM, token_ids
 from deepfake_studio.synthesizer.kokoro.parity import aligned_log_mel_l1, log_mel_l1
-from deepfake_studio.synthesizer.kokoro.streaming import Norms, decode_segments, plan_sentence
+from deepfake_studio.synthesizer.kokoro.streaming import (
+    CountedNorms,
+    Norms,
+    decode_segments,
+    plan_sentence,
+)
 from deepfake_studio.synthesizer.kokoro.torch_path import text_stage
 
 HERE = Path(__file__).resolve().parent
@@ -129,14 +134,14 @@ def stage_time(studio: Studio, runs: int) -> dict[str, float]:
 def window_norms_time(studio: Studio, runs: int) -> dict[str, float]:
     """Median seconds of the window decoder over the whole one-sentence text, with the model's
     fused instance norm (`Norms()`) and with statistics counted position by position (what
-    every window used until session 17; `Norms(counted)` with every position counted)."""
+    every window used until session 17; `CountedNorms` with every position counted)."""
     engine = studio.engine("kokoro")
     torch_kokoro = engine.torch_path
     model = torch_kokoro.model
     ids = token_ids(" ".join(engine.phonemes(ONE_SENTENCE)), engine._vocab)
     row = engine.style_packs[PACKS[0]][len(ids) - 1].reshape(1, STYLE_DIM)
     plan = plan_sentence(model, ids, row, 1.0, None, True)
-    every = Norms(torch.ones(plan.frames, dtype=torch.bool))
+    every = CountedNorms(torch.ones(plan.frames, dtype=torch.bool))
     times: dict[str, list[float]] = {"fused": [], "counted": []}
     audio = {}
     for _ in range(runs):

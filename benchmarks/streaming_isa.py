@@ -56,12 +56,19 @@ def child() -> None:
     from bench_streaming import LONG_TEXT, ONE_SENTENCE, timed_stream
 
     from deepfake_studio import Studio, StudioConfig
+    from deepfake_studio.synthesizer import EngineOptions
+    from deepfake_studio.synthesizer.kokoro.engine import KokoroConfig
 
-    studio = Studio(StudioConfig(data_dir=Path(tempfile.mkdtemp(prefix="bench-isa-"))))
+    float32 = bool(os.environ.get("STUDIO_BENCH_FLOAT32"))
+    kokoro = KokoroConfig(bfloat16=False if float32 else None)
+    studio = Studio(
+        StudioConfig(
+            data_dir=Path(tempfile.mkdtemp(prefix="bench-isa-")),
+            engines=EngineOptions(kokoro=kokoro),
+        )
+    )
     voice = bundled_kokoro_voice(studio, "Bench ISA")
     torch_path = studio.kokoro_streamer.engine.torch_path
-    if os.environ.get("STUDIO_BENCH_FLOAT32"):
-        torch_path.bfloat16 = torch_path.text_bfloat16 = False
     studio.warm_streaming()
     timed_stream(studio.speak_stream("Warm up, once more.", voice))
     row: dict[str, Any] = {

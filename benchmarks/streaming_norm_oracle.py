@@ -46,7 +46,6 @@ class Recorder(st.Norms):
     """The model's statistics, recorded per call (call order = layer order)."""
 
     def __init__(self) -> None:
-        super().__init__(None)
         self.stats: Stats = []
 
     def __call__(self, norm: AdaIN1d, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
@@ -60,7 +59,6 @@ class Oracle(st.Norms):
     for the rest."""
 
     def __init__(self, stats: Stats, use: Callable[[int], bool]) -> None:
-        super().__init__(None)
         self.stats, self.use, self.calls = stats, use, 0
 
     def __call__(self, norm: AdaIN1d, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:

@@ -132,11 +132,11 @@ def test_running_statistics_pool_the_frames_decoded_so_far(kokoro_engine: Kokoro
     style = torch.randn(1, 128, generator=gen)
     running = RunningStats()
     running.window(0, 20, 0, 16)  # frames [0, 20) decoded, [0, 16) kept
-    first = Norms(running=running)(norm, sentence[..., :200], style)
+    first = running(norm, sentence[..., :200], style)
     # The first window: its own statistics, as the model's instance norm.
     assert torch.allclose(first, norm(sentence[..., :200], style), atol=1e-4)
     running.window(12, 30, 16, 30)  # frames [12, 30), the first 4 context
-    second = Norms(running=running)(norm, sentence[..., 120:300], style)
+    second = running(norm, sentence[..., 120:300], style)
     # The second pools the first window's kept frames [0, 16) with all of its own.
     pooled = torch.cat([sentence[..., :160], sentence[..., 120:300]], dim=-1)
     gamma, beta = norm.fc(style).unsqueeze(-1).chunk(2, dim=1)

@@ -142,6 +142,9 @@ class KokoroConfig:
     quality: str = "standard"
     style_fit: StyleFitConfig | None = None  # None = reconstruct.StyleFitConfig()
     adapt: AdaptConfig | None = None  # None = adapt.AdaptConfig()
+    # The PyTorch path's bfloat16 autocast: None = where the CPU has native bfloat16; False
+    # measures what a CPU without it gets (benchmarks/streaming_isa.py).
+    bfloat16: bool | None = None
 
 
 def load_style_packs() -> dict[str, np.ndarray]:
@@ -193,7 +196,7 @@ class KokoroEngine:
         self._run_lock = threading.Lock()
         # Float PyTorch copy, loaded on first use: only voices with adapted decoder weights
         # or requests with edited prosody need it (the int8 ONNX is faster otherwise).
-        self.torch_path = TorchKokoro()
+        self.torch_path = TorchKokoro(bfloat16=self.config.bfloat16)
         # Whisper-base for `standard` enrollment (a Studio replaces it with its own).
         self.transcriber = TranscriberHolder()
         if self.config.quick_method not in QUICK_METHODS:

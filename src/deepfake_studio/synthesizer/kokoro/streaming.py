@@ -139,37 +139,41 @@ def window_cuts(frames: int, config: StreamConfig, first: int | None = None) -> 
 
 
 class Norms:
-    """Which positions each AdaIN layer takes its instance-norm statistics over.
-
-    By default (`counted` None) every position, as the model does. With `counted` (bool per
-    input frame, mapped to each layer's time resolution) only those: the first window can be
-    decoded beside probes from the rest of the sentence (`StreamConfig.probe_fraction`), its
-    statistics pooling the window with the probes' middles, closer to the whole sentence's
-    than the window's own (a window starting in silence has an unrepresentative mean).
-    """
-
-    def __init__(self, counted: Tensor | None = None, running: RunningStats | None = None) -> None:
-        self.counted = counted
-        self.running = running
+    """Which positions each AdaIN layer takes its instance-norm statistics over: here every
+    position, with the model's own AdaIN (one fused instance norm; a sentence's decode took
+    1.16 s against 1.61 s with statistics counted position by position,
+    benchmarks/streaming_bf16_text.md). `CountedNorms` and `RunningStats` take them over
+    other positions with the same call."""
 
     def __call__(self, norm: AdaIN1d, x: Tensor, style: Tensor) -> Tensor:
-        if self.running is not None:
-            return self.running.normalise(norm, x, style)
-        if self.counted is None:
-            # The model's own AdaIN (one fused instance norm): a sentence's decode took 1.16 s
-            # against 1.61 s with the statistics below (benchmarks/streaming_bf16_text.md).
-            return norm(x, style)
-        gamma, beta = norm.fc(style).unsqueeze(-1).chunk(2, dim=1)
+        return norm(x, style)
+
+
+def _adain(norm: AdaIN1d, x32: Tensor, style: Tensor, mean: Tensor, var: Tensor) -> Tensor:
+    gamma, beta = norm.fc(style).unsqueeze(-1).chunk(2, dim=1)
+    return (1 + gamma) * (x32 - mean) * torch.rsqrt(var.clamp_min(0) + 1e-5) + beta
+
+
+class CountedNorms(Norms):
+    """Statistics over the positions `counted` marks (bool per input frame, mapped to each
+    layer's time resolution): the first window can be decoded beside probes from the rest of
+    the sentence (`StreamConfig.probe_fraction`), its statistics pooling the window with the
+    probes' middles, closer to the whole sentence's than the window's own (a window starting
+    in silence has an unrepresentative mean)."""
+
+    def __init__(self, counted: Tensor) -> None:
+        self.counted = counted
+
+    def __call__(self, norm: AdaIN1d, x: Tensor, style: Tensor) -> Tensor:
         x32 = x.float()
         length = x.shape[-1]
         index = torch.arange(length) * len(self.counted) // length
         chosen = x32[..., self.counted[index]]
         mean = chosen.mean(-1, keepdim=True)
-        var = chosen.var(-1, unbiased=False, keepdim=True)
-        return (1 + gamma) * (x32 - mean) / torch.sqrt(var + 1e-5) + beta
+        return _adain(norm, x32, style, mean, chosen.var(-1, unbiased=False, keepdim=True))
 
 
-class RunningStats:
+class RunningStats(Norms):
     """AdaIN statistics pooled over the sentence decoded so far.
 
     A later window normalises with the sums of every earlier window's own frames (each frame
@@ -184,28 +188,26 @@ class RunningStats:
     def window(self, lo: int, hi: int, keep_lo: int, keep_hi: int) -> None:
         self._span = (lo, hi, keep_lo, keep_hi)
 
-    def normalise(self, norm: AdaIN1d, x: Tensor, style: Tensor) -> Tensor:
-        gamma, beta = norm.fc(style).unsqueeze(-1).chunk(2, dim=1)
+    def __call__(self, norm: AdaIN1d, x: Tensor, style: Tensor) -> Tensor:
         x32 = x.float()
-        total, squares, count = x32.sum(-1), x32.square().sum(-1), x32.shape[-1]
+        squared = x32.square()
+        total, squares, count = x32.sum(-1), squared.sum(-1), x32.shape[-1]
         before = self._sums.get(id(norm))
         if before is not None:
             total, squares, count = total + before[0], squares + before[1], count + before[2]
         mean = (total / count).unsqueeze(-1)
         var = (squares / count).unsqueeze(-1) - mean.square()
-        out = (1 + gamma) * (x32 - mean) * torch.rsqrt(var.clamp_min(0) + 1e-5) + beta
         lo, hi, keep_lo, keep_hi = self._span
         length = x32.shape[-1]
         a = (keep_lo - lo) * length // (hi - lo)
         b = (keep_hi - lo) * length // (hi - lo)
-        kept = x32[..., a:b]
         old = before or (0.0, 0.0, 0)
         self._sums[id(norm)] = (
-            old[0] + kept.sum(-1),
-            old[1] + kept.square().sum(-1),
+            old[0] + x32[..., a:b].sum(-1),
+            old[1] + squared[..., a:b].sum(-1),
             old[2] + (b - a),
         )
-        return out
+        return _adain(norm, x32, style, mean, var)
 
 
 def _adain_block(block: AdainResBlock, x: Tensor, style: Tensor, norms: Norms) -> Tensor:
@@ -505,12 +507,7 @@ def render_stream(
             running.window(lo, hi, max(lo, counted_to), max(keep_hi, counted_to))
             counted_to = max(keep_hi, counted_to)
             return decode_segments(
-                model,
-                plan,
-                [(lo, hi)],
-                decoder_params,
-                Norms(running=running),
-                torch_kokoro.bfloat16,
+                model, plan, [(lo, hi)], decoder_params, running, torch_kokoro.bfloat16
             )
         if first_done:
             return decode_segments(
@@ -526,7 +523,7 @@ def render_stream(
             mask[c_lo - p_lo : c_hi - p_lo] = True
             segments.append((p_lo, p_hi))
             masks.append(mask)
-        norms = Norms(torch.cat(masks)) if len(segments) > 1 else Norms()
+        norms = CountedNorms(torch.cat(masks)) if len(segments) > 1 else Norms()
         audio = decode_segments(model, plan, segments, decoder_params, norms, torch_kokoro.bfloat16)
         return audio[: (hi - lo) * FRAME_SAMPLES]
 
