@@ -31,3 +31,10 @@ def refuse_to_overwrite(paths: Iterable[Path], overwrite: bool) -> None:
             f"error: {names} already exist(s): pass --overwrite to replace them "
             "(make bench does), or write elsewhere with --out if the script has it"
         )
+
+
+def markdown_table(header: list[str], rows: Iterable[Iterable[object]]) -> str:
+    """A GitHub markdown table: the header, its rule, one line per row (cells as str)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)

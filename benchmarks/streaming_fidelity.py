@@ -55,6 +55,8 @@ SETTINGS = {
     "context 0.5 s": replace(SHIPPED, context_frames=20),
     "context 0.6 s": replace(SHIPPED, context_frames=24),
     "probes (25 % of the rest)": replace(SHIPPED, probe_fraction=0.25),
+    "the whole lead-in streamed (before session 20)": replace(SHIPPED, lead_in_frames=None),
+    "lead-in with the full left context": replace(SHIPPED, lead_in_context_frames=12),
 }
 
 
@@ -134,7 +136,11 @@ def main() -> None:
                 heard = transcriber.transcribe(streamed, 24_000)
                 wer = word_error_rate(text, heard)
                 rows[name]["errors"] += wer * n
-                rows[name]["log_mel"].append(log_mel_l1(streamed, whole))
+                # A stream's first sentence starts 0.1 s before its speech
+                # (`StreamConfig.lead_in_frames`): compare with the same stretch of the whole.
+                rows[name]["log_mel"].append(
+                    log_mel_l1(streamed, whole[len(whole) - len(streamed) :])
+                )
                 if wer > word_error_rate(text, heard_whole):
                     rows[name]["misheard"].append(
                         {"pack": pack, "whole": heard_whole, "streamed": heard}

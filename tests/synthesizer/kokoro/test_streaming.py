@@ -18,6 +18,7 @@ from deepfake_studio.synthesizer.kokoro.streaming import (
     decode_segments,
     plan_sentence,
     render_stream,
+    speech_start_frame,
     window_cuts,
     with_frame_rate_blocks,
 )
@@ -59,12 +60,29 @@ def _largest_jumps(samples: np.ndarray, seams: list[int], reach: int) -> tuple[f
     return float(steps[near].max()), float(steps[~near].max())
 
 
+def _start(engine: KokoroEngine, ids: list[int], row: np.ndarray) -> int:
+    """The first streamed sample of a stream's first sentence (`StreamConfig.lead_in_frames`
+    before its speech)."""
+    tk = engine.torch_path
+    plan = plan_sentence(tk.model, ids, row, 1.0, None, tk.text_bfloat16)
+    lead_in = StreamConfig().lead_in_frames or 0
+    return max(0, speech_start_frame(plan.energy) - lead_in) * FRAME_SAMPLES
+
+
+def _speech_onset_s(samples: np.ndarray) -> float:
+    """Where the first 25 ms frame within 40 dB of the loudest begins, in seconds."""
+    frames = samples[: len(samples) // FRAME_SAMPLES * FRAME_SAMPLES].reshape(-1, FRAME_SAMPLES)
+    level = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    return float(np.argmax(level > level.max() - 40)) * FRAME_SAMPLES / 24_000
+
+
 def test_streamed_sentence_matches_the_whole_one(kokoro_engine: KokoroEngine, transcriber) -> None:  # type: ignore[no-untyped-def]
     torch_kokoro = kokoro_engine.torch_path
     ids, row = _ids_and_row(kokoro_engine, SENTENCE)
     params = torch_kokoro.adapted_params(kokoro_engine.default_conditioning())
-    whole = torch_kokoro.render(ids, row, 1.0, params)
     config = StreamConfig()
+    # The stream starts 0.1 s before the speech: the silence before that is not sent.
+    whole = torch_kokoro.render(ids, row, 1.0, params)[_start(kokoro_engine, ids, row) :]
     pieces = list(render_stream(torch_kokoro, ids, row, 1.0, params, config=config))
     streamed = np.concatenate(pieces)
 
@@ -151,7 +169,7 @@ def test_a_one_window_sentence_is_the_whole_decode(kokoro_engine: KokoroEngine) 
     torch_kokoro = kokoro_engine.torch_path
     ids, row = _ids_and_row(kokoro_engine, "Hello there.")
     params = torch_kokoro.adapted_params(kokoro_engine.default_conditioning())
-    whole = torch_kokoro.render(ids, row, 1.0, params)
+    whole = torch_kokoro.render(ids, row, 1.0, params)[_start(kokoro_engine, ids, row) :]
     pieces = list(
         render_stream(torch_kokoro, ids, row, 1.0, params, config=StreamConfig(growth=100.0))
     )
@@ -165,6 +183,27 @@ def test_a_one_window_sentence_is_the_whole_decode(kokoro_engine: KokoroEngine) 
     assert len(short[0]) == len(whole)
     assert log_mel_l1(short[0], whole) < 0.06
     assert len(np.concatenate(pieces)) == len(whole)
+
+
+def test_the_first_sentence_speaks_in_the_first_piece_and_later_ones_keep_their_silence(
+    kokoro_engine: KokoroEngine,
+) -> None:
+    torch_kokoro = kokoro_engine.torch_path
+    ids, row = _ids_and_row(kokoro_engine, SENTENCE)
+    params = torch_kokoro.adapted_params(kokoro_engine.default_conditioning())
+    whole = torch_kokoro.render(ids, row, 1.0, params)
+    first = list(render_stream(torch_kokoro, ids, row, 1.0, params))
+    later = np.concatenate(list(render_stream(torch_kokoro, ids, row, 1.0, params, sent_seconds=4)))
+    # Kokoro's own silence before the first word (0.2-0.35 s measured), kept mid-stream.
+    assert len(later) == len(whole)
+    assert _speech_onset_s(later) > 0.2
+    # The first sentence of a stream: speech 0.1 s into its first piece, the rest unchanged.
+    onset = _speech_onset_s(np.concatenate(first))
+    assert 0.05 <= onset <= 0.15
+    assert onset * 24_000 < len(first[0]) - 0.1 * 24_000
+    skipped = len(whole) - sum(len(p) for p in first)
+    assert skipped > 0.1 * 24_000
+    assert log_mel_l1(np.concatenate(first), whole[skipped:]) < 0.25
 
 
 def test_config_rejects_a_crossfade_wider_than_the_context() -> None:

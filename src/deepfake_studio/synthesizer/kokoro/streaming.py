@@ -101,14 +101,28 @@ class StreamConfig:
     # the whole decode 0.23 vs 0.29; first audio and RTF unchanged within noise
     # (benchmarks/streaming_fidelity_running.md, streaming_running_time.md).
     generator_running_stats: bool = True
+    # The first sentence of a stream starts this many frames (0.1 s) before its speech: the
+    # silence Kokoro puts before the first word (8-14 frames, 0.2-0.35 s, on 4 sentences × 2
+    # packs) filled most of the 0.4 s first window, so the first word came with the second.
+    # Where the speech begins is read from the predicted energy (`speech_start_frame`), before
+    # any decoding. Later sentences keep theirs: the audio already sent covers them, and it
+    # is part of the pause between sentences. None: every sentence from its first frame.
+    lead_in_frames: int | None = 4
+    # Context to the left of such a first window: all of it (12 frames, the silence) cost
+    # 0.1 s of first audio; none moved the log-mel distance to the whole decode from
+    # 0.22/0.29/0.23 (3 sentences, the whole lead-in streamed) to 0.20/0.40/0.21; 4 frames:
+    # 0.17/0.32/0.17 (full context 0.16/0.30/0.17), AMD EPYC, scratch measurement.
+    lead_in_context_frames: int = 4
 
     def __post_init__(self) -> None:
         if self.first_window_frames < 1 or self.max_window_frames < 1 or self.growth < 1:
             raise ValueError("windows need at least one frame")
-        if self.context_frames < 0 or self.crossfade_samples < 0:
+        if self.context_frames < 0 or self.crossfade_samples < 0 or self.lead_in_context_frames < 0:
             raise ValueError("context and cross-fade cannot be negative")
         if self.crossfade_samples > self.context_frames * FRAME_SAMPLES:
             raise ValueError("the cross-fade must fit inside the context")
+        if self.lead_in_frames is not None and self.lead_in_frames < 0:
+            raise ValueError("lead_in_frames cannot be negative")
         if not 0 <= self.planning_rtf < 1:
             raise ValueError("planning_rtf is a real-time factor in [0, 1)")
 
@@ -423,33 +437,48 @@ def probe_segments(
     return probes
 
 
+def speech_start_frame(energy: Tensor) -> int:
+    """The first aligned frame whose predicted energy ([1, 2·frames]) is past halfway from
+    the sentence's first frame (the silence before it) to its median: where the audible
+    speech begins (within a frame of the decoded level's rise past -40 dB of its peak, on
+    4 sentences × 2 packs)."""
+    per_frame = energy[0, ::2]
+    threshold = (per_frame[0] + per_frame.median()) / 2
+    above = torch.nonzero(per_frame > threshold)
+    return int(above[0, 0]) if len(above) else 0
+
+
 def stream_windows(
     decode: Callable[[int, int], np.ndarray],
     frames: int,
     config: StreamConfig,
     post: Callable[[np.ndarray], np.ndarray] | None = None,
     first: int | None = None,
+    start: int = 0,
 ) -> Iterator[np.ndarray]:
-    """Decode a sentence of `frames` window by window (`window_cuts(frames, config, first)`);
-    yield its samples in order.
+    """Decode a sentence of `frames` window by window (`window_cuts`, from frame `start`: the
+    frames before it are only context); yield its samples in order.
 
     `decode(lo, hi)` returns the 600·(hi-lo) samples of frames [lo, hi); `post` (e.g. the
     emotion's voice-quality filter) runs on each decoded span with its context, before the
     context is cut away. Each yielded piece ends `crossfade_samples / 2` before the seam;
     the rest of the seam is held until the next window is decoded and faded into it.
     """
-    cuts = window_cuts(frames, config, first)
+    cuts = [start + cut for cut in window_cuts(frames - start, config, first)]
     half = config.crossfade_samples // 2
     held = np.zeros(0, np.float32)  # the previous window's tail beyond the seam's fade start
     for i in range(len(cuts) - 1):
-        start, end = cuts[i], cuts[i + 1]
-        lo = max(0, start - config.context_frames)
+        begin, end = cuts[i], cuts[i + 1]
+        context = config.context_frames
+        if i == 0 and begin > 0 and len(cuts) > 2:  # a first window after a lead-in
+            context = config.lead_in_context_frames
+        lo = max(0, begin - context)
         hi = min(frames, end + config.context_frames)
         span = decode(lo, hi)
         if post is not None:
             span = post(span)
-        # Keep [start - half, end + half) of this window (clipped to the sentence).
-        keep_from = max(0, start * FRAME_SAMPLES - half) - lo * FRAME_SAMPLES
+        # Keep [begin - half, end + half) of this window (the first from `begin`).
+        keep_from = max(0, begin * FRAME_SAMPLES - (half if i else 0)) - lo * FRAME_SAMPLES
         last = i == len(cuts) - 2
         keep_to = (end * FRAME_SAMPLES + (0 if last else half)) - lo * FRAME_SAMPLES
         piece = span[keep_from:keep_to].astype(np.float32)
@@ -478,7 +507,9 @@ def render_stream(
     sent_seconds: float = 0.0,
 ) -> Iterator[np.ndarray]:
     """`TorchKokoro.render` as a stream of pieces (their concatenation is the sentence);
-    `sent_seconds` of the stream were sent before it (`StreamConfig.first_window`).
+    `sent_seconds` of the stream were sent before it (`StreamConfig.first_window`); with none,
+    the stream starts `StreamConfig.lead_in_frames` before the speech (the silence before
+    that is not decoded for itself nor sent).
 
     The decoder's frame-rate blocks run over the whole sentence first; in the generator each
     window normalises over its own frames pooled with the frames decoded before it
@@ -527,7 +558,11 @@ def render_stream(
         audio = decode_segments(model, plan, segments, decoder_params, norms, torch_kokoro.bfloat16)
         return audio[: (hi - lo) * FRAME_SAMPLES]
 
-    yield from stream_windows(decode, frames, config, post, config.first_window(sent_seconds))
+    start = 0
+    if sent_seconds <= 0 and config.lead_in_frames is not None:
+        start = max(0, speech_start_frame(plan.energy) - config.lead_in_frames)
+    first = config.first_window(sent_seconds)
+    yield from stream_windows(decode, frames, config, post, first, start)
 
 
 class KokoroStreamer:
