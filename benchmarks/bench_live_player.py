@@ -118,6 +118,8 @@ def page_run(page: Any, text: str) -> dict[str, Any]:
         "fetch_started_s": (stats["startedAt"] - clicked) / 1000,
         "audio_s": stats["samples"] / stats["sampleRate"],
         "underruns": stats["underruns"],
+        "underruns_at_s": stats["underrunsAt"],
+        "underrun_gaps_s": stats["underrunGaps"],
     }
 
 
@@ -136,8 +138,9 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
         "plus the output latency (first sound). API: an HTTP client's first audio byte.",
         "",
         "| text | page: first sound s (median) | runs | answer s | first chunk s | "
-        "underruns (median) | API first audio byte s (median) | runs |",
-        "|---|---|---|---|---|---|---|---|",
+        "underruns (median) | where in the audio, gap (s) | "
+        "API first audio byte s (median) | runs |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in result["rows"]:
         page, api = row["page"], row["api_first_byte_s"]
@@ -147,6 +150,12 @@ def write_markdown(path: Path, result: dict[str, Any]) -> None:
             f"{sounds} | {statistics.median(r['answer_s'] for r in page):.2f} | "
             f"{statistics.median(r['first_chunk_s'] for r in page):.2f} | "
             f"{statistics.median(r['underruns'] for r in page):.0f} | "
+            + ", ".join(
+                f"{t:.2f} ({g:.2f})"
+                for r in page
+                for t, g in zip(r["underruns_at_s"], r["underrun_gaps_s"], strict=True)
+            )
+            + " | "
             f"{statistics.median(api):.2f} | {', '.join(f'{x:.2f}' for x in api)} |"
         )
     path.write_text("\n".join(lines) + "\n")

@@ -87,6 +87,10 @@ def test_an_enrolled_voice_plays_in_the_page_as_it_is_made_and_its_clip_is_kept(
     assert stats["state"] == "done" and stats["error"] is None
     assert 0 < first_sound < 10_000  # the speed goal is benchmarks/streaming.md's, not here
     assert stats["buffers"] >= 4  # played in pieces as they came
+    # Each gap the player had to wait through is recorded: where in the audio, how long.
+    assert len(stats["underrunsAt"]) == len(stats["underrunGaps"]) == stats["underruns"]
+    assert all(0 < at < stats["samples"] / 24_000 for at in stats["underrunsAt"])
+    assert all(gap > 0 for gap in stats["underrunGaps"])
 
     # The kept file is the job's output, watermarked and signed, and it is what was played.
     job_id = UUID.search(status).group(0)  # type: ignore[union-attr]

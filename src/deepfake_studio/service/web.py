@@ -159,7 +159,11 @@ _LIVE_PLAYER_JS = """
     source.connect(ctx.destination);
     const now = ctx.currentTime;
     if (live.next < now + 0.005) {  // the first buffer, or the stream fell behind
-      if (stats.samples > 0) stats.underruns += 1;
+      if (stats.samples > 0) {
+        stats.underruns += 1;
+        stats.underrunsAt.push(stats.samples / rate);  // where in the audio the gap fell, s
+        stats.underrunGaps.push(now + LEAD_S - live.next);  // and how long it was, s
+      }
       live.next = now + LEAD_S;
     }
     source.start(live.next);
@@ -224,7 +228,8 @@ _LIVE_PLAYER_JS = """
   live.start = async (body, key) => {
     live.stop();
     live.stats = { startedAt: performance.now(), responseAt: null, firstChunkAt: null,
-      firstSoundAt: null, samples: 0, buffers: 0, sumSquares: 0, underruns: 0,
+      firstSoundAt: null, samples: 0, buffers: 0, sumSquares: 0,
+      underruns: 0, underrunsAt: [], underrunGaps: [],
       sampleRate: null, latency: null, state: "waiting", error: null, job: null };
     const stats = live.stats;
     // Made (or resumed) inside the click's user activation, as autoplay rules ask.
