@@ -19,3 +19,19 @@ def bundled_kokoro_voice(studio: Studio, name: str) -> Voice:
     )
     studio.library.save(voice, overwrite=True)
     return studio.voice(name)
+
+
+def warm_streaming_studio(tag: str, warm_text: str) -> tuple[Studio, Voice]:
+    """A studio in a fresh temporary data folder with the bundled voice saved as "Bench TAG",
+    after two streams of `warm_text` (models loaded, first-run allocations done)."""
+    import tempfile
+    from pathlib import Path
+
+    from deepfake_studio import StudioConfig
+
+    slug = tag.lower().replace(" ", "-")
+    studio = Studio(StudioConfig(data_dir=Path(tempfile.mkdtemp(prefix=f"bench-{slug}-"))))
+    voice = bundled_kokoro_voice(studio, f"Bench {tag}")
+    for _ in range(2):
+        list(studio.speak_stream(warm_text, voice))
+    return studio, voice

@@ -20,17 +20,15 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from _bundled_voice import bundled_kokoro_voice
+from _bundled_voice import warm_streaming_studio
 from _output import add_overwrite_flag, refuse_to_overwrite
 from bench_streaming import LONG_TEXT, ONE_SENTENCE
 from streaming_windows import timeline
 
-from deepfake_studio import Studio, StudioConfig
 from deepfake_studio.evaluation.machine import cpu_model
 
 HERE = Path(__file__).resolve().parent
@@ -54,12 +52,9 @@ def main() -> None:
     settings = {name: SETTINGS[name] for name in args.settings}
     refuse_to_overwrite([out.with_suffix(".md"), out.with_suffix(".json")], args.overwrite)
 
-    studio = Studio(StudioConfig(data_dir=Path(tempfile.mkdtemp(prefix="bench-frame-rate-"))))
-    voice = bundled_kokoro_voice(studio, "Bench Frame Rate")
+    studio, voice = warm_streaming_studio("Frame Rate", ONE_SENTENCE)
     streamer = studio.kokoro_streamer
     shipped = streamer.config
-    for _ in range(2):  # warm: models loaded, first-run allocations done
-        list(studio.speak_stream(ONE_SENTENCE, voice))
     load_start = os.getloadavg()
     rows: dict[str, dict[str, list[tuple[float, float, float]]]] = {
         s: {t: [] for t in TEXTS} for s in settings

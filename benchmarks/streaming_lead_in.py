@@ -18,17 +18,16 @@ import argparse
 import json
 import os
 import statistics
-import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from _bundled_voice import bundled_kokoro_voice
+from _bundled_voice import warm_streaming_studio
 from _output import add_overwrite_flag, markdown_table, refuse_to_overwrite
 from bench_streaming import LONG_TEXT, ONE_SENTENCE
 
-from deepfake_studio import Studio, StudioConfig
+from deepfake_studio import Studio
 from deepfake_studio.evaluation.machine import cpu_model
 from deepfake_studio.voices import Voice
 
@@ -92,12 +91,9 @@ def main() -> None:
         [args.out.with_suffix(".md"), args.out.with_suffix(".json")], args.overwrite
     )
 
-    studio = Studio(StudioConfig(data_dir=Path(tempfile.mkdtemp(prefix="bench-lead-in-"))))
-    voice = bundled_kokoro_voice(studio, "Bench Lead-in")
+    studio, voice = warm_streaming_studio("Lead-in", ONE_SENTENCE)
     streamer = studio.kokoro_streamer
     shipped = streamer.config
-    for _ in range(2):  # warm: models loaded, first-run allocations done
-        list(studio.speak_stream(ONE_SENTENCE, voice))
     load_start = os.getloadavg()
     runs: dict[str, dict[str, list[dict[str, float]]]] = {w: {t: [] for t in TEXTS} for w in WAYS}
     for _ in range(args.rounds):
