@@ -23,7 +23,7 @@ demo: install
 		--text "$(DEMO_TEXT)" --out out/demo.wav
 
 # Two worker processes of one thread each, a test file per worker at a time (module fixtures
-# load once): 17 min against 23 min for one process of two threads (598 tests, 2 AMD EPYC
+# load once): 15.6-17 min against 23 min for one process of two threads (599 tests, 2 AMD EPYC
 # cores); many tests wait on subprocesses, servers and the browser with a core idle.
 TEST_WORKERS ?= 2
 test: install
