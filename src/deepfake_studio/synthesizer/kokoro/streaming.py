@@ -102,8 +102,8 @@ class StreamConfig:
     # (benchmarks/streaming_fidelity_running.md, streaming_running_time.md).
     generator_running_stats: bool = True
     # The first sentence of a stream starts this many frames (0.1 s) before its speech: the
-    # silence Kokoro puts before the first word (8-14 frames, 0.2-0.35 s, on 4 sentences × 2
-    # packs) filled most of the 0.4 s first window, so the first word came with the second.
+    # silence Kokoro puts before the first word (10-14 frames, 0.25-0.35 s, on 4 sentences ×
+    # 2 packs) filled most of the 0.4 s first window, so the first word came with the second.
     # Where the speech begins is read from the predicted energy (`speech_start_frame`), before
     # any decoding. Later sentences keep theirs: the audio already sent covers them, and it
     # is part of the pause between sentences. None: every sentence from its first frame.
