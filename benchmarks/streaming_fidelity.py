@@ -160,6 +160,12 @@ def main() -> None:
             name: {
                 "first_window_frames": settings[name].first_window_frames,
                 "context_frames": settings[name].context_frames,
+                # Left context of a first window that starts after a lead-in (0: none).
+                "lead_in_context_frames": (
+                    settings[name].lead_in_context_frames
+                    if settings[name].lead_in_frames is not None
+                    else 0
+                ),
                 "probe_fraction": settings[name].probe_fraction,
                 "wer": r["errors"] / words,
                 "log_mel_median": statistics.median(r["log_mel"]),
@@ -183,7 +189,8 @@ def main() -> None:
         + f" × {', '.join(args.packs)}; {words} words), PyTorch path, decoder and text stage "
         f"as shipped on this CPU ({data['cpu']}). Whole-sentence Whisper-base WER "
         f"**{data['wer_whole'] * 100:.1f} %**. First-window decode: its frames plus one "
-        "context on the right (it starts at the sentence's start); every later window pays "
+        "context on the right, and a few frames of the silence on its left when the stream "
+        "starts just before the speech (lead-in); every later window pays "
         "a context on both sides. Clips whose streamed transcript has more errors than the "
         "whole one are in the JSON.",
         "",
@@ -192,7 +199,7 @@ def main() -> None:
         "|---|---|---|---|---|---|---|",
     ]
     for name, r in data["settings"].items():
-        first = r["first_window_frames"] + r["context_frames"]
+        first = r["first_window_frames"] + r["context_frames"] + r.get("lead_in_context_frames", 0)
         probes = " + probes" if r["probe_fraction"] > 0 else ""
         lines.append(
             f"| {name} | {first}{probes} | {r['wer'] * 100:.1f} % | "
